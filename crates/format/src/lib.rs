@@ -1,0 +1,46 @@
+//! # lavabeacon-format
+//!
+//! NIST Randomness Beacon 2.0 pulses, byte for byte: the pulse type, the signed message M, the
+//! hashes derived from it, signature checks for cipher suites 0 (RSA PKCS#1 v1.5 / SHA-512),
+//! 1 (CLCERT) and 2 (Ed25519), the chain rules and skip lists, a chain builder, and an offline
+//! verifier. It has no async runtime, database, HTTP or HSM dependency, so an auditor can read
+//! and build it alone.
+//!
+//! ## Layout
+//! - [`pulse`]: the [`Pulse`] type; [`json`]: NIST's JSON forms; [`input`]: whole files.
+//! - [`message`]: the one function that makes M, and outputValue, precommitment, certificateId.
+//! - [`cert`]: certificates; [`suite`]: signatures and the [`suite::PulseSigner`] trait.
+//! - [`time`]: timestamps and calendar periods; [`chain`]: the rules between pulses.
+//! - [`variant`]: INMETRO and CLCERT; [`builder`]: making the next pulse.
+//! - [`verify`]: checking many pulses in parallel; [`report`]: what was found.
+//!
+//! ## Example
+//! ```
+//! use lavabeacon_format::{json::parse_pulse, message::{signed_message, output_value}};
+//! let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"),
+//!     "/../../tests/vectors/nist-2018-chain1/pulse-54609.json")).unwrap();
+//! let pulse = parse_pulse(&text).unwrap();
+//! let m = signed_message(&pulse);
+//! assert_eq!(m.len(), 748 + pulse.uri.len() + pulse.version.len());
+//! assert_eq!(output_value(&m, &pulse.signature_value), pulse.output_value);
+//! ```
+#![warn(missing_docs)]
+
+pub mod builder;
+pub mod cert;
+pub mod chain;
+pub mod hash;
+pub mod input;
+pub mod json;
+pub mod message;
+pub mod pulse;
+pub mod report;
+pub mod suite;
+pub mod time;
+pub mod variant;
+pub mod verify;
+
+pub use hash::Hash512;
+pub use pulse::Pulse;
+pub use report::{Check, Problem, Report};
+pub use variant::Variant;

@@ -1,0 +1,371 @@
+//! The verifier: each pulse on its own (signature, certificateId, outputValue, fields), then
+//! every link between them. Pulses are checked in parallel on all cores, Ed25519 signatures in
+//! batches; the chain rules then run over compact [`Facts`] sorted by chain and index.
+
+use crate::cert::{CertificateSet, PublicKey};
+use crate::chain::{check_skip_path, ChainChecker, Facts};
+use crate::hash::Hash512;
+use crate::input::{InputError, Item};
+use crate::json::parse_pulse;
+use crate::message::{hashed_message, write_signed_message};
+use crate::pulse::{Pulse, LIST_TYPES};
+use crate::report::{Check, Problem, Report};
+use crate::suite::{ed25519_signature, verify_signature, CipherSuite, SignatureError};
+use crate::time::{is_canonical, parse_time_stamp};
+use crate::variant::{check_output, OutputCheck, Variant};
+use rayon::prelude::*;
+use std::collections::BTreeMap;
+
+/// How to verify.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    /// Verify each Ed25519 signature alone with `verify_strict` instead of in batches.
+    /// Batches are about twice as fast; a batch accepts exactly the signatures strict
+    /// verification accepts, except hand-crafted ones with small-order components.
+    pub strict: bool,
+    /// Treat the pulses as a skip path from the oldest to the newest instead of a run of
+    /// consecutive pulses.
+    pub skip_path: bool,
+}
+
+/// What checking one pulse on its own gave.
+#[derive(Debug)]
+pub struct PulseOutcome {
+    /// Its facts for the chain rules, when it could be read.
+    pub facts: Option<Facts>,
+    /// Problems with the pulse itself.
+    pub problems: Vec<Problem>,
+    /// Whether the signature was checked.
+    pub signature_checked: bool,
+    /// Whether outputValue was checked.
+    pub output_checked: bool,
+    /// The certificate it needed and nobody gave.
+    pub missing_certificate: Option<Hash512>,
+    /// A note on what could not be checked.
+    pub note: Option<String>,
+}
+
+/// A verifier over a set of known certificates.
+pub struct Verifier<'c> {
+    certs: &'c CertificateSet,
+    options: Options,
+}
+
+struct Pending {
+    outcome: usize,
+    message: Vec<u8>,
+    signature: ed25519_dalek::Signature,
+    key: ed25519_dalek::VerifyingKey,
+    short_id: String,
+}
+
+impl<'c> Verifier<'c> {
+    /// A verifier that knows `certs`.
+    pub fn new(certs: &'c CertificateSet, options: Options) -> Self {
+        Verifier { certs, options }
+    }
+
+    /// Checks one pulse on its own, signature included (Ed25519 strictly).
+    pub fn check_pulse(&self, p: &Pulse, location: Option<String>) -> PulseOutcome {
+        let mut pending = Vec::new();
+        let mut out = self.check_fields(p, location, 0, &mut pending);
+        for job in pending {
+            if job.key.verify_strict(&job.message, &job.signature).is_err() {
+                out.problems.push(bad_signature(&out, &job.short_id));
+            }
+        }
+        out
+    }
+
+    /// Checks every pulse of `items`, then the links between them, and reports everything.
+    /// Only an input that cannot be read at all stops it.
+    pub fn verify_items<I>(&self, items: I) -> Result<Report, InputError>
+    where
+        I: Iterator<Item = Result<Item, InputError>> + Send,
+    {
+        const CHUNK: usize = 8192;
+        let mut report = Report::default();
+        let mut facts: Vec<(Facts, usize)> = Vec::new();
+        let mut problems = Vec::new();
+        let mut missing: BTreeMap<Hash512, (u64, Option<Problem>)> = BTreeMap::new();
+        let mut seq = 0usize;
+        // Reading runs on its own thread so that parsing and signatures never wait for I/O.
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Vec<Item>, InputError>>(2);
+        std::thread::scope(|s| -> Result<(), InputError> {
+            s.spawn(move || {
+                let mut chunk = Vec::with_capacity(CHUNK);
+                for item in items {
+                    match item {
+                        Ok(i) => chunk.push(i),
+                        Err(e) => {
+                            let _ = tx.send(Err(e));
+                            return;
+                        }
+                    }
+                    if chunk.len() == CHUNK {
+                        if tx.send(Ok(std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK)))).is_err() {
+                            return;
+                        }
+                    }
+                }
+                if !chunk.is_empty() {
+                    let _ = tx.send(Ok(chunk));
+                }
+            });
+            for chunk in rx {
+                let chunk = chunk?;
+                let outcomes: Vec<PulseOutcome> = chunk
+                    .par_chunks(256)
+                    .flat_map_iter(|part| self.check_items(part))
+                    .collect();
+                for o in outcomes {
+                    report.pulses += 1;
+                    report.signatures_checked += u64::from(o.signature_checked);
+                    report.output_values_checked += u64::from(o.output_checked);
+                    if !o.signature_checked {
+                        report.signatures_unchecked += 1;
+                    }
+                    if let Some(n) = o.note {
+                        report.note(n);
+                    }
+                    if let Some(f) = &o.facts {
+                        *report.variants.entry(f.variant.name().to_string()).or_default() += 1;
+                    }
+                    if let Some(id) = o.missing_certificate {
+                        let e = missing.entry(id).or_insert((0, None));
+                        e.0 += 1;
+                        if e.1.is_none() {
+                            let f = o.facts.as_ref();
+                            let mut p = Problem::new(
+                                Check::CertificateMissing,
+                                format!("certificate {} not provided; pass --cert", id.short()),
+                            )
+                            .field("certificateId")
+                            .located(f.and_then(|f| f.location.as_deref()));
+                            if let Some(f) = f {
+                                p = p.at(f.chain, f.index);
+                            }
+                            e.1 = Some(p);
+                        }
+                    }
+                    problems.extend(o.problems);
+                    if let Some(f) = o.facts {
+                        facts.push((f, seq));
+                    }
+                    seq += 1;
+                }
+            }
+            Ok(())
+        })?;
+        for (id, (count, p)) in missing {
+            report.missing_certificates.push(id.to_hex_lower());
+            if let Some(mut p) = p {
+                p.message = format!("{} (needed by {count} pulses)", p.message);
+                problems.push(p);
+            }
+        }
+        // Sorting by (chain, index) with input order as tie-break makes the chain rules
+        // independent of the order the pulses were given in.
+        facts.par_sort_unstable_by_key(|(f, seq)| (f.chain, f.index, *seq));
+        let facts: Vec<Facts> = facts.into_iter().map(|(f, _)| f).collect();
+        if self.options.skip_path {
+            let hops = check_skip_path(&facts, &mut problems);
+            report.skip_path_hops = hops.len() as u64;
+        } else {
+            let mut checker = ChainChecker::new();
+            for f in facts {
+                checker.push(f, &mut problems);
+            }
+            report.links_checked = checker.links;
+            report.skip_links_checked = checker.skip_links;
+        }
+        problems.sort_by_key(|p| (p.chain.is_some(), p.chain, p.pulse));
+        report.problems = problems;
+        Ok(report)
+    }
+
+    /// Checks a slice of pulses already in memory.
+    pub fn verify_pulses(&self, pulses: &[Pulse]) -> Report {
+        let items = pulses.iter().enumerate().map(|(i, p)| {
+            Ok(Item::Record {
+                location: format!("pulse #{}", i + 1),
+                text: crate::json::to_json_line(p),
+            })
+        });
+        self.verify_items(items).expect("in-memory input cannot fail")
+    }
+
+    fn check_items(&self, items: &[Item]) -> Vec<PulseOutcome> {
+        let mut outcomes = Vec::with_capacity(items.len());
+        let mut pending: Vec<Pending> = Vec::new();
+        for item in items {
+            let o = match item {
+                Item::Unreadable { location, message } => unreadable(location, message.clone()),
+                Item::Record { location, text } => match parse_pulse(text) {
+                    Ok(p) => self.check_fields(&p, Some(location.clone()), outcomes.len(), &mut pending),
+                    Err(e) => unreadable(location, e.to_string()),
+                },
+            };
+            outcomes.push(o);
+        }
+        if pending.is_empty() {
+            return outcomes;
+        }
+        let batch_ok = !self.options.strict && {
+            let msgs: Vec<&[u8]> = pending.iter().map(|j| j.message.as_slice()).collect();
+            let sigs: Vec<_> = pending.iter().map(|j| j.signature).collect();
+            let keys: Vec<_> = pending.iter().map(|j| j.key).collect();
+            ed25519_dalek::verify_batch(&msgs, &sigs, &keys).is_ok()
+        };
+        if !batch_ok {
+            // Strict mode, or a batch with at least one bad signature: find which.
+            for j in &pending {
+                if j.key.verify_strict(&j.message, &j.signature).is_err() {
+                    let o = &mut outcomes[j.outcome];
+                    let p = bad_signature(o, &j.short_id);
+                    o.problems.push(p);
+                }
+            }
+        }
+        outcomes
+    }
+
+    /// Every check of one pulse on its own; Ed25519 signatures are queued in `pending`.
+    fn check_fields(
+        &self,
+        p: &Pulse,
+        location: Option<String>,
+        slot: usize,
+        pending: &mut Vec<Pending>,
+    ) -> PulseOutcome {
+        let facts = Facts::of(p, location);
+        let variant = facts.variant;
+        let mut problems = Vec::new();
+        let problem = |check, msg: String| Problem::new(check, msg).at(p.chain_index, p.pulse_index).located(facts.location.as_deref());
+        let mut m = Vec::with_capacity(crate::message::message_len(p));
+        write_signed_message(p, &mut m);
+
+        // outputValue
+        match check_output(variant, p, &m) {
+            OutputCheck::Ok => {}
+            OutputCheck::Mismatch { expected, hint } => {
+                let msg = match hint {
+                    Some(h) => format!("does not follow the {} rule, but follows {h}'s: is this pulse from another beacon?", variant.name()),
+                    None => format!("is not what the {} rule gives", variant.name()),
+                };
+                problems.push(problem(Check::OutputValue, msg).field("outputValue").values(expected, p.output_value));
+            }
+        }
+        if let Some(h) = p.hashed_message {
+            let expected = hashed_message(&m);
+            if expected != h {
+                problems.push(problem(Check::HashedMessage, "is not SHA3-512 of the signed message".into()).field("hashedMessage").values(expected, h));
+            }
+        }
+
+        // timeStamp
+        match parse_time_stamp(&p.time_stamp) {
+            Err(e) => problems.push(problem(Check::TimeStamp, e.to_string()).field("timeStamp")),
+            Ok(t) => {
+                if !is_canonical(&p.time_stamp) {
+                    problems.push(problem(Check::TimeStamp, "not in the canonical form".into()).field("timeStamp").values("YYYY-MM-DDTHH:MM:SS.000Z", &p.time_stamp));
+                }
+                if p.period == 0 {
+                    problems.push(problem(Check::TimeStamp, "period is 0".into()).field("period"));
+                } else if t.rem_euclid(i64::from(p.period)) != 0 {
+                    problems.push(problem(Check::TimeStamp, format!("is not a multiple of the period ({} ms)", p.period)).field("timeStamp"));
+                }
+            }
+        }
+
+        // statusCode and the chain start
+        let known_status = match variant {
+            Variant::Clcert => matches!(p.status_code, 0..=3 | 101..=103),
+            _ => p.status_code <= 3,
+        };
+        if !known_status {
+            problems.push(problem(Check::StatusCode, format!("unknown statusCode {}", p.status_code)).field("statusCode"));
+        }
+        if variant != Variant::Clcert && ((p.status_code == 1) != (p.pulse_index == 1)) {
+            problems.push(
+                problem(Check::StatusCode, "statusCode 1 marks the first pulse of a chain, and only it".into())
+                    .field("statusCode")
+                    .values(if p.pulse_index == 1 { 1 } else { 0 }, p.status_code),
+            );
+        }
+        let types: Vec<&str> = p.list_values.iter().map(|l| l.kind.as_str()).collect();
+        if types != LIST_TYPES {
+            problems.push(problem(Check::ListValues, "entries must be previous, hour, day, month, year in that order".into()).field("listValues").values(LIST_TYPES.join(","), types.join(",")));
+        }
+        if p.status_code == 1 && p.list_values.iter().any(|l| !l.value.is_zero() || l.uri.is_some()) {
+            problems.push(problem(Check::ListValues, "a chain's first pulse has all-zero values with a null uri".into()).field("listValues"));
+        }
+
+        // Signature
+        let mut out = PulseOutcome {
+            facts: None,
+            problems: Vec::new(),
+            signature_checked: false,
+            output_checked: true,
+            missing_certificate: None,
+            note: None,
+        };
+        match self.certs.get(&p.certificate_id) {
+            None => out.missing_certificate = Some(p.certificate_id),
+            Some(cert) => match (CipherSuite::from_code(p.cipher_suite), &cert.key) {
+                (Some(CipherSuite::Ed25519), PublicKey::Ed25519(vk)) => match ed25519_signature(&p.signature_value) {
+                    Ok(signature) => {
+                        out.signature_checked = true;
+                        pending.push(Pending {
+                            outcome: slot,
+                            message: m,
+                            signature,
+                            key: *vk,
+                            short_id: cert.id.short(),
+                        });
+                    }
+                    Err(e) => problems.push(problem(Check::Signature, e.to_string()).field("signatureValue")),
+                },
+                _ => {
+                    out.signature_checked = true;
+                    if let Err(e) = verify_signature(p.cipher_suite, &m, &p.signature_value, cert) {
+                        let check = match e {
+                            SignatureError::KeyMismatch { .. } | SignatureError::UnknownSuite(_) => Check::CertificateKey,
+                            _ => Check::Signature,
+                        };
+                        problems.push(problem(check, e.to_string()).field("signatureValue"));
+                    }
+                }
+            },
+        }
+        if variant == Variant::Clcert {
+            out.note = Some(
+                "CLCERT pulses: statusCodes 101-103 do not state gaps the NIST way, so the period between pulses is not checked; RSA-PSS is checked with salt 20 or 64".into(),
+            );
+        } else if variant == Variant::Inmetro {
+            out.note = Some("INMETRO pulses: precommitments are checked as next localRandomValue itself, as INMETRO's generator makes them".into());
+        }
+        out.problems = problems;
+        out.facts = Some(facts);
+        out
+    }
+}
+
+fn unreadable(location: &str, message: String) -> PulseOutcome {
+    PulseOutcome {
+        facts: None,
+        problems: vec![Problem::new(Check::Parse, message).located(Some(location))],
+        signature_checked: false,
+        output_checked: false,
+        missing_certificate: None,
+        note: None,
+    }
+}
+
+fn bad_signature(o: &PulseOutcome, cert: &str) -> Problem {
+    let f = o.facts.as_ref().expect("only parsed pulses have signatures");
+    Problem::new(Check::Signature, format!("signature does not verify against certificate {cert}"))
+        .at(f.chain, f.index)
+        .located(f.location.as_deref())
+        .field("signatureValue")
+}

@@ -1,0 +1,33 @@
+//! The command line. Each subcommand is a module; `run` parses arguments and maps outcomes to
+//! exit statuses: 0 success, 1 a check failed, 2 usage or I/O error.
+
+mod verify;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "lavabeacon", version, about = "A public randomness beacon (NIST Randomness Beacon 2.0 format)")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Verify pulses offline: signatures, certificateIds, outputValues and every link between
+    /// the pulses given (sorted by chain and index first).
+    Verify(verify::Args),
+}
+
+/// Exit status for a failed check.
+pub const EXIT_FAILED: u8 = 1;
+/// Exit status for usage and I/O errors (clap uses 2 for usage errors too).
+pub const EXIT_USAGE: u8 = 2;
+
+pub fn run() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Verify(args) => verify::run(args),
+    }
+}

@@ -1,0 +1,105 @@
+//! `lavabeacon verify`: the offline verifier anyone can run on pulses from us, NIST or any
+//! other NIST-format beacon.
+
+use super::{EXIT_FAILED, EXIT_USAGE};
+use lavabeacon_format::cert::CertificateSet;
+use lavabeacon_format::input::{read_items, InputError, Item};
+use lavabeacon_format::verify::{Options, Verifier};
+use lavabeacon_format::Report;
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// A certificate (PEM or DER) pulses may be signed with; repeat for several.
+    #[arg(long = "cert", value_name = "FILE")]
+    certs: Vec<PathBuf>,
+    /// A directory of certificates (*.pem, *.crt, *.cer, *.der).
+    #[arg(long = "certs", value_name = "DIR")]
+    cert_dirs: Vec<PathBuf>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+    /// Verify each Ed25519 signature alone (RFC 8032 strict) instead of in batches.
+    #[arg(long)]
+    strict: bool,
+    /// Check the pulses as a skip path from the oldest to the newest (spec §6) instead of as
+    /// consecutive pulses.
+    #[arg(long)]
+    skip_path: bool,
+    /// Files of pulses: JSON Lines, a JSON array, or JSON objects ({"pulse": …} or bare);
+    /// `-` reads standard input.
+    #[arg(value_name = "FILE", required = true)]
+    files: Vec<String>,
+}
+
+#[derive(serde::Serialize)]
+struct JsonReport<'a> {
+    ok: bool,
+    #[serde(flatten)]
+    report: &'a Report,
+}
+
+pub fn run(args: Args) -> ExitCode {
+    let mut certs = CertificateSet::new();
+    for path in &args.certs {
+        if let Err(e) = certs.load_file(path) {
+            eprintln!("lavabeacon verify: certificate {e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    }
+    for dir in &args.cert_dirs {
+        if let Err(e) = certs.load_dir(dir) {
+            eprintln!("lavabeacon verify: certificates {e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    }
+    // Open every input first, so a missing file is a usage error before any work is done.
+    let mut inputs: Vec<(String, Box<dyn Read + Send>)> = Vec::new();
+    for f in &args.files {
+        if f == "-" {
+            inputs.push(("<stdin>".into(), Box::new(std::io::stdin())));
+        } else {
+            match std::fs::File::open(f) {
+                Ok(file) => inputs.push((f.clone(), Box::new(file))),
+                Err(e) => {
+                    eprintln!("lavabeacon verify: {f}: {e}");
+                    return ExitCode::from(EXIT_USAGE);
+                }
+            }
+        }
+    }
+    let items = inputs
+        .into_iter()
+        .flat_map(|(name, reader)| read_items(&name, reader))
+        .map(|r: Result<Item, InputError>| r);
+    let verifier = Verifier::new(
+        &certs,
+        Options {
+            strict: args.strict,
+            skip_path: args.skip_path,
+        },
+    );
+    let report = match verifier.verify_items(items) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("lavabeacon verify: {e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    if args.json {
+        let out = JsonReport {
+            ok: report.passed(),
+            report: &report,
+        };
+        println!("{}", serde_json::to_string_pretty(&out).expect("report serialises"));
+    } else {
+        print!("{}", report.render_text());
+    }
+    if report.passed() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_FAILED)
+    }
+}

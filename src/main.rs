@@ -1,0 +1,15 @@
+//! # lavabeacon
+//!
+//! A public randomness beacon speaking NIST Randomness Beacon 2.0, byte for byte.
+//!
+//! ## Layout
+//! Data flows sources → combine → sign → store → HTTP; the verifier reads it back from the
+//! other side. The pulse format and every check live in `crates/format` (no server
+//! dependencies); this binary holds the commands.
+//! - `cli`: the command line (`lavabeacon verify`, …).
+
+mod cli;
+
+fn main() -> std::process::ExitCode {
+    cli::run()
+}
