@@ -7,7 +7,11 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "lavabeacon", version, about = "A public randomness beacon (NIST Randomness Beacon 2.0 format)")]
+#[command(
+    name = "lavabeacon",
+    version,
+    about = "A public randomness beacon (NIST Randomness Beacon 2.0 format)"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -93,7 +93,10 @@ pub fn run(args: Args) -> ExitCode {
             ok: report.passed(),
             report: &report,
         };
-        println!("{}", serde_json::to_string_pretty(&out).expect("report serialises"));
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&out).expect("report serialises")
+        );
     } else {
         print!("{}", report.render_text());
     }

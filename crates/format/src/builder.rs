@@ -51,7 +51,10 @@ impl ChainParams {
 
     /// The URI of pulse `index` of this chain.
     pub fn pulse_uri(&self, index: u64) -> String {
-        format!("{}/chain/{}/pulse/{}", self.base_uri, self.chain_index, index)
+        format!(
+            "{}/chain/{}/pulse/{}",
+            self.base_uri, self.chain_index, index
+        )
     }
 }
 
@@ -73,7 +76,9 @@ impl LinkFacts {
     pub fn of(p: &Pulse) -> Result<LinkFacts, BuildError> {
         Ok(LinkFacts {
             index: p.pulse_index,
-            time_ms: p.time_ms().map_err(|e| BuildError::BadState(e.to_string()))?,
+            time_ms: p
+                .time_ms()
+                .map_err(|e| BuildError::BadState(e.to_string()))?,
             output: p.output_value,
             uri: p.uri.clone(),
         })
@@ -178,7 +183,10 @@ pub struct ChainBuilder {
 impl ChainBuilder {
     /// A builder whose next pulse starts the chain (pulseIndex 1, statusCode 1).
     pub fn new_chain(params: ChainParams) -> Self {
-        ChainBuilder { params, state: None }
+        ChainBuilder {
+            params,
+            state: None,
+        }
     }
 
     /// A builder that continues a chain from `state`.
@@ -200,12 +208,17 @@ impl ChainBuilder {
     }
 
     /// Builds and signs the next pulse, and advances the state.
-    pub fn next(&mut self, input: NextPulse, signer: &dyn PulseSigner) -> Result<Pulse, BuildError> {
+    pub fn next(
+        &mut self,
+        input: NextPulse,
+        signer: &dyn PulseSigner,
+    ) -> Result<Pulse, BuildError> {
         let period = i64::from(self.params.period_ms);
         if period == 0 || input.time_ms.rem_euclid(period) != 0 {
             return Err(BuildError::NotOnPeriod(input.time_ms));
         }
-        let time_stamp = format_time_stamp(input.time_ms).ok_or(BuildError::OutOfRange(input.time_ms))?;
+        let time_stamp =
+            format_time_stamp(input.time_ms).ok_or(BuildError::OutOfRange(input.time_ms))?;
         let (index, status, list_values) = match &self.state {
             None => {
                 let zeros = LIST_TYPES

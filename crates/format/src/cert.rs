@@ -106,7 +106,8 @@ struct RsaPublicKeyDer<'a> {
 impl Certificate {
     /// Parses one DER-encoded X.509 certificate.
     pub fn from_der(der: &[u8]) -> Result<Certificate, CertError> {
-        let cert = x509_cert::Certificate::from_der(der).map_err(|e| CertError::BadDer(e.to_string()))?;
+        let cert =
+            x509_cert::Certificate::from_der(der).map_err(|e| CertError::BadDer(e.to_string()))?;
         let tbs = &cert.tbs_certificate;
         let spki = &tbs.subject_public_key_info;
         let oid = spki.algorithm.oid.to_string();
@@ -194,10 +195,14 @@ pub fn pem_blocks(bytes: &[u8]) -> Result<Vec<Vec<u8>>, CertError> {
     while let Some(start) = find(rest, BEGIN) {
         let after = &rest[start + BEGIN.len()..];
         // The label ends at the next "-----"; skip it whatever the label says.
-        let label_end = find(after, b"-----").ok_or(CertError::Unterminated { index: out.len() + 1 })?;
+        let label_end = find(after, b"-----").ok_or(CertError::Unterminated {
+            index: out.len() + 1,
+        })?;
         let label = &after[..label_end];
         let body_start = &after[label_end + 5..];
-        let end = find(body_start, b"-----END ").ok_or(CertError::Unterminated { index: out.len() + 1 })?;
+        let end = find(body_start, b"-----END ").ok_or(CertError::Unterminated {
+            index: out.len() + 1,
+        })?;
         let body: Vec<u8> = body_start[..end]
             .iter()
             .copied()

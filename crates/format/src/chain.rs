@@ -5,6 +5,7 @@
 //! per chain, so a replay of millions of pulses runs in flat memory.
 
 use crate::hash::Hash512;
+use crate::input::Location;
 use crate::pulse::{Pulse, LIST_TYPES};
 use crate::report::{Check, Problem};
 use crate::time::Period;
@@ -34,13 +35,13 @@ pub struct Facts {
     pub commitment: Hash512,
     /// The listValues by type: previous, hour, day, month, year.
     pub list: [Option<Hash512>; 5],
-    /// `file:line` in the input, when known.
-    pub location: Option<String>,
+    /// Where the pulse is in the input, when known.
+    pub location: Option<Location>,
 }
 
 impl Facts {
     /// The facts of a pulse.
-    pub fn of(p: &Pulse, location: Option<String>) -> Facts {
+    pub fn of(p: &Pulse, location: Option<Location>) -> Facts {
         let variant = Variant::detect(p);
         let mut list = [None; 5];
         for (slot, kind) in list.iter_mut().zip(LIST_TYPES) {
@@ -64,7 +65,7 @@ impl Facts {
     fn problem(&self, check: Check, message: impl Into<String>) -> Problem {
         Problem::new(check, message)
             .at(self.chain, self.index)
-            .located(self.location.as_deref())
+            .located(self.location.as_ref())
     }
 }
 
@@ -88,7 +89,7 @@ struct Anchor {
 pub struct ChainChecker {
     chain: Option<u64>,
     /// The pulse just before, whatever its status.
-    prev: Option<(Link, u32, Option<String>)>,
+    prev: Option<(Link, u32, Option<Location>)>,
     /// The pulse the next valid pulse links to (the previous one, or for CLCERT the closest
     /// earlier valid one), while no index is missing in between.
     link_to: Option<Link>,
@@ -130,18 +131,25 @@ impl ChainChecker {
                 } else {
                     (
                         Check::Fork,
-                        "two different pulses have this chain and pulse index: the chain forks".to_string(),
+                        "two different pulses have this chain and pulse index: the chain forks"
+                            .to_string(),
                     )
                 };
-                let also = p_loc.as_deref().map(|l| format!(" (the other at {l})")).unwrap_or_default();
+                let also = p_loc
+                    .as_ref()
+                    .map(|l| format!(" (the other at {l})"))
+                    .unwrap_or_default();
                 out.push(f.problem(check, format!("{msg}{also}")).field("pulseIndex"));
                 return;
             }
             if p.index > f.index {
                 out.push(
-                    f.problem(Check::Order, "pulse comes after a pulse with a higher index")
-                        .field("pulseIndex")
-                        .values(format!("more than {}", p.index), f.index),
+                    f.problem(
+                        Check::Order,
+                        "pulse comes after a pulse with a higher index",
+                    )
+                    .field("pulseIndex")
+                    .values(format!("more than {}", p.index), f.index),
                 );
                 return;
             }
@@ -172,11 +180,17 @@ impl ChainChecker {
         match b.list[0] {
             Some(v) if v == a.output => {}
             Some(v) => out.push(
-                b.problem(Check::Previous, format!("is not pulse {}'s outputValue", a.index))
-                    .field("listValues.previous")
-                    .values(a.output, v),
+                b.problem(
+                    Check::Previous,
+                    format!("is not pulse {}'s outputValue", a.index),
+                )
+                .field("listValues.previous")
+                .values(a.output, v),
             ),
-            None => out.push(b.problem(Check::Previous, "missing").field("listValues.previous")),
+            None => out.push(
+                b.problem(Check::Previous, "missing")
+                    .field("listValues.previous"),
+            ),
         }
         let honoured = a.precommitment == b.commitment;
         let excused = b.status == 3 && b.variant != Variant::Clcert;
@@ -201,7 +215,10 @@ impl ChainChecker {
             out.push(
                 b.problem(
                     Check::Order,
-                    format!("timeStamp is not after pulse {}'s ({} ms difference)", a.index, dt),
+                    format!(
+                        "timeStamp is not after pulse {}'s ({} ms difference)",
+                        a.index, dt
+                    ),
                 )
                 .field("timeStamp"),
             );
@@ -215,15 +232,24 @@ impl ChainChecker {
             0 if dt != period => out.push(
                 b.problem(
                     Check::Period,
-                    format!("statusCode 0 says no gap, but pulse {} is {} ms earlier", a.index, dt),
+                    format!(
+                        "statusCode 0 says no gap, but pulse {} is {} ms earlier",
+                        a.index, dt
+                    ),
                 )
                 .field("timeStamp")
-                .values(format!("{period} ms after the previous pulse"), format!("{dt} ms")),
+                .values(
+                    format!("{period} ms after the previous pulse"),
+                    format!("{dt} ms"),
+                ),
             ),
             2 | 3 if dt <= period => out.push(
                 b.problem(
                     Check::Period,
-                    format!("statusCode {} says there was a gap, but pulse {} is only {} ms earlier", b.status, a.index, dt),
+                    format!(
+                        "statusCode {} says there was a gap, but pulse {} is only {} ms earlier",
+                        b.status, a.index, dt
+                    ),
                 )
                 .field("statusCode")
                 .values(0, b.status),
@@ -242,7 +268,9 @@ impl ChainChecker {
         };
         let Some(prev_time) = prev_time else { return };
         for (i, period) in Period::ALL.into_iter().enumerate() {
-            let Some(anchor) = self.first_of[i] else { continue };
+            let Some(anchor) = self.first_of[i] else {
+                continue;
+            };
             if Some(anchor.start) != period.start_of(prev_time) || anchor.index >= f.index {
                 continue;
             }
@@ -266,7 +294,9 @@ impl ChainChecker {
     fn update_anchors(&mut self, direct_prev: Option<Link>, f: &Facts) {
         let Some(t) = f.time_ms else { return };
         for (i, period) in Period::ALL.into_iter().enumerate() {
-            let Some(start) = period.start_of(t) else { continue };
+            let Some(start) = period.start_of(t) else {
+                continue;
+            };
             // f is the first of its period if the chain starts with it, or if pulse i-1 lies
             // in an earlier period (its time known directly or through statusCode 0).
             let prev_time = match direct_prev {
@@ -308,11 +338,26 @@ pub fn check_skip_path(path: &[Facts], out: &mut Vec<Problem>) -> Vec<Hop> {
     for w in path.windows(2) {
         let (a, b) = (&w[0], &w[1]);
         if a.chain != b.chain {
-            out.push(b.problem(Check::SkipPath, format!("is in chain {}, the path so far in chain {}", b.chain, a.chain)).field("chainIndex"));
+            out.push(
+                b.problem(
+                    Check::SkipPath,
+                    format!(
+                        "is in chain {}, the path so far in chain {}",
+                        b.chain, a.chain
+                    ),
+                )
+                .field("chainIndex"),
+            );
             continue;
         }
         if b.index <= a.index || matches!((a.time_ms, b.time_ms), (Some(x), Some(y)) if y <= x) {
-            out.push(b.problem(Check::SkipPath, format!("does not come after pulse {}", a.index)).field("pulseIndex"));
+            out.push(
+                b.problem(
+                    Check::SkipPath,
+                    format!("does not come after pulse {}", a.index),
+                )
+                .field("pulseIndex"),
+            );
             continue;
         }
         match b.list.iter().position(|v| *v == Some(a.output)) {
@@ -322,8 +367,15 @@ pub fn check_skip_path(path: &[Facts], out: &mut Vec<Problem>) -> Vec<Hop> {
                 via: LIST_TYPES[i],
             }),
             None => out.push(
-                b.problem(Check::SkipPath, format!("no listValues entry is pulse {}'s outputValue {}", a.index, a.output.short()))
-                    .field("listValues"),
+                b.problem(
+                    Check::SkipPath,
+                    format!(
+                        "no listValues entry is pulse {}'s outputValue {}",
+                        a.index,
+                        a.output.short()
+                    ),
+                )
+                .field("listValues"),
             ),
         }
     }

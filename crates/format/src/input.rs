@@ -10,20 +10,36 @@ use std::sync::Arc;
 /// a pulse, and refusing it keeps memory bounded on hostile input.
 pub const MAX_LINE: usize = 1 << 20;
 
+/// Where a pulse starts in the input: shown as `file:line`. The file name is shared, so a
+/// location costs no allocation per pulse.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Location {
+    /// The input's name (a path, or `<stdin>`).
+    pub source: Arc<str>,
+    /// The line, from 1.
+    pub line: usize,
+}
+
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.source, self.line)
+    }
+}
+
 /// One element of the input: the text of one pulse, or why it could not be cut out.
 #[derive(Debug, Clone)]
 pub enum Item {
     /// The JSON text of one pulse (or envelope) and where it starts.
     Record {
-        /// `file:line`.
-        location: String,
+        /// Where it starts.
+        location: Location,
         /// The JSON text.
         text: String,
     },
     /// A part of the input that is not JSON; reading goes on after it where it can.
     Unreadable {
-        /// `file:line`.
-        location: String,
+        /// Where.
+        location: Location,
         /// What is wrong.
         message: String,
     },
@@ -49,6 +65,7 @@ pub fn read_items<R: Read>(name: &str, reader: R) -> PulseItems<R> {
         state: State::Start,
         line: 0,
         buf: Vec::new(),
+        terminated: false,
         pending: std::collections::VecDeque::new(),
     }
 }
@@ -66,6 +83,8 @@ pub struct PulseItems<R: Read> {
     state: State,
     line: usize,
     buf: Vec<u8>,
+    /// Whether the last line read ended with a newline (not at end of input).
+    terminated: bool,
     pending: std::collections::VecDeque<Item>,
 }
 
@@ -76,8 +95,11 @@ enum LineRead {
 }
 
 impl<R: Read> PulseItems<R> {
-    fn location(&self, line: usize) -> String {
-        format!("{}:{}", self.name, line)
+    fn location(&self, line: usize) -> Location {
+        Location {
+            source: self.name.clone(),
+            line,
+        }
     }
 
     fn err(&self, source: io::Error) -> InputError {
@@ -90,6 +112,7 @@ impl<R: Read> PulseItems<R> {
     /// Reads one line into `buf` without the newline, keeping at most MAX_LINE bytes.
     fn read_line(&mut self) -> io::Result<LineRead> {
         self.buf.clear();
+        self.terminated = false;
         let mut too_long = false;
         let mut any = false;
         loop {
@@ -104,7 +127,7 @@ impl<R: Read> PulseItems<R> {
                 });
             }
             any = true;
-            let (chunk, used, end) = match avail.iter().position(|b| *b == b'\n') {
+            let (chunk, used, end) = match memchr::memchr(b'\n', avail) {
                 Some(i) => (&avail[..i], i + 1, true),
                 None => (avail, avail.len(), false),
             };
@@ -118,7 +141,12 @@ impl<R: Read> PulseItems<R> {
             }
             self.reader.consume(used);
             if end {
-                return Ok(if too_long { LineRead::TooLong } else { LineRead::Line });
+                self.terminated = true;
+                return Ok(if too_long {
+                    LineRead::TooLong
+                } else {
+                    LineRead::Line
+                });
             }
         }
     }
@@ -128,15 +156,16 @@ impl<R: Read> PulseItems<R> {
         if self.buf.last() == Some(&b'\r') {
             self.buf.pop();
         }
-        match std::str::from_utf8(&self.buf) {
-            Ok(s) if s.trim().is_empty() => None,
-            Ok(s) => Some(Item::Record {
-                location,
-                text: s.to_string(),
-            }),
+        if self.buf.iter().all(u8::is_ascii_whitespace) {
+            return None;
+        }
+        // Hand the line's buffer over instead of copying it: lines are a few KiB each.
+        let next = Vec::with_capacity(self.buf.len() + 64);
+        match String::from_utf8(std::mem::replace(&mut self.buf, next)) {
+            Ok(text) => Some(Item::Record { location, text }),
             Err(e) => Some(Item::Unreadable {
                 location,
-                message: format!("not UTF-8 text (byte {})", e.valid_up_to()),
+                message: format!("not UTF-8 text (byte {})", e.utf8_error().valid_up_to()),
             }),
         }
     }
@@ -144,8 +173,12 @@ impl<R: Read> PulseItems<R> {
     /// Reads the rest of the input as one document starting with `first` (already read).
     fn read_document(&mut self, first_line: usize) -> Result<(), InputError> {
         let mut text = std::mem::take(&mut self.buf);
-        text.push(b'\n');
-        self.reader.read_to_end(&mut text).map_err(|e| self.err(e))?;
+        if self.terminated {
+            text.push(b'\n');
+        }
+        self.reader
+            .read_to_end(&mut text)
+            .map_err(|e| self.err(e))?;
         let text = match String::from_utf8(text) {
             Ok(t) => t,
             Err(e) => {
@@ -205,7 +238,11 @@ impl<R: Read> PulseItems<R> {
 }
 
 fn short_json_error(e: &serde_json::Error) -> String {
-    let what = if e.is_eof() { "truncated JSON" } else { "not valid JSON" };
+    let what = if e.is_eof() {
+        "truncated JSON"
+    } else {
+        "not valid JSON"
+    };
     let msg = e.to_string();
     format!("{what}: {}", msg.split(" at line ").next().unwrap_or(&msg))
 }
@@ -228,7 +265,10 @@ impl<'a> LineCounter<'a> {
     fn line_at(&mut self, offset: usize) -> usize {
         let offset = offset.min(self.text.len());
         if offset >= self.pos {
-            self.line += self.text[self.pos..offset].iter().filter(|b| **b == b'\n').count();
+            self.line += self.text[self.pos..offset]
+                .iter()
+                .filter(|b| **b == b'\n')
+                .count();
             self.pos = offset;
         }
         self.line

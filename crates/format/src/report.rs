@@ -93,9 +93,9 @@ impl Problem {
         self
     }
 
-    /// Sets the input location.
-    pub fn located(mut self, location: Option<&str>) -> Self {
-        self.location = location.map(str::to_string);
+    /// Sets the input location (`file:line`).
+    pub fn located(mut self, location: Option<&impl std::fmt::Display>) -> Self {
+        self.location = location.map(|l| l.to_string());
         self
     }
 

@@ -121,7 +121,9 @@ impl Period {
         let start = match self {
             Period::Hour => t.date_naive().and_hms_opt(t.hour(), 0, 0)?,
             Period::Day => t.date_naive().and_hms_opt(0, 0, 0)?,
-            Period::Month => NaiveDate::from_ymd_opt(t.year(), t.month(), 1)?.and_hms_opt(0, 0, 0)?,
+            Period::Month => {
+                NaiveDate::from_ymd_opt(t.year(), t.month(), 1)?.and_hms_opt(0, 0, 0)?
+            }
             Period::Year => NaiveDate::from_ymd_opt(t.year(), 1, 1)?.and_hms_opt(0, 0, 0)?,
         };
         Some(start.and_utc().timestamp_millis())
@@ -144,7 +146,12 @@ mod tests {
 
     #[test]
     fn rejects_garbage_and_impossible_dates() {
-        for bad in ["", "yesterday", "2018-02-30T00:00:00.000Z", "2018-08-30T25:00:00.000Z"] {
+        for bad in [
+            "",
+            "yesterday",
+            "2018-02-30T00:00:00.000Z",
+            "2018-08-30T25:00:00.000Z",
+        ] {
             assert!(parse_time_stamp(bad).is_err(), "{bad}");
         }
     }
@@ -153,9 +160,21 @@ mod tests {
     fn period_starts_are_utc_boundaries() {
         let t = parse_time_stamp("2024-12-31T23:59:00.000Z").unwrap();
         let at = |s| parse_time_stamp(s).unwrap();
-        assert_eq!(Period::Hour.start_of(t), Some(at("2024-12-31T23:00:00.000Z")));
-        assert_eq!(Period::Day.start_of(t), Some(at("2024-12-31T00:00:00.000Z")));
-        assert_eq!(Period::Month.start_of(t), Some(at("2024-12-01T00:00:00.000Z")));
-        assert_eq!(Period::Year.start_of(t), Some(at("2024-01-01T00:00:00.000Z")));
+        assert_eq!(
+            Period::Hour.start_of(t),
+            Some(at("2024-12-31T23:00:00.000Z"))
+        );
+        assert_eq!(
+            Period::Day.start_of(t),
+            Some(at("2024-12-31T00:00:00.000Z"))
+        );
+        assert_eq!(
+            Period::Month.start_of(t),
+            Some(at("2024-12-01T00:00:00.000Z"))
+        );
+        assert_eq!(
+            Period::Year.start_of(t),
+            Some(at("2024-01-01T00:00:00.000Z"))
+        );
     }
 }

@@ -29,7 +29,9 @@ impl Variant {
             || p.sloth.is_some()
         {
             Variant::Clcert
-        } else if host_of(&p.uri).is_some_and(|h| h == "inmetro.gov.br" || h.ends_with(".inmetro.gov.br")) {
+        } else if host_of(&p.uri)
+            .is_some_and(|h| h == "inmetro.gov.br" || h.ends_with(".inmetro.gov.br"))
+        {
             Variant::Inmetro
         } else {
             Variant::Nist
@@ -90,23 +92,36 @@ pub fn check_output(variant: Variant, p: &Pulse, m: &[u8]) -> OutputCheck {
     let sig = &p.signature_value;
     match variant {
         Variant::Nist | Variant::Inmetro => {
-            let (ours, other, hint) = if variant == Variant::Nist {
-                (output_value(m, sig), output_value_inmetro(m, sig), "INMETRO")
-            } else {
-                (output_value_inmetro(m, sig), output_value(m, sig), "NIST")
-            };
-            if ours == p.output_value {
-                OutputCheck::Ok
-            } else {
-                OutputCheck::Mismatch {
-                    expected: ours.to_hex_upper(),
-                    hint: (other == p.output_value).then_some(hint),
+            let rule = |v| {
+                if v == Variant::Nist {
+                    output_value(m, sig)
+                } else {
+                    output_value_inmetro(m, sig)
                 }
+            };
+            let ours = rule(variant);
+            if ours == p.output_value {
+                return OutputCheck::Ok;
+            }
+            // Only on a mismatch: does the other beacon's rule explain it?
+            let other = if variant == Variant::Nist {
+                Variant::Inmetro
+            } else {
+                Variant::Nist
+            };
+            OutputCheck::Mismatch {
+                expected: ours.to_hex_upper(),
+                hint: (rule(other) == p.output_value).then_some(if other == Variant::Nist {
+                    "NIST"
+                } else {
+                    "INMETRO"
+                }),
             }
         }
         Variant::Clcert => match &p.sloth {
             None => OutputCheck::Mismatch {
-                expected: "a Sloth witness (`witness`, `iterations`) to check outputValue against".into(),
+                expected: "a Sloth witness (`witness`, `iterations`) to check outputValue against"
+                    .into(),
                 hint: None,
             },
             Some(s) => {
@@ -121,7 +136,9 @@ pub fn check_output(variant: Variant, p: &Pulse, m: &[u8]) -> OutputCheck {
                     OutputCheck::Ok
                 } else {
                     OutputCheck::Mismatch {
-                        expected: "a witness whose Sloth inversion leads to SHA3-512(M ‖ signature)".into(),
+                        expected:
+                            "a witness whose Sloth inversion leads to SHA3-512(M ‖ signature)"
+                                .into(),
                         hint: None,
                     }
                 }
@@ -169,7 +186,11 @@ fn sloth_verify(m: &[u8], sig: &[u8], witness_hex: &str, iterations: u32) -> boo
     let two = BigUint::from(2u8);
     for _ in 0..iterations {
         let sq = v.modpow(&two, &p);
-        v = if (&v % 2u8) == BigUint::from(0u8) { sq } else { &p - sq };
+        v = if (&v % 2u8) == BigUint::from(0u8) {
+            sq
+        } else {
+            &p - sq
+        };
         v = (v ^ &mask) % &p;
     }
     v == s

@@ -5,12 +5,14 @@
 use crate::cert::{CertificateSet, PublicKey};
 use crate::chain::{check_skip_path, ChainChecker, Facts};
 use crate::hash::Hash512;
-use crate::input::{InputError, Item};
+use crate::input::{InputError, Item, Location};
 use crate::json::parse_pulse;
 use crate::message::{hashed_message, write_signed_message};
 use crate::pulse::{Pulse, LIST_TYPES};
 use crate::report::{Check, Problem, Report};
-use crate::suite::{ed25519_signature, verify_signature, CipherSuite, SignatureError};
+use crate::suite::{
+    ed25519_signature, ed25519_verify_batch, verify_signature, CipherSuite, SignatureError,
+};
 use crate::time::{is_canonical, parse_time_stamp};
 use crate::variant::{check_output, OutputCheck, Variant};
 use rayon::prelude::*;
@@ -59,6 +61,128 @@ struct Pending {
     short_id: String,
 }
 
+/// One pulse to check: text still to parse, or a pulse already in memory.
+enum Source<'a> {
+    Item(&'a Item),
+    Pulse(&'a Pulse, Location),
+}
+
+/// Gathers per-pulse outcomes into a report and runs the chain rules.
+///
+/// While pulses arrive in (chain, index) order, as exports and databases give them, the chain
+/// rules run as they come. If one arrives out of order, the rules are run again at the end
+/// over all pulses sorted, so the outcome never depends on input order.
+struct Accumulator {
+    options: Options,
+    report: Report,
+    facts: Vec<Facts>,
+    problems: Vec<Problem>,
+    missing: BTreeMap<Hash512, (u64, Problem)>,
+    checker: ChainChecker,
+    chain_problems: Vec<Problem>,
+    /// How many of `facts` the checker has seen; None once they came out of order.
+    streamed: Option<usize>,
+}
+
+impl Accumulator {
+    fn new(options: Options) -> Self {
+        Accumulator {
+            options,
+            report: Report::default(),
+            facts: Vec::new(),
+            problems: Vec::new(),
+            missing: BTreeMap::new(),
+            checker: ChainChecker::new(),
+            chain_problems: Vec::new(),
+            streamed: (!options.skip_path).then_some(0),
+        }
+    }
+
+    fn absorb(&mut self, outcomes: Vec<PulseOutcome>) {
+        let report = &mut self.report;
+        for o in outcomes {
+            report.pulses += 1;
+            report.signatures_checked += u64::from(o.signature_checked);
+            report.signatures_unchecked += u64::from(!o.signature_checked);
+            report.output_values_checked += u64::from(o.output_checked);
+            if let Some(n) = o.note {
+                report.note(n);
+            }
+            if let (Some(id), Some(f)) = (o.missing_certificate, &o.facts) {
+                self.missing
+                    .entry(id)
+                    .or_insert_with(|| {
+                        let p = Problem::new(
+                            Check::CertificateMissing,
+                            format!("certificate {} not provided; pass --cert", id.short()),
+                        );
+                        (
+                            0,
+                            p.field("certificateId")
+                                .at(f.chain, f.index)
+                                .located(f.location.as_ref()),
+                        )
+                    })
+                    .0 += 1;
+            }
+            self.problems.extend(o.problems);
+            if let Some(f) = o.facts {
+                *report
+                    .variants
+                    .entry(f.variant.name().to_string())
+                    .or_default() += 1;
+                self.facts.push(f);
+            }
+        }
+        if let Some(seen) = self.streamed {
+            let key = |f: &Facts| (f.chain, f.index);
+            let mut last = seen.checked_sub(1).map(|i| key(&self.facts[i]));
+            for f in &self.facts[seen..] {
+                if last.is_some_and(|l| key(f) < l) {
+                    self.streamed = None;
+                    return;
+                }
+                last = Some(key(f));
+                self.checker.push(f.clone(), &mut self.chain_problems);
+            }
+            self.streamed = Some(self.facts.len());
+        }
+    }
+
+    fn finish(mut self) -> Report {
+        for (id, (count, mut p)) in std::mem::take(&mut self.missing) {
+            self.report.missing_certificates.push(id.to_hex_lower());
+            p.message = format!("{} (needed by {count} pulses)", p.message);
+            self.problems.push(p);
+        }
+        if self.options.skip_path {
+            self.facts.par_sort_by_key(|f| (f.chain, f.index));
+            let hops = check_skip_path(&self.facts, &mut self.problems);
+            self.report.skip_path_hops = hops.len() as u64;
+        } else {
+            if self.streamed.is_none() {
+                // Stable sort: duplicates keep their input order.
+                self.facts.par_sort_by_key(|f| (f.chain, f.index));
+                self.checker = ChainChecker::new();
+                self.chain_problems.clear();
+                for f in self.facts {
+                    self.checker.push(f, &mut self.chain_problems);
+                }
+            }
+            self.problems.append(&mut self.chain_problems);
+            self.report.links_checked = self.checker.links;
+            self.report.skip_links_checked = self.checker.skip_links;
+        }
+        self.problems
+            .sort_by_key(|p| (p.chain.is_some(), p.chain, p.pulse));
+        self.report.problems = self.problems;
+        self.report
+    }
+}
+
+/// Pulses checked together: one Ed25519 batch, one task for a core.
+const PART: usize = 256;
+
 impl<'c> Verifier<'c> {
     /// A verifier that knows `certs`.
     pub fn new(certs: &'c CertificateSet, options: Options) -> Self {
@@ -66,7 +190,7 @@ impl<'c> Verifier<'c> {
     }
 
     /// Checks one pulse on its own, signature included (Ed25519 strictly).
-    pub fn check_pulse(&self, p: &Pulse, location: Option<String>) -> PulseOutcome {
+    pub fn check_pulse(&self, p: &Pulse, location: Option<Location>) -> PulseOutcome {
         let mut pending = Vec::new();
         let mut out = self.check_fields(p, location, 0, &mut pending);
         for job in pending {
@@ -83,14 +207,10 @@ impl<'c> Verifier<'c> {
     where
         I: Iterator<Item = Result<Item, InputError>> + Send,
     {
-        const CHUNK: usize = 8192;
-        let mut report = Report::default();
-        let mut facts: Vec<(Facts, usize)> = Vec::new();
-        let mut problems = Vec::new();
-        let mut missing: BTreeMap<Hash512, (u64, Option<Problem>)> = BTreeMap::new();
-        let mut seq = 0usize;
+        const CHUNK: usize = 16 * PART;
+        let mut acc = Accumulator::new(self.options);
         // Reading runs on its own thread so that parsing and signatures never wait for I/O.
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Vec<Item>, InputError>>(2);
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Vec<Item>, InputError>>(4);
         std::thread::scope(|s| -> Result<(), InputError> {
             s.spawn(move || {
                 let mut chunk = Vec::with_capacity(CHUNK);
@@ -102,109 +222,90 @@ impl<'c> Verifier<'c> {
                             return;
                         }
                     }
-                    if chunk.len() == CHUNK {
-                        if tx.send(Ok(std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK)))).is_err() {
-                            return;
-                        }
+                    if chunk.len() == CHUNK
+                        && tx
+                            .send(Ok(std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK))))
+                            .is_err()
+                    {
+                        return;
                     }
                 }
                 if !chunk.is_empty() {
                     let _ = tx.send(Ok(chunk));
                 }
             });
+            // Chunk n is checked on the pool while chunk n-1's outcomes are absorbed, so the
+            // serial bookkeeping never leaves a core idle.
+            let mut previous: Option<Vec<PulseOutcome>> = None;
             for chunk in rx {
                 let chunk = chunk?;
-                let outcomes: Vec<PulseOutcome> = chunk
-                    .par_chunks(256)
-                    .flat_map_iter(|part| self.check_items(part))
-                    .collect();
-                for o in outcomes {
-                    report.pulses += 1;
-                    report.signatures_checked += u64::from(o.signature_checked);
-                    report.output_values_checked += u64::from(o.output_checked);
-                    if !o.signature_checked {
-                        report.signatures_unchecked += 1;
-                    }
-                    if let Some(n) = o.note {
-                        report.note(n);
-                    }
-                    if let Some(f) = &o.facts {
-                        *report.variants.entry(f.variant.name().to_string()).or_default() += 1;
-                    }
-                    if let Some(id) = o.missing_certificate {
-                        let e = missing.entry(id).or_insert((0, None));
-                        e.0 += 1;
-                        if e.1.is_none() {
-                            let f = o.facts.as_ref();
-                            let mut p = Problem::new(
-                                Check::CertificateMissing,
-                                format!("certificate {} not provided; pass --cert", id.short()),
-                            )
-                            .field("certificateId")
-                            .located(f.and_then(|f| f.location.as_deref()));
-                            if let Some(f) = f {
-                                p = p.at(f.chain, f.index);
-                            }
-                            e.1 = Some(p);
+                let sources: Vec<Source> = chunk.iter().map(Source::Item).collect();
+                let (outcomes, ()) = rayon::join(
+                    || {
+                        sources
+                            .par_chunks(PART)
+                            .flat_map_iter(|part| self.check_sources(part))
+                            .collect()
+                    },
+                    || {
+                        if let Some(p) = previous.take() {
+                            acc.absorb(p)
                         }
-                    }
-                    problems.extend(o.problems);
-                    if let Some(f) = o.facts {
-                        facts.push((f, seq));
-                    }
-                    seq += 1;
-                }
+                    },
+                );
+                previous = Some(outcomes);
+            }
+            if let Some(p) = previous {
+                acc.absorb(p);
             }
             Ok(())
         })?;
-        for (id, (count, p)) in missing {
-            report.missing_certificates.push(id.to_hex_lower());
-            if let Some(mut p) = p {
-                p.message = format!("{} (needed by {count} pulses)", p.message);
-                problems.push(p);
-            }
-        }
-        // Sorting by (chain, index) with input order as tie-break makes the chain rules
-        // independent of the order the pulses were given in.
-        facts.par_sort_unstable_by_key(|(f, seq)| (f.chain, f.index, *seq));
-        let facts: Vec<Facts> = facts.into_iter().map(|(f, _)| f).collect();
-        if self.options.skip_path {
-            let hops = check_skip_path(&facts, &mut problems);
-            report.skip_path_hops = hops.len() as u64;
-        } else {
-            let mut checker = ChainChecker::new();
-            for f in facts {
-                checker.push(f, &mut problems);
-            }
-            report.links_checked = checker.links;
-            report.skip_links_checked = checker.skip_links;
-        }
-        problems.sort_by_key(|p| (p.chain.is_some(), p.chain, p.pulse));
-        report.problems = problems;
-        Ok(report)
+        Ok(acc.finish())
     }
 
-    /// Checks a slice of pulses already in memory.
+    /// Checks pulses already in memory; locations read `<memory>:N` for the N-th pulse.
     pub fn verify_pulses(&self, pulses: &[Pulse]) -> Report {
-        let items = pulses.iter().enumerate().map(|(i, p)| {
-            Ok(Item::Record {
-                location: format!("pulse #{}", i + 1),
-                text: crate::json::to_json_line(p),
+        let name: std::sync::Arc<str> = std::sync::Arc::from("<memory>");
+        let sources: Vec<Source> = pulses
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                Source::Pulse(
+                    p,
+                    Location {
+                        source: name.clone(),
+                        line: i + 1,
+                    },
+                )
             })
-        });
-        self.verify_items(items).expect("in-memory input cannot fail")
+            .collect();
+        let mut acc = Accumulator::new(self.options);
+        acc.absorb(
+            sources
+                .par_chunks(PART)
+                .flat_map_iter(|part| self.check_sources(part))
+                .collect(),
+        );
+        acc.finish()
     }
 
-    fn check_items(&self, items: &[Item]) -> Vec<PulseOutcome> {
-        let mut outcomes = Vec::with_capacity(items.len());
+    fn check_sources(&self, sources: &[Source]) -> Vec<PulseOutcome> {
+        let mut outcomes = Vec::with_capacity(sources.len());
         let mut pending: Vec<Pending> = Vec::new();
-        for item in items {
-            let o = match item {
-                Item::Unreadable { location, message } => unreadable(location, message.clone()),
-                Item::Record { location, text } => match parse_pulse(text) {
-                    Ok(p) => self.check_fields(&p, Some(location.clone()), outcomes.len(), &mut pending),
+        for source in sources {
+            let o = match source {
+                Source::Item(Item::Unreadable { location, message }) => {
+                    unreadable(location, message.clone())
+                }
+                Source::Item(Item::Record { location, text }) => match parse_pulse(text) {
+                    Ok(p) => {
+                        self.check_fields(&p, Some(location.clone()), outcomes.len(), &mut pending)
+                    }
                     Err(e) => unreadable(location, e.to_string()),
                 },
+                Source::Pulse(p, location) => {
+                    self.check_fields(p, Some(location.clone()), outcomes.len(), &mut pending)
+                }
             };
             outcomes.push(o);
         }
@@ -212,10 +313,11 @@ impl<'c> Verifier<'c> {
             return outcomes;
         }
         let batch_ok = !self.options.strict && {
-            let msgs: Vec<&[u8]> = pending.iter().map(|j| j.message.as_slice()).collect();
-            let sigs: Vec<_> = pending.iter().map(|j| j.signature).collect();
-            let keys: Vec<_> = pending.iter().map(|j| j.key).collect();
-            ed25519_dalek::verify_batch(&msgs, &sigs, &keys).is_ok()
+            let batch: Vec<_> = pending
+                .iter()
+                .map(|j| (j.message.as_slice(), &j.signature, &j.key))
+                .collect();
+            ed25519_verify_batch(&batch)
         };
         if !batch_ok {
             // Strict mode, or a batch with at least one bad signature: find which.
@@ -234,14 +336,18 @@ impl<'c> Verifier<'c> {
     fn check_fields(
         &self,
         p: &Pulse,
-        location: Option<String>,
+        location: Option<Location>,
         slot: usize,
         pending: &mut Vec<Pending>,
     ) -> PulseOutcome {
         let facts = Facts::of(p, location);
         let variant = facts.variant;
         let mut problems = Vec::new();
-        let problem = |check, msg: String| Problem::new(check, msg).at(p.chain_index, p.pulse_index).located(facts.location.as_deref());
+        let problem = |check, msg: String| {
+            Problem::new(check, msg)
+                .at(p.chain_index, p.pulse_index)
+                .located(facts.location.as_ref())
+        };
         let mut m = Vec::with_capacity(crate::message::message_len(p));
         write_signed_message(p, &mut m);
 
@@ -253,13 +359,24 @@ impl<'c> Verifier<'c> {
                     Some(h) => format!("does not follow the {} rule, but follows {h}'s: is this pulse from another beacon?", variant.name()),
                     None => format!("is not what the {} rule gives", variant.name()),
                 };
-                problems.push(problem(Check::OutputValue, msg).field("outputValue").values(expected, p.output_value));
+                problems.push(
+                    problem(Check::OutputValue, msg)
+                        .field("outputValue")
+                        .values(expected, p.output_value),
+                );
             }
         }
         if let Some(h) = p.hashed_message {
             let expected = hashed_message(&m);
             if expected != h {
-                problems.push(problem(Check::HashedMessage, "is not SHA3-512 of the signed message".into()).field("hashedMessage").values(expected, h));
+                problems.push(
+                    problem(
+                        Check::HashedMessage,
+                        "is not SHA3-512 of the signed message".into(),
+                    )
+                    .field("hashedMessage")
+                    .values(expected, h),
+                );
             }
         }
 
@@ -268,12 +385,22 @@ impl<'c> Verifier<'c> {
             Err(e) => problems.push(problem(Check::TimeStamp, e.to_string()).field("timeStamp")),
             Ok(t) => {
                 if !is_canonical(&p.time_stamp) {
-                    problems.push(problem(Check::TimeStamp, "not in the canonical form".into()).field("timeStamp").values("YYYY-MM-DDTHH:MM:SS.000Z", &p.time_stamp));
+                    problems.push(
+                        problem(Check::TimeStamp, "not in the canonical form".into())
+                            .field("timeStamp")
+                            .values("YYYY-MM-DDTHH:MM:SS.000Z", &p.time_stamp),
+                    );
                 }
                 if p.period == 0 {
                     problems.push(problem(Check::TimeStamp, "period is 0".into()).field("period"));
                 } else if t.rem_euclid(i64::from(p.period)) != 0 {
-                    problems.push(problem(Check::TimeStamp, format!("is not a multiple of the period ({} ms)", p.period)).field("timeStamp"));
+                    problems.push(
+                        problem(
+                            Check::TimeStamp,
+                            format!("is not a multiple of the period ({} ms)", p.period),
+                        )
+                        .field("timeStamp"),
+                    );
                 }
             }
         }
@@ -284,21 +411,47 @@ impl<'c> Verifier<'c> {
             _ => p.status_code <= 3,
         };
         if !known_status {
-            problems.push(problem(Check::StatusCode, format!("unknown statusCode {}", p.status_code)).field("statusCode"));
+            problems.push(
+                problem(
+                    Check::StatusCode,
+                    format!("unknown statusCode {}", p.status_code),
+                )
+                .field("statusCode"),
+            );
         }
         if variant != Variant::Clcert && ((p.status_code == 1) != (p.pulse_index == 1)) {
             problems.push(
-                problem(Check::StatusCode, "statusCode 1 marks the first pulse of a chain, and only it".into())
-                    .field("statusCode")
-                    .values(if p.pulse_index == 1 { 1 } else { 0 }, p.status_code),
+                problem(
+                    Check::StatusCode,
+                    "statusCode 1 marks the first pulse of a chain, and only it".into(),
+                )
+                .field("statusCode")
+                .values(if p.pulse_index == 1 { 1 } else { 0 }, p.status_code),
             );
         }
         let types: Vec<&str> = p.list_values.iter().map(|l| l.kind.as_str()).collect();
         if types != LIST_TYPES {
-            problems.push(problem(Check::ListValues, "entries must be previous, hour, day, month, year in that order".into()).field("listValues").values(LIST_TYPES.join(","), types.join(",")));
+            problems.push(
+                problem(
+                    Check::ListValues,
+                    "entries must be previous, hour, day, month, year in that order".into(),
+                )
+                .field("listValues")
+                .values(LIST_TYPES.join(","), types.join(",")),
+            );
         }
-        if p.status_code == 1 && p.list_values.iter().any(|l| !l.value.is_zero() || l.uri.is_some()) {
-            problems.push(problem(Check::ListValues, "a chain's first pulse has all-zero values with a null uri".into()).field("listValues"));
+        if p.status_code == 1
+            && p.list_values
+                .iter()
+                .any(|l| !l.value.is_zero() || l.uri.is_some())
+        {
+            problems.push(
+                problem(
+                    Check::ListValues,
+                    "a chain's first pulse has all-zero values with a null uri".into(),
+                )
+                .field("listValues"),
+            );
         }
 
         // Signature
@@ -313,24 +466,28 @@ impl<'c> Verifier<'c> {
         match self.certs.get(&p.certificate_id) {
             None => out.missing_certificate = Some(p.certificate_id),
             Some(cert) => match (CipherSuite::from_code(p.cipher_suite), &cert.key) {
-                (Some(CipherSuite::Ed25519), PublicKey::Ed25519(vk)) => match ed25519_signature(&p.signature_value) {
-                    Ok(signature) => {
-                        out.signature_checked = true;
-                        pending.push(Pending {
-                            outcome: slot,
-                            message: m,
-                            signature,
-                            key: *vk,
-                            short_id: cert.id.short(),
-                        });
+                (Some(CipherSuite::Ed25519), PublicKey::Ed25519(vk)) => {
+                    match ed25519_signature(&p.signature_value) {
+                        Ok(signature) => {
+                            out.signature_checked = true;
+                            pending.push(Pending {
+                                outcome: slot,
+                                message: m,
+                                signature,
+                                key: *vk,
+                                short_id: cert.id.short(),
+                            });
+                        }
+                        Err(e) => problems
+                            .push(problem(Check::Signature, e.to_string()).field("signatureValue")),
                     }
-                    Err(e) => problems.push(problem(Check::Signature, e.to_string()).field("signatureValue")),
-                },
+                }
                 _ => {
                     out.signature_checked = true;
                     if let Err(e) = verify_signature(p.cipher_suite, &m, &p.signature_value, cert) {
                         let check = match e {
-                            SignatureError::KeyMismatch { .. } | SignatureError::UnknownSuite(_) => Check::CertificateKey,
+                            SignatureError::KeyMismatch { .. }
+                            | SignatureError::UnknownSuite(_) => Check::CertificateKey,
                             _ => Check::Signature,
                         };
                         problems.push(problem(check, e.to_string()).field("signatureValue"));
@@ -351,7 +508,7 @@ impl<'c> Verifier<'c> {
     }
 }
 
-fn unreadable(location: &str, message: String) -> PulseOutcome {
+fn unreadable(location: &Location, message: String) -> PulseOutcome {
     PulseOutcome {
         facts: None,
         problems: vec![Problem::new(Check::Parse, message).located(Some(location))],
@@ -363,9 +520,15 @@ fn unreadable(location: &str, message: String) -> PulseOutcome {
 }
 
 fn bad_signature(o: &PulseOutcome, cert: &str) -> Problem {
-    let f = o.facts.as_ref().expect("only parsed pulses have signatures");
-    Problem::new(Check::Signature, format!("signature does not verify against certificate {cert}"))
-        .at(f.chain, f.index)
-        .located(f.location.as_deref())
-        .field("signatureValue")
+    let f = o
+        .facts
+        .as_ref()
+        .expect("only parsed pulses have signatures");
+    Problem::new(
+        Check::Signature,
+        format!("signature does not verify against certificate {cert}"),
+    )
+    .at(f.chain, f.index)
+    .located(f.location.as_ref())
+    .field("signatureValue")
 }

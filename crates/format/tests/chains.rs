@@ -16,7 +16,11 @@ use support::*;
 const START: &str = "2025-12-31T22:30:00.000Z";
 const N: u64 = 3000;
 
-fn chain() -> (Vec<Pulse>, lavabeacon_format::suite::Ed25519KeySigner, lavabeacon_format::cert::Certificate) {
+fn chain() -> (
+    Vec<Pulse>,
+    lavabeacon_format::suite::Ed25519KeySigner,
+    lavabeacon_format::cert::Certificate,
+) {
     let (signer, cert) = ed25519_identity(1);
     (build_chain(N, START, 60_000, &signer), signer, cert)
 }
@@ -27,7 +31,11 @@ fn verify(pulses: &[Pulse], certs: &[&lavabeacon_format::cert::Certificate]) -> 
 }
 
 fn found(r: &Report) -> Vec<(Check, u64)> {
-    let mut v: Vec<_> = r.problems.iter().map(|p| (p.check, p.pulse.unwrap_or(0))).collect();
+    let mut v: Vec<_> = r
+        .problems
+        .iter()
+        .map(|p| (p.check, p.pulse.unwrap_or(0)))
+        .collect();
     v.sort();
     v.dedup();
     v
@@ -61,7 +69,14 @@ fn a_long_builder_chain_across_a_new_year_verifies() {
 fn strict_mode_verifies_the_same_chain() {
     let (pulses, _, cert) = chain();
     let set = cert_set(&[&cert]);
-    let r = Verifier::new(&set, Options { strict: true, skip_path: false }).verify_pulses(&pulses[..500]);
+    let r = Verifier::new(
+        &set,
+        Options {
+            strict: true,
+            skip_path: false,
+        },
+    )
+    .verify_pulses(&pulses[..500]);
     assert!(r.passed(), "{}", r.render_text());
 }
 
@@ -89,7 +104,11 @@ fn reports_broken_precommitment_at_its_pulse() {
 fn reports_wrong_hour_day_month_year_values() {
     for (slot, check_pulse) in [(1usize, 100u64), (2, 200), (3, 300), (4, 2999)] {
         let (_, r) = corrupted(check_pulse, |p| p.list_values[slot].value.0[0] ^= 1);
-        assert_eq!(found(&r), vec![(Check::SkipValue, check_pulse)], "listValues[{slot}]");
+        assert_eq!(
+            found(&r),
+            vec![(Check::SkipValue, check_pulse)],
+            "listValues[{slot}]"
+        );
     }
 }
 
@@ -103,7 +122,11 @@ fn reports_a_gap_hidden_behind_status_zero() {
         .map(|i| {
             let gap = if i >= 50 { 5 } else { 0 };
             let t = t0 + (i as i64 - 1 + gap) * 60_000;
-            b.next(NextPulse::new(t, lrv(i), precommitment(&lrv(i + 1))), &signer).unwrap()
+            b.next(
+                NextPulse::new(t, lrv(i), precommitment(&lrv(i + 1))),
+                &signer,
+            )
+            .unwrap()
         })
         .collect();
     assert_eq!(pulses[49].status_code, 2, "the builder marks the gap");
@@ -129,7 +152,11 @@ fn a_lost_commitment_with_status_three_after_a_gap_verifies() {
     let mut pulses = Vec::new();
     for i in 1..=20u64 {
         let gap = if i > 10 { 3 } else { 0 };
-        let mut next = NextPulse::new(t0 + (i as i64 - 1 + gap) * 60_000, lrv(i + 1000 * u64::from(i == 11)), precommitment(&lrv(i + 1)));
+        let mut next = NextPulse::new(
+            t0 + (i as i64 - 1 + gap) * 60_000,
+            lrv(i + 1000 * u64::from(i == 11)),
+            precommitment(&lrv(i + 1)),
+        );
         next.commitment_lost = i == 11;
         pulses.push(b.next(next, &signer).unwrap());
     }
@@ -140,7 +167,10 @@ fn a_lost_commitment_with_status_three_after_a_gap_verifies() {
     pulses[10].status_code = 2;
     resign(&mut pulses[10], &signer);
     relink(&mut pulses, &old, &signer);
-    assert_eq!(found(&verify(&pulses, &[&cert])), vec![(Check::Precommitment, 11)]);
+    assert_eq!(
+        found(&verify(&pulses, &[&cert])),
+        vec![(Check::Precommitment, 11)]
+    );
 }
 
 #[test]
@@ -164,7 +194,10 @@ fn reports_reordered_pulses() {
 fn reports_a_duplicated_pulse() {
     let (mut pulses, _, cert) = chain();
     pulses.push(pulses[41].clone());
-    assert_eq!(found(&verify(&pulses, &[&cert])), vec![(Check::Duplicate, 42)]);
+    assert_eq!(
+        found(&verify(&pulses, &[&cert])),
+        vec![(Check::Duplicate, 42)]
+    );
 }
 
 #[test]
@@ -191,7 +224,10 @@ fn reports_a_pulse_signed_with_the_wrong_certificate() {
     p.output_value = lavabeacon_format::message::output_value(&m, &p.signature_value);
     let (_, signer1, _) = chain();
     relink(&mut pulses, &old, &signer1);
-    assert_eq!(found(&verify(&pulses, &[&cert, &other_cert])), vec![(Check::Signature, 100)]);
+    assert_eq!(
+        found(&verify(&pulses, &[&cert, &other_cert])),
+        vec![(Check::Signature, 100)]
+    );
 }
 
 #[test]
@@ -202,15 +238,28 @@ fn a_certificate_change_inside_a_chain_needs_both_certificates() {
     let mut b = ChainBuilder::new_chain(ChainParams::new(BASE, 1, 60_000));
     let pulses: Vec<Pulse> = (1..=200u64)
         .map(|i| {
-            let s: &dyn lavabeacon_format::suite::PulseSigner = if i <= 120 { &signer1 } else { &signer2 };
-            b.next(NextPulse::new(t0 + (i as i64 - 1) * 60_000, lrv(i), precommitment(&lrv(i + 1))), s).unwrap()
+            let s: &dyn lavabeacon_format::suite::PulseSigner =
+                if i <= 120 { &signer1 } else { &signer2 };
+            b.next(
+                NextPulse::new(
+                    t0 + (i as i64 - 1) * 60_000,
+                    lrv(i),
+                    precommitment(&lrv(i + 1)),
+                ),
+                s,
+            )
+            .unwrap()
         })
         .collect();
     assert!(verify(&pulses, &[&cert1, &cert2]).passed());
     let r = verify(&pulses, &[&cert1]);
     assert_eq!(found(&r), vec![(Check::CertificateMissing, 121)]);
     assert_eq!(r.missing_certificates, vec![cert2.id.to_hex_lower()]);
-    assert!(r.problems[0].message.contains("needed by 80 pulses"), "{}", r.problems[0].message);
+    assert!(
+        r.problems[0].message.contains("needed by 80 pulses"),
+        "{}",
+        r.problems[0].message
+    );
 }
 
 #[test]
@@ -219,7 +268,14 @@ fn a_skip_path_across_the_new_year_verifies_and_a_broken_one_does_not() {
     let path = plan_skip_path(&pulses, 3, 2990);
     assert!(path.len() < 120, "skip path of {} pulses", path.len());
     let set = cert_set(&[&cert]);
-    let r = Verifier::new(&set, Options { strict: false, skip_path: true }).verify_pulses(&path);
+    let r = Verifier::new(
+        &set,
+        Options {
+            strict: false,
+            skip_path: true,
+        },
+    )
+    .verify_pulses(&path);
     assert!(r.passed(), "{}", r.render_text());
     assert_eq!(r.skip_path_hops as usize, path.len() - 1);
 
@@ -231,5 +287,11 @@ fn a_skip_path_across_the_new_year_verifies_and_a_broken_one_does_not() {
     assert_eq!(problems.len(), 1, "{problems:?}");
     assert_eq!(problems[0].check, Check::SkipPath);
     assert_eq!(problems[0].pulse, Some(facts[mid].index));
-    assert!(problems[0].message.contains(&format!("pulse {}'s", facts[mid - 1].index)), "{}", problems[0].message);
+    assert!(
+        problems[0]
+            .message
+            .contains(&format!("pulse {}'s", facts[mid - 1].index)),
+        "{}",
+        problems[0].message
+    );
 }

@@ -22,9 +22,10 @@ pub fn ed25519_identity(seed: u8) -> (Ed25519KeySigner, Certificate) {
     .unwrap();
     let mut params = rcgen::CertificateParams::new(vec!["lavabeacon.test".into()]).unwrap();
     params.distinguished_name = rcgen::DistinguishedName::new();
-    params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "lavabeacon TEST ONLY - NOT FOR SECURITY USE");
+    params.distinguished_name.push(
+        rcgen::DnType::CommonName,
+        "lavabeacon TEST ONLY - NOT FOR SECURITY USE",
+    );
     let der = params.self_signed(&kp).unwrap().der().to_vec();
     let cert = Certificate::from_der(&der).unwrap();
     (Ed25519KeySigner::new(key, cert.id), cert)
@@ -52,8 +53,11 @@ pub fn build_chain(n: u64, start: &str, period_ms: u32, signer: &dyn PulseSigner
     (1..=n)
         .map(|i| {
             let t = t0 + (i as i64 - 1) * i64::from(period_ms);
-            b.next(NextPulse::new(t, lrv(i), precommitment(&lrv(i + 1))), signer)
-                .unwrap()
+            b.next(
+                NextPulse::new(t, lrv(i), precommitment(&lrv(i + 1))),
+                signer,
+            )
+            .unwrap()
         })
         .collect()
 }
@@ -95,7 +99,10 @@ pub fn relink(pulses: &mut [Pulse], old_outputs: &[Hash512], signer: &dyn PulseS
 /// from each pulse, hop to the farthest pulse not after `b` that names it in its listValues.
 pub fn plan_skip_path(chain: &[Pulse], a: u64, b: u64) -> Vec<Pulse> {
     use std::collections::HashMap;
-    let by_output: HashMap<Hash512, u64> = chain.iter().map(|p| (p.output_value, p.pulse_index)).collect();
+    let by_output: HashMap<Hash512, u64> = chain
+        .iter()
+        .map(|p| (p.output_value, p.pulse_index))
+        .collect();
     let mut farthest: HashMap<u64, u64> = HashMap::new();
     for p in chain.iter().filter(|p| p.pulse_index <= b) {
         for l in &p.list_values {

@@ -1,0 +1,324 @@
+//! `lavabeacon verify` as a user runs it: real files, real processes, exit statuses and output.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn nist_dir() -> PathBuf {
+    root().join("tests/vectors/nist-2018-chain1")
+}
+
+fn nist_cert() -> String {
+    nist_dir()
+        .join("certificate-5501e3d7.pem")
+        .display()
+        .to_string()
+}
+
+fn nist_pulses() -> Vec<String> {
+    [1, 54609, 54610]
+        .iter()
+        .map(|n| {
+            nist_dir()
+                .join(format!("pulse-{n}.json"))
+                .display()
+                .to_string()
+        })
+        .collect()
+}
+
+fn verify(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_lavabeacon"))
+        .arg("verify")
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn verify_stdin(args: &[&str], input: &[u8]) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lavabeacon"))
+        .arg("verify")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn args<'a>(cert: &'a str, files: &'a [String]) -> Vec<&'a str> {
+    let mut v = vec!["--cert", cert];
+    v.extend(files.iter().map(String::as_str));
+    v
+}
+
+#[test]
+fn nist_pulses_verify_with_their_certificate() {
+    let (cert, files) = (nist_cert(), nist_pulses());
+    let o = verify(&args(&cert, &files));
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let out = text(&o);
+    assert_eq!(
+        out.trim(),
+        "OK: 3 pulses, 3 signatures, 1 links, 2 skip links checked; 0 problems"
+    );
+}
+
+#[test]
+fn a_missing_certificate_fails_and_says_which() {
+    let files = nist_pulses();
+    let o = verify(&files.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o).contains("certificate 5501e3d7… not provided; pass --cert"),
+        "{}",
+        text(&o)
+    );
+}
+
+#[test]
+fn certificates_can_come_from_a_directory() {
+    let files = nist_pulses();
+    let dir = nist_dir().display().to_string();
+    let mut a = vec!["--certs", dir.as_str()];
+    a.extend(files.iter().map(String::as_str));
+    assert_eq!(verify(&a).status.code(), Some(0));
+}
+
+/// Writes `content` to a file in a fresh temporary directory.
+fn temp_file(name: &str, content: &[u8]) -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(name);
+    std::fs::write(&path, content).unwrap();
+    let p = path.display().to_string();
+    (dir, p)
+}
+
+#[test]
+fn one_changed_hex_digit_fails_with_chain_pulse_and_field() {
+    let original = std::fs::read_to_string(nist_dir().join("pulse-54610.json")).unwrap();
+    let changed = original.replacen(
+        "\"localRandomValue\": \"F6F8",
+        "\"localRandomValue\": \"E6F8",
+        1,
+    );
+    assert_ne!(original, changed);
+    let (_d, path) = temp_file("p.json", changed.as_bytes());
+    let cert = nist_cert();
+    let files = vec![nist_pulses()[1].clone(), path.clone()];
+    let o = verify(&args(&cert, &files));
+    assert_eq!(o.status.code(), Some(1));
+    let out = text(&o);
+    assert!(
+        out.contains(&format!(
+            "chain 1 pulse 54610 ({path}:1): signatureValue: signature does not verify"
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains("chain 1 pulse 54610")
+            && out.contains("localRandomValue: does not match pulse 54609's precommitmentValue"),
+        "{out}"
+    );
+    assert!(
+        out.lines()
+            .last()
+            .unwrap()
+            .starts_with("FAILED: 2 pulses, 2 signatures, 1 links"),
+        "{out}"
+    );
+}
+
+#[test]
+fn json_report_is_machine_readable() {
+    let (cert, files) = (nist_cert(), nist_pulses());
+    let mut a = vec!["--json"];
+    a.extend(args(&cert, &files));
+    let o = verify(&a);
+    assert_eq!(o.status.code(), Some(0));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["ok"], true);
+    assert_eq!(v["pulses"], 3);
+    assert_eq!(v["signatures_checked"], 3);
+    assert_eq!(v["links_checked"], 1);
+    assert_eq!(v["skip_links_checked"], 2);
+    assert_eq!(v["variants"]["nist"], 3);
+    assert_eq!(v["problems"].as_array().unwrap().len(), 0);
+
+    let o = verify(&["--json", &files[0]]);
+    assert_eq!(o.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["ok"], false);
+    assert_eq!(v["problems"][0]["check"], "certificate_missing");
+    assert_eq!(v["problems"][0]["pulse"], 1);
+}
+
+#[test]
+fn reads_json_lines_from_stdin() {
+    let lines: String = nist_pulses()
+        .iter()
+        .map(|f| {
+            let v: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(f).unwrap()).unwrap();
+            v.to_string() + "\n"
+        })
+        .collect();
+    let cert = nist_cert();
+    let o = verify_stdin(&["--cert", &cert, "-"], lines.as_bytes());
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+}
+
+#[test]
+fn malformed_input_names_file_and_line_and_exits_1() {
+    let cert = nist_cert();
+    let good = serde_json::to_string(
+        &serde_json::from_str::<serde_json::Value>(
+            &std::fs::read_to_string(&nist_pulses()[0]).unwrap(),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let cases: Vec<(&str, String, &str)> = vec![
+        (
+            "truncated.json",
+            good[..good.len() / 2].to_string(),
+            "truncated JSON",
+        ),
+        (
+            "badhex.jsonl",
+            format!(
+                "{good}\n{}\n",
+                good.replace("\"localRandomValue\":\"88C3", "\"localRandomValue\":\"XXC3")
+            ),
+            "field `localRandomValue`: not hex",
+        ),
+        (
+            "short.jsonl",
+            format!(
+                "{good}\n{}\n",
+                good.replace("\"localRandomValue\":\"88C3", "\"localRandomValue\":\"8")
+            ),
+            "field `localRandomValue`: expected 64 bytes (128 hex digits)",
+        ),
+        (
+            "missing.jsonl",
+            format!("{good}\n{}\n", good.replace("\"period\":60000,", "")),
+            "missing field `period`",
+        ),
+    ];
+    for (name, content, expect) in cases {
+        let (_d, path) = temp_file(name, content.as_bytes());
+        let o = verify(&["--cert", &cert, &path]);
+        assert_eq!(o.status.code(), Some(1), "{name}: {}", text(&o));
+        let out = text(&o);
+        assert!(out.contains(expect), "{name}: {out}");
+        let line = if name.ends_with(".jsonl") { 2 } else { 1 };
+        assert!(
+            out.contains(&format!("{path}:{line}")),
+            "{name} names its line: {out}"
+        );
+    }
+}
+
+#[test]
+fn a_100_mb_line_is_reported_not_fatal() {
+    let cert = nist_cert();
+    let good = serde_json::to_string(
+        &serde_json::from_str::<serde_json::Value>(
+            &std::fs::read_to_string(&nist_pulses()[0]).unwrap(),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("big.jsonl");
+    {
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+        writeln!(f, "{good}").unwrap();
+        let chunk = vec![b'A'; 1 << 20];
+        for _ in 0..100 {
+            f.write_all(&chunk).unwrap();
+        }
+        writeln!(f).unwrap();
+    }
+    let o = verify(&["--cert", &cert, path.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    let out = text(&o);
+    assert!(
+        out.contains(&format!("{}:2): line longer than", path.display())),
+        "{out}"
+    );
+    assert!(out.contains("FAILED: 2 pulses, 1 signatures"), "{out}");
+}
+
+#[test]
+fn usage_and_io_errors_exit_2() {
+    let cert = nist_cert();
+    let o = verify(&["--cert", &cert, "/nonexistent/pulses.jsonl"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o).contains("/nonexistent/pulses.jsonl: No such file"),
+        "{}",
+        text(&o)
+    );
+
+    let o = verify(&[]);
+    assert_eq!(o.status.code(), Some(2), "no input is a usage error");
+
+    let (_d, bad_cert) = temp_file(
+        "bad.pem",
+        b"-----BEGIN CERTIFICATE-----\nnot base64!\n-----END CERTIFICATE-----\n",
+    );
+    let o = verify(&["--cert", &bad_cert, &nist_pulses()[0]]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o).contains("bad.pem") && text(&o).contains("not base64"),
+        "{}",
+        text(&o)
+    );
+
+    let o = verify(&["--bogus"]);
+    assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn suite2_test_vectors_verify_from_the_command_line() {
+    let d = root().join("tests/vectors/lavabeacon-suite2");
+    let cert = d.join("certificate.pem").display().to_string();
+    let files: Vec<String> = ["pulse-1.json", "pulse-2.json"]
+        .iter()
+        .map(|f| d.join(f).display().to_string())
+        .collect();
+    let o = verify(&args(&cert, &files));
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(
+        text(&o).contains("1 links, 4 skip links checked"),
+        "{}",
+        text(&o)
+    );
+}
+
+#[test]
+fn skip_path_mode_checks_hops() {
+    let (cert, files) = (nist_cert(), nist_pulses());
+    // 1 -> 54609 via year, 54609 -> 54610 via previous: a valid skip path.
+    let mut a = vec!["--skip-path"];
+    a.extend(args(&cert, &files));
+    let o = verify(&a);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(text(&o).contains("skip path of 2 hops"), "{}", text(&o));
+}
