@@ -9,4 +9,12 @@ if ! command -v cargo >/dev/null 2>&1; then
     exit 1
 fi
 
+# The format crate must build without the server stack, so auditors can read and build it alone.
+server_deps=$(cargo tree -p lavabeacon-format -e normal --prefix none --locked | sed 's/ .*//' | sort -u |
+    grep -E '^(tokio|sqlx|actix-web|actix-rt|cryptoki|nokhwa)$' || true)
+if [ -n "$server_deps" ]; then
+    echo "test.sh: crates/format depends on server crates: $server_deps" >&2
+    exit 1
+fi
+
 cargo test --workspace --locked

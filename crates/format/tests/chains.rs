@@ -295,3 +295,53 @@ fn a_skip_path_across_the_new_year_verifies_and_a_broken_one_does_not() {
         problems[0].message
     );
 }
+
+#[test]
+fn an_rsa_suite0_chain_from_the_builder_verifies_and_catches_a_bad_signature() {
+    use rsa::pkcs8::EncodePrivateKey;
+    let key = rsa::RsaPrivateKey::new(&mut rand::thread_rng(), 2048).unwrap();
+    let pkcs8 = key.to_pkcs8_der().unwrap().as_bytes().to_vec();
+    let kp = rcgen::KeyPair::from_pkcs8_der_and_sign_algo(
+        &rustls_pki_types::PrivatePkcs8KeyDer::from(pkcs8.clone()),
+        &rcgen::PKCS_RSA_SHA256,
+    )
+    .unwrap();
+    let der = rcgen::CertificateParams::new(vec!["lavabeacon.test".into()])
+        .unwrap()
+        .self_signed(&kp)
+        .unwrap()
+        .der()
+        .to_vec();
+    let cert = lavabeacon_format::cert::Certificate::from_der(&der).unwrap();
+    assert_eq!(cert.key.describe(), "RSA-2048");
+    let signer = lavabeacon_format::suite::RsaKeySigner::from_pkcs8(&pkcs8, cert.id).unwrap();
+    let mut pulses = build_chain(30, START, 60_000, &signer);
+    assert!(pulses
+        .iter()
+        .all(|p| p.cipher_suite == 0 && p.signature_value.len() == 256));
+    assert!(verify(&pulses, &[&cert]).passed());
+    pulses[7].signature_value[0] ^= 1;
+    let f = found(&verify(&pulses, &[&cert]));
+    assert!(f.contains(&(Check::Signature, 8)), "{f:?}");
+}
+
+#[test]
+fn a_suite_that_does_not_match_the_key_is_reported() {
+    let (mut pulses, signer, cert) = chain();
+    pulses.truncate(3);
+    pulses[1].cipher_suite = 0; // claims RSA, names an Ed25519 certificate
+    resign(&mut pulses[1], &signer);
+    let r = verify(&pulses, &[&cert]);
+    let p = r
+        .problems
+        .iter()
+        .find(|p| p.check == Check::CertificateKey)
+        .expect("key mismatch reported");
+    assert_eq!(p.pulse, Some(2));
+    assert!(
+        p.message
+            .contains("cipherSuite 0 needs an RSA key, certificate has Ed25519"),
+        "{}",
+        p.message
+    );
+}
