@@ -31,6 +31,13 @@ fn nist_pulses() -> Vec<String> {
         .collect()
 }
 
+/// A pulse file's JSON on one line, as a JSON Lines record.
+fn json_line(path: &str) -> String {
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    v.to_string()
+}
+
 fn verify(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_lavabeacon"))
         .arg("verify")
@@ -169,14 +176,7 @@ fn json_report_is_machine_readable() {
 
 #[test]
 fn reads_json_lines_from_stdin() {
-    let lines: String = nist_pulses()
-        .iter()
-        .map(|f| {
-            let v: serde_json::Value =
-                serde_json::from_str(&std::fs::read_to_string(f).unwrap()).unwrap();
-            v.to_string() + "\n"
-        })
-        .collect();
+    let lines: String = nist_pulses().iter().map(|f| json_line(f) + "\n").collect();
     let cert = nist_cert();
     let o = verify_stdin(&["--cert", &cert, "-"], lines.as_bytes());
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
@@ -185,13 +185,7 @@ fn reads_json_lines_from_stdin() {
 #[test]
 fn malformed_input_names_file_and_line_and_exits_1() {
     let cert = nist_cert();
-    let good = serde_json::to_string(
-        &serde_json::from_str::<serde_json::Value>(
-            &std::fs::read_to_string(&nist_pulses()[0]).unwrap(),
-        )
-        .unwrap(),
-    )
-    .unwrap();
+    let good = json_line(&nist_pulses()[0]);
     let cases: Vec<(&str, String, &str)> = vec![
         (
             "truncated.json",
@@ -237,13 +231,7 @@ fn malformed_input_names_file_and_line_and_exits_1() {
 #[test]
 fn a_100_mb_line_is_reported_not_fatal() {
     let cert = nist_cert();
-    let good = serde_json::to_string(
-        &serde_json::from_str::<serde_json::Value>(
-            &std::fs::read_to_string(&nist_pulses()[0]).unwrap(),
-        )
-        .unwrap(),
-    )
-    .unwrap();
+    let good = json_line(&nist_pulses()[0]);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("big.jsonl");
     {

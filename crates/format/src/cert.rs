@@ -5,7 +5,7 @@ use crate::hash::Hash512;
 use crate::message::certificate_id;
 use base64::Engine;
 use der::asn1::UintRef;
-use der::{Decode, Encode};
+use der::Decode;
 use ed25519_dalek::VerifyingKey;
 use std::collections::HashMap;
 use std::path::Path;
@@ -160,13 +160,6 @@ impl Certificate {
         s.push_str("-----END CERTIFICATE-----\n");
         s
     }
-}
-
-/// Re-encodes a certificate to check that DER given to us is canonical (used by tests).
-pub fn reencode(der: &[u8]) -> Result<Vec<u8>, CertError> {
-    x509_cert::Certificate::from_der(der)
-        .and_then(|c| c.to_der())
-        .map_err(|e| CertError::BadDer(e.to_string()))
 }
 
 /// Every certificate in `bytes`: PEM blocks (read leniently: CRLF, no line break after the
