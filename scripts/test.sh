@@ -1,19 +1,68 @@
 #!/usr/bin/env bash
-# The full test suite. Installs what the tests need on Debian (when run as root or with sudo),
-# then runs every test of the workspace. Under CI=true a missing component fails the run.
+# The full test suite. Installs and starts what the tests need on Debian (as root, or with
+# sudo): the sqlite3 client and a PostgreSQL server. Under CI=true a component that cannot be
+# had fails the run; elsewhere the PostgreSQL tests are skipped with a message.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+say() { echo "test.sh: $*" >&2; }
+need() { # need PACKAGE COMMAND: install PACKAGE if COMMAND is missing
+    command -v "$2" >/dev/null 2>&1 && return 0
+    local sudo=""
+    [ "$(id -u)" = 0 ] || sudo="sudo"
+    say "installing $1"
+    if ! { $sudo apt-get update -qq && $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$1"; } >/dev/null; then
+        say "could not install $1"
+        return 1
+    fi
+}
+
 if ! command -v cargo >/dev/null 2>&1; then
-    echo "test.sh: cargo not found; install Rust first (https://rustup.rs)" >&2
+    say "cargo not found; install Rust first (https://rustup.rs)"
     exit 1
+fi
+
+need sqlite3 sqlite3 || { say "sqlite3 is needed by the store tests"; exit 1; }
+
+# PostgreSQL: the store's contract tests run against a real server.
+export LAVABEACON_TEST_POSTGRES="${LAVABEACON_TEST_POSTGRES:-postgres://postgres@127.0.0.1:5432/postgres}"
+pg_ok() { psql "$LAVABEACON_TEST_POSTGRES" -Atqc 'select 1' >/dev/null 2>&1; }
+if ! pg_ok; then
+    need postgresql pg_ctlcluster && need postgresql-client psql || true
+    if command -v pg_ctlcluster >/dev/null 2>&1; then
+        if [ -z "$(ls /etc/postgresql 2>/dev/null)" ]; then
+            say "creating a PostgreSQL cluster"
+            pg_createcluster "$(ls /usr/lib/postgresql | sort -n | tail -1)" main >/dev/null 2>&1 || true
+        fi
+        version=$(ls /etc/postgresql | sort -n | tail -1)
+        conf=/etc/postgresql/$version/main
+        # Local test server: trust on loopback, as on this project's machines.
+        if [ -f "$conf/pg_hba.conf" ] && ! grep -q '^host all all 127.0.0.1/32 trust' "$conf/pg_hba.conf"; then
+            sed -i '1i host all all 127.0.0.1/32 trust' "$conf/pg_hba.conf"
+        fi
+        say "starting PostgreSQL $version"
+        pg_ctlcluster --skip-systemctl-redirect "$version" main start >/dev/null 2>&1 ||
+            pg_ctlcluster --skip-systemctl-redirect "$version" main reload >/dev/null 2>&1 || true
+        for _ in $(seq 1 30); do pg_ok && break; sleep 1; done
+    fi
+fi
+if pg_ok; then
+    say "PostgreSQL reachable at $LAVABEACON_TEST_POSTGRES"
+    # Databases left behind by tests that panicked.
+    psql "$LAVABEACON_TEST_POSTGRES" -Atqc "select datname from pg_database where datname like 'lbtest_%'" |
+        while read -r db; do psql "$LAVABEACON_TEST_POSTGRES" -qc "drop database if exists $db with (force)" >/dev/null 2>&1 || true; done
+elif [ "${CI:-}" = true ]; then
+    say "CI=true and PostgreSQL is not reachable at $LAVABEACON_TEST_POSTGRES"
+    exit 1
+else
+    say "PostgreSQL not reachable: its tests will be skipped"
 fi
 
 # The format crate must build without the server stack, so auditors can read and build it alone.
 server_deps=$(cargo tree -p lavabeacon-format -e normal --prefix none --locked | sed 's/ .*//' | sort -u |
     grep -E '^(tokio|sqlx|actix-web|actix-rt|cryptoki|nokhwa)$' || true)
 if [ -n "$server_deps" ]; then
-    echo "test.sh: crates/format depends on server crates: $server_deps" >&2
+    say "crates/format depends on server crates: $server_deps"
     exit 1
 fi
 
