@@ -37,8 +37,11 @@ impl PostgresStore {
             StoreError::Unavailable(format!("{shown_url}: {}", without_url(&e.to_string(), url)))
         })?;
         let pool = PgPoolOptions::new()
-            .max_connections(8)
+            .max_connections(16)
             .acquire_timeout(Duration::from_secs(10))
+            // A broken connection shows up as an error on the query itself; pinging before
+            // every acquire would double the round trips of every lookup.
+            .test_before_acquire(false)
             .connect_with(options.clone())
             .await
             .map_err(|e| {
