@@ -66,4 +66,14 @@ if [ -n "$server_deps" ]; then
     exit 1
 fi
 
-cargo test --workspace --locked
+# Every test of the workspace, then one closing line counting them all (cargo prints one
+# summary per test binary; the last of those may well be a crate with no doc tests).
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+set +e
+cargo test --workspace --locked 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i; if ($(i+1) ~ /^ignored/) s += $i } }
+     END { printf "tests: %d passed, %d failed, %d skipped\n", p, f, s }' "$log"
+exit "$status"

@@ -247,6 +247,11 @@ pub async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
 }
 
 /// The URL with any password replaced by `***`.
+///
+/// ```
+/// assert_eq!(lavabeacon_store::redact("postgres://beacon:hunter2@db/lb"), "postgres://beacon:***@db/lb");
+/// assert_eq!(lavabeacon_store::redact("sqlite:data/lb.db"), "sqlite:data/lb.db");
+/// ```
 pub fn redact(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_string();
