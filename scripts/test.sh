@@ -23,6 +23,14 @@ if ! command -v cargo >/dev/null 2>&1; then
 fi
 
 need sqlite3 sqlite3 || { say "sqlite3 is needed by the store tests"; exit 1; }
+# SoftHSM2: the signer's tests run against a real token (made in a temporary directory).
+if ! need softhsm2 softhsm2-util || [ ! -e /usr/lib/softhsm/libsofthsm2.so ]; then
+    if [ "${CI:-}" = true ]; then
+        say "CI=true and SoftHSM2 is not installed"
+        exit 1
+    fi
+    say "SoftHSM2 not installed: the HSM tests will be skipped"
+fi
 
 # PostgreSQL: the store's contract tests run against a real server.
 export LAVABEACON_TEST_POSTGRES="${LAVABEACON_TEST_POSTGRES:-postgres://postgres@127.0.0.1:5432/postgres}"

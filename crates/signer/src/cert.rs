@@ -1,0 +1,67 @@
+//! X.509 certificates for pulse keys, signed by the key itself (in the HSM for PKCS#11 keys).
+
+use crate::{SignerError, TEST_ONLY};
+use rcgen::{
+    CertificateParams, DistinguishedName, DnType, KeyPair, RemoteKeyPair, SignatureAlgorithm,
+};
+
+/// Signs a certificate's to-be-signed bytes with the key.
+pub type SignFn<'a> = Box<dyn Fn(&[u8]) -> Result<Vec<u8>, SignerError> + Send + Sync + 'a>;
+
+/// A key that can sign a certificate: its public key as the certificate carries it, and a
+/// signing operation.
+pub struct CertKey<'a> {
+    /// Ed25519: the 32-byte key; RSA: the PKCS#1 RSAPublicKey DER.
+    pub public_key: Vec<u8>,
+    /// `rcgen::PKCS_ED25519` or `rcgen::PKCS_RSA_SHA512`.
+    pub algorithm: &'static SignatureAlgorithm,
+    /// Signs the certificate's to-be-signed bytes.
+    pub sign: SignFn<'a>,
+}
+
+struct Remote(CertKey<'static>);
+
+impl RemoteKeyPair for Remote {
+    fn public_key(&self) -> &[u8] {
+        &self.0.public_key
+    }
+    fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, rcgen::Error> {
+        (self.0.sign)(msg).map_err(|_| rcgen::Error::RemoteKeyError)
+    }
+    fn algorithm(&self) -> &'static SignatureAlgorithm {
+        self.0.algorithm
+    }
+}
+
+/// Issues a self-signed certificate for `key`, valid `years` years. `test` puts
+/// `TEST ONLY - NOT FOR SECURITY USE` in the subject, as every certificate of a software key
+/// or test source must carry.
+pub fn issue_self_signed(
+    key: CertKey<'static>,
+    common_name: &str,
+    test: bool,
+    years: i32,
+) -> Result<Vec<u8>, SignerError> {
+    let kp = KeyPair::from_remote(Box::new(Remote(key)))
+        .map_err(|e| SignerError::Certificate(e.to_string()))?;
+    let mut params = CertificateParams::new(Vec::<String>::new())
+        .map_err(|e| SignerError::Certificate(e.to_string()))?;
+    let mut dn = DistinguishedName::new();
+    let cn = if test {
+        format!("{common_name} {TEST_ONLY}")
+    } else {
+        common_name.to_string()
+    };
+    dn.push(DnType::CommonName, cn);
+    dn.push(DnType::OrganizationName, "lavabeacon");
+    params.distinguished_name = dn;
+    let now = std::time::SystemTime::now();
+    params.not_before = now.into();
+    params.not_after =
+        (now + std::time::Duration::from_secs(365 * 86_400 * years.max(1) as u64)).into();
+    params.key_usages = vec![rcgen::KeyUsagePurpose::DigitalSignature];
+    let cert = params
+        .self_signed(&kp)
+        .map_err(|e| SignerError::Certificate(format!("signing the certificate: {e}")))?;
+    Ok(cert.der().to_vec())
+}

@@ -1,0 +1,353 @@
+//! Keys in a real SoftHSM2 token over PKCS#11. The tokens live in a temporary directory made
+//! for this test process (never the system token directory). Without SoftHSM2 the tests are
+//! skipped with a message, except under `CI=true`, where that fails the run.
+
+use lavabeacon_format::builder::{ChainBuilder, ChainParams, NextPulse};
+use lavabeacon_format::cert::CertificateSet;
+use lavabeacon_format::hash::sha512;
+use lavabeacon_format::message::precommitment;
+use lavabeacon_format::suite::PulseSigner;
+use lavabeacon_format::verify::{Options, Verifier};
+use lavabeacon_format::{Hash512, Pulse};
+use lavabeacon_signer::pkcs11::{Pkcs11Config, Pkcs11Key, Pkcs11Signer};
+use lavabeacon_signer::{PinSource, Signer, SignerError, Suite};
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::{Arc, OnceLock};
+
+const PIN: &str = "735162";
+const PIN_VAR: &str = "LAVABEACON_TEST_HSM_PIN";
+const MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
+const TOKENS: [&str; 4] = ["lb-ed25519", "lb-rsa", "lb-pin", "lb-errors"];
+
+/// Makes the tokens once per process, before the module is first loaded (SoftHSM reads its
+/// configuration and token list at C_Initialize). None when SoftHSM2 is not installed.
+fn tokens() -> Option<&'static PathBuf> {
+    static DIR: OnceLock<Option<PathBuf>> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let have = std::path::Path::new(MODULE).exists()
+            && Command::new("softhsm2-util")
+                .arg("--version")
+                .output()
+                .is_ok();
+        if !have {
+            assert_ne!(
+                std::env::var("CI").as_deref(),
+                Ok("true"),
+                "CI=true and SoftHSM2 is not installed ({MODULE}, softhsm2-util)"
+            );
+            eprintln!("skipped: SoftHSM2 is not installed");
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap().keep();
+        std::fs::create_dir_all(dir.join("tokens")).unwrap();
+        let conf = dir.join("softhsm2.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
+                dir.join("tokens").display()
+            ),
+        )
+        .unwrap();
+        // Set before any thread loads the module; the tests read them only after this.
+        std::env::set_var("SOFTHSM2_CONF", &conf);
+        std::env::set_var(PIN_VAR, PIN);
+        for label in TOKENS {
+            let out = Command::new("softhsm2-util")
+                .args([
+                    "--init-token",
+                    "--free",
+                    "--label",
+                    label,
+                    "--so-pin",
+                    "99887766",
+                    "--pin",
+                    PIN,
+                ])
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "softhsm2-util: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Some(dir)
+    })
+    .as_ref()
+}
+
+fn config(token: &str, key: &str, suite: Suite) -> Pkcs11Config {
+    Pkcs11Config {
+        module: PathBuf::from(MODULE),
+        token_label: token.into(),
+        pin: PinSource::Env(PIN_VAR.into()),
+        key_label: key.into(),
+        suite,
+    }
+}
+
+fn signer_for(token: &str, suite: Suite) -> Arc<Pkcs11Signer> {
+    let key = Pkcs11Key::generate(&config(token, "pulse-key", suite)).unwrap();
+    let cert = key
+        .issue_certificate("lavabeacon SoftHSM test", true, 1)
+        .unwrap();
+    Arc::new(key.into_signer(&cert).unwrap())
+}
+
+fn ed25519() -> Option<Arc<Pkcs11Signer>> {
+    static S: OnceLock<Option<Arc<Pkcs11Signer>>> = OnceLock::new();
+    tokens()?;
+    S.get_or_init(|| Some(signer_for("lb-ed25519", Suite::Ed25519)))
+        .clone()
+}
+
+fn chain(signer: &dyn PulseSigner, n: u64) -> Vec<Pulse> {
+    let l = |i: u64| sha512(&[b"hsm test", &i.to_be_bytes()]);
+    let mut b = ChainBuilder::new_chain(ChainParams::new(
+        "https://beacon.example.org/beacon/2.0",
+        1,
+        60_000,
+    ));
+    (1..=n)
+        .map(|i| {
+            b.next(
+                NextPulse::new(
+                    1_780_000_020_000 + i as i64 * 60_000,
+                    l(i),
+                    precommitment(&l(i + 1)),
+                ),
+                signer,
+            )
+            .unwrap()
+        })
+        .collect()
+}
+
+fn verifies(signer: &dyn Signer, pulses: &[Pulse]) -> bool {
+    let mut certs = CertificateSet::new();
+    certs.add(signer.certificate().clone());
+    let r = Verifier::new(
+        &certs,
+        Options {
+            strict: true,
+            skip_path: false,
+        },
+    )
+    .verify_pulses(pulses);
+    eprintln!("{}", r.summary());
+    r.passed() && r.signatures_checked == pulses.len() as u64
+}
+
+#[test]
+fn ed25519_pulses_signed_in_the_token_verify() {
+    let Some(s) = ed25519() else { return };
+    assert_eq!(s.cipher_suite(), 2);
+    assert!(
+        s.is_test()
+            && s.certificate()
+                .subject
+                .contains("TEST ONLY - NOT FOR SECURITY USE")
+    );
+    assert!(verifies(s.as_ref(), &chain(s.as_ref(), 20)));
+}
+
+#[test]
+fn rsa_4096_pulses_signed_in_the_token_verify() {
+    if tokens().is_none() {
+        return;
+    }
+    let s = signer_for("lb-rsa", Suite::Rsa { bits: 4096 });
+    assert_eq!(s.cipher_suite(), 0);
+    assert_eq!(s.certificate().key.describe(), "RSA-4096");
+    let pulses = chain(s.as_ref(), 5);
+    assert!(pulses.iter().all(|p| p.signature_value.len() == 512));
+    assert!(verifies(s.as_ref(), &pulses));
+}
+
+#[test]
+fn keys_are_sensitive_never_extractable_and_sign_only() {
+    let Some(s) = ed25519() else { return };
+    let a = s.key().attributes().unwrap();
+    assert!(a.token && a.sensitive && a.always_sensitive, "{a:?}");
+    assert!(!a.extractable && a.never_extractable, "{a:?}");
+    assert!(a.sign && !a.decrypt && !a.unwrap && !a.derive, "{a:?}");
+}
+
+#[test]
+fn many_tasks_sign_at_once_and_every_signature_verifies() {
+    let Some(s) = ed25519() else { return };
+    let threads: Vec<_> = (0..16u64)
+        .map(|t| {
+            let s = s.clone();
+            std::thread::spawn(move || {
+                (0..25u64)
+                    .map(|i| {
+                        let m = [t.to_be_bytes(), i.to_be_bytes()].concat();
+                        let sig = s.sign(&m).unwrap();
+                        lavabeacon_format::suite::verify_signature(2, &m, &sig, s.certificate())
+                            .is_ok()
+                    })
+                    .filter(|ok| *ok)
+                    .count()
+            })
+        })
+        .collect();
+    let good: usize = threads.into_iter().map(|t| t.join().unwrap()).sum();
+    assert_eq!(good, 16 * 25);
+}
+
+#[test]
+fn sealed_values_survive_a_reopen_and_resist_tampering() {
+    let Some(s) = ed25519() else { return };
+    let secret = Hash512([0x5A; 64]);
+    let sealed = s.seal(b"chain 1 pulse 42", &secret.0).unwrap();
+    assert!(
+        !sealed.windows(8).any(|w| w == &secret.0[..8]),
+        "the sealed value does not show the secret"
+    );
+    // A restart: the key opened afresh from the token opens what was sealed before.
+    let again = Pkcs11Key::open(s.key().config())
+        .unwrap()
+        .into_signer(&s.certificate().der)
+        .unwrap();
+    assert_eq!(
+        again
+            .unseal(b"chain 1 pulse 42", &sealed)
+            .unwrap()
+            .as_slice(),
+        &secret.0
+    );
+    assert!(
+        matches!(
+            again.unseal(b"chain 1 pulse 43", &sealed),
+            Err(SignerError::Unseal(_))
+        ),
+        "bound to its place"
+    );
+    let mut tampered = sealed.clone();
+    tampered[20] ^= 1;
+    assert!(matches!(
+        again.unseal(b"chain 1 pulse 42", &tampered),
+        Err(SignerError::Unseal(_))
+    ));
+    assert!(matches!(
+        again.unseal(b"chain 1 pulse 42", &sealed[..10]),
+        Err(SignerError::Unseal(_))
+    ));
+}
+
+#[test]
+fn the_token_rng_gives_fresh_bytes() {
+    let Some(s) = ed25519() else { return };
+    let (mut a, mut b) = ([0u8; 64], [0u8; 64]);
+    s.random(&mut a).unwrap();
+    s.random(&mut b).unwrap();
+    assert_ne!(a, b);
+    assert_ne!(a, [0u8; 64]);
+}
+
+#[test]
+fn a_certificate_of_another_key_fails_the_self_test() {
+    let Some(s) = ed25519() else { return };
+    let other = lavabeacon_signer::software::SoftwareSigner::new(&[3; 32], None).unwrap();
+    let key = Pkcs11Key::open(s.key().config()).unwrap();
+    let e = key
+        .into_signer(&other.certificate().der)
+        .err()
+        .expect("mismatch refused");
+    assert!(matches!(e, SignerError::SelfTest(_)), "{e}");
+}
+
+fn no_pin_in(e: &SignerError) -> String {
+    let text = format!("{e} {e:?}");
+    assert!(!text.contains(PIN), "the PIN leaked: {text}");
+    text
+}
+
+#[test]
+fn configuration_errors_are_clear_and_never_show_the_pin() {
+    if tokens().is_none() {
+        return;
+    }
+    let mut c = config("lb-errors", "pulse-key", Suite::Ed25519);
+    c.module = PathBuf::from("/nonexistent/libpkcs11.so");
+    let e = Pkcs11Key::open(&c).unwrap_err();
+    assert!(
+        no_pin_in(&e).contains("/nonexistent/libpkcs11.so: no such file"),
+        "{e}"
+    );
+
+    let libc = [
+        "/lib/x86_64-linux-gnu/libc.so.6",
+        "/usr/lib/x86_64-linux-gnu/libc.so.6",
+        "/lib/aarch64-linux-gnu/libc.so.6",
+    ]
+    .into_iter()
+    .find(|p| std::path::Path::new(p).exists())
+    .expect("a shared library that is not a PKCS#11 module");
+    c.module = PathBuf::from(libc);
+    let e = Pkcs11Key::open(&c).unwrap_err();
+    assert!(no_pin_in(&e).contains("is not a PKCS#11 module"), "{e}");
+
+    let e = Pkcs11Key::open(&config("no-such-token", "pulse-key", Suite::Ed25519)).unwrap_err();
+    let t = no_pin_in(&e);
+    assert!(
+        t.contains("no token labelled \"no-such-token\"") && t.contains("\"lb-errors\""),
+        "{t}"
+    );
+
+    let e = Pkcs11Key::open(&config("lb-errors", "no-such-key", Suite::Ed25519)).unwrap_err();
+    assert!(
+        matches!(e, SignerError::MissingKey { .. })
+            && no_pin_in(&e).contains("no private key labelled \"no-such-key\""),
+        "{e}"
+    );
+
+    let mut c = config("lb-errors", "pulse-key", Suite::Ed25519);
+    c.pin = PinSource::Env("LAVABEACON_TEST_UNSET_PIN_VAR".into());
+    let e = Pkcs11Key::open(&c).unwrap_err();
+    assert!(
+        no_pin_in(&e).contains("LAVABEACON_TEST_UNSET_PIN_VAR (the HSM PIN) is not set"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_wrong_pin_is_refused() {
+    if tokens().is_none() {
+        return;
+    }
+    // lb-pin is used by no other test: once a token is logged in within a process, SoftHSM
+    // stops checking PINs for it.
+    let dir = tempfile::tempdir().unwrap();
+    let pin_file = dir.path().join("pin");
+    std::fs::write(&pin_file, "000000\n").unwrap();
+    let mut c = config("lb-pin", "pulse-key", Suite::Ed25519);
+    c.pin = PinSource::File(pin_file);
+    let e = Pkcs11Key::open(&c).unwrap_err();
+    assert!(matches!(e, SignerError::WrongPin { .. }), "{e}");
+    assert!(!format!("{e} {e:?}").contains("000000"));
+}
+
+#[test]
+fn a_key_of_the_wrong_type_for_the_suite_is_refused() {
+    let Some(s) = ed25519() else { return };
+    let mut c = s.key().config().clone();
+    c.suite = Suite::Rsa { bits: 4096 };
+    let e = Pkcs11Key::open(&c).unwrap_err();
+    let t = no_pin_in(&e);
+    assert!(
+        matches!(e, SignerError::KeyType { .. })
+            && t.contains(
+                "is an Ed25519 key, but the configured suite rsa-4096 needs an RSA-4096 key"
+            ),
+        "{t}"
+    );
+    let again = Pkcs11Key::generate(s.key().config()).unwrap_err();
+    assert!(
+        no_pin_in(&again).contains("already has a key labelled"),
+        "{again}"
+    );
+}
