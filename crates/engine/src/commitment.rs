@@ -1,0 +1,124 @@
+//! The precommitment across restarts. Pulse n publishes SHA-512 of pulse n+1's
+//! localRandomValue, so that value must exist, unpublished, until pulse n+1: it is sealed by the
+//! signer (AES-256-GCM with a key in the HSM) and stored in `pending_secrets` *before* pulse n
+//! is published. After a restart it is unsealed and checked against pulse n's commitment; if it
+//! is gone or does not open, the next pulse says so with statusCode 3.
+
+use lavabeacon_format::builder::{ChainBuilder, ChainParams, ChainState};
+use lavabeacon_format::hash::Hash512;
+use lavabeacon_format::message::precommitment;
+use lavabeacon_format::time::Period;
+use lavabeacon_format::Pulse;
+use lavabeacon_signer::{Signer, SignerError};
+use lavabeacon_store::{Store, StoreError};
+use thiserror::Error;
+use zeroize::Zeroizing;
+
+/// Why keeping or recovering a value failed outright (a lost value is not an error: see
+/// [`Recovered::Lost`]).
+#[derive(Debug, Error)]
+pub enum CommitmentError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The signer could not seal.
+    #[error(transparent)]
+    Signer(#[from] SignerError),
+}
+
+/// What the sealed value is bound to: a value sealed for one place cannot be passed off at
+/// another.
+fn place(chain: u64, index: u64) -> Vec<u8> {
+    format!("lavabeacon next localRandomValue chain {chain} pulse {index}").into_bytes()
+}
+
+/// Seals `value`, the localRandomValue of pulse `index` of `chain`, and stores it. Call it
+/// before publishing the pulse that commits to it.
+pub async fn keep_next(
+    store: &dyn Store,
+    signer: &dyn Signer,
+    chain: u64,
+    index: u64,
+    value: &Hash512,
+) -> Result<(), CommitmentError> {
+    let sealed = signer.seal(&place(chain, index), &value.0)?;
+    store.put_pending_secret(chain, index, &sealed).await?;
+    Ok(())
+}
+
+/// What a restart finds for the pulse after `last`.
+#[derive(Debug)]
+pub enum Recovered {
+    /// The committed value, checked against `last`'s precommitment.
+    Kept(Zeroizing<[u8; 64]>),
+    /// The value is gone; the next pulse must carry statusCode 3. The reason is for the log.
+    Lost(String),
+}
+
+/// Finds, unseals and checks the value `last` committed to.
+pub async fn recover_next(
+    store: &dyn Store,
+    signer: &dyn Signer,
+    last: &Pulse,
+) -> Result<Recovered, CommitmentError> {
+    let (chain, index) = (last.chain_index, last.pulse_index + 1);
+    let Some(sealed) = store.pending_secret(chain, index).await? else {
+        return Ok(Recovered::Lost(format!(
+            "no sealed value for pulse {chain}/{index}"
+        )));
+    };
+    let value = match signer.unseal(&place(chain, index), &sealed) {
+        Ok(v) => v,
+        Err(SignerError::Unseal(why)) => {
+            return Ok(Recovered::Lost(format!(
+                "the sealed value for pulse {chain}/{index} does not open: {why}"
+            )))
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let Ok(bytes) = <[u8; 64]>::try_from(value.as_slice()) else {
+        return Ok(Recovered::Lost(format!(
+            "the sealed value for pulse {chain}/{index} is {} bytes, not 64",
+            value.len()
+        )));
+    };
+    let bytes = Zeroizing::new(bytes);
+    if precommitment(&Hash512(*bytes)) != last.precommitment_value {
+        return Ok(Recovered::Lost(format!(
+            "the sealed value for pulse {chain}/{index} does not match pulse {}'s precommitment",
+            last.pulse_index
+        )));
+    }
+    Ok(Recovered::Kept(bytes))
+}
+
+/// A chain builder that continues `chain` after its last stored pulse, with the skip-list state
+/// read from the store; None if the chain has no pulse yet.
+pub async fn resume_builder(
+    store: &dyn Store,
+    params: ChainParams,
+) -> Result<Option<(ChainBuilder, Pulse)>, StoreError> {
+    let Some(last) = store.last_in_chain(params.chain_index).await? else {
+        return Ok(None);
+    };
+    let t = last
+        .time_ms()
+        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let mut firsts = Vec::with_capacity(4);
+    for p in Period::ALL {
+        let first = store
+            .first_in_period(params.chain_index, p, t)
+            .await?
+            .ok_or_else(|| {
+                StoreError::Corrupt(format!(
+                    "no first pulse of the {} of pulse {}",
+                    p.name(),
+                    last.pulse_index
+                ))
+            })?;
+        firsts.push(first);
+    }
+    let state = ChainState::resume(&last, [&firsts[0], &firsts[1], &firsts[2], &firsts[3]])
+        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    Ok(Some((ChainBuilder::resume(params, state), last)))
+}
