@@ -6,9 +6,11 @@
 //! Data flows sources → combine → sign → store → HTTP; the verifier reads it back from the
 //! other side. The pulse format and every check live in `crates/format` (no server
 //! dependencies); this binary holds the commands.
-//! - `cli`: the command line (`lavabeacon verify`, …).
+//! - `cli`: the command line (`lavabeacon verify`, `keys`, `cert`, …).
+//! - `config`: defaults, then a TOML file, then the environment.
 
 mod cli;
+mod config;
 
 fn main() -> std::process::ExitCode {
     cli::run()

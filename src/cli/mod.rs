@@ -1,6 +1,7 @@
 //! The command line. Each subcommand is a module; `run` parses arguments and maps outcomes to
 //! exit statuses: 0 success, 1 a check failed, 2 usage or I/O error.
 
+mod keys;
 mod verify;
 
 use clap::{Parser, Subcommand};
@@ -22,6 +23,12 @@ enum Command {
     /// Verify pulses offline: signatures, certificateIds, outputValues and every link between
     /// the pulses given (sorted by chain and index first).
     Verify(verify::Args),
+    /// Manage signing keys in the HSM.
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
+    /// Issue and show certificates of the signing key.
+    #[command(subcommand)]
+    Cert(keys::CertCommand),
 }
 
 /// Exit status for a failed check.
@@ -33,5 +40,7 @@ pub fn run() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Verify(args) => verify::run(args),
+        Command::Keys(cmd) => keys::keys(cmd),
+        Command::Cert(cmd) => keys::cert(cmd),
     }
 }

@@ -100,13 +100,34 @@ fn find_slot(p: &Pkcs11, cfg: &Pkcs11Config) -> Result<Slot, SignerError> {
     })
 }
 
+#[derive(Debug, Clone, Copy)]
+struct Handles {
+    private: ObjectHandle,
+    seal: Option<ObjectHandle>,
+}
+
+fn find_handles(s: &Session, cfg: &Pkcs11Config) -> Result<Handles, SignerError> {
+    let private = find_one(s, ObjectClass::PRIVATE_KEY, &cfg.key_label)?.ok_or_else(|| {
+        SignerError::MissingKey {
+            key: cfg.key_label.clone(),
+            token: cfg.token_label.clone(),
+        }
+    })?;
+    let seal = find_one(
+        s,
+        ObjectClass::SECRET_KEY,
+        &format!("{}-seal", cfg.key_label),
+    )?;
+    Ok(Handles { private, seal })
+}
+
 struct Inner {
     pkcs11: Pkcs11,
     cfg: Pkcs11Config,
     slot: Slot,
     pin: secrecy::SecretString,
-    private: ObjectHandle,
-    seal: Option<ObjectHandle>,
+    /// Object handles can change when the token logs in again; they are found anew then.
+    handles: Mutex<Handles>,
     public_key: PublicKeyBytes,
     /// Idle logged-in sessions; a signer takes one per operation.
     sessions: Mutex<Vec<Session>>,
@@ -215,26 +236,20 @@ impl Pkcs11Key {
         let slot = find_slot(&pkcs11, cfg)?;
         let pin = cfg.pin.read()?;
         let s = open_session(&pkcs11, slot, &pin, &cfg.token_label)?;
-        let missing = || SignerError::MissingKey {
-            key: cfg.key_label.clone(),
-            token: cfg.token_label.clone(),
-        };
-        let private =
-            find_one(&s, ObjectClass::PRIVATE_KEY, &cfg.key_label)?.ok_or_else(missing)?;
-        let public = find_one(&s, ObjectClass::PUBLIC_KEY, &cfg.key_label)?.ok_or_else(missing)?;
+        let handles = find_handles(&s, cfg)?;
+        let public = find_one(&s, ObjectClass::PUBLIC_KEY, &cfg.key_label)?.ok_or_else(|| {
+            SignerError::MissingKey {
+                key: cfg.key_label.clone(),
+                token: cfg.token_label.clone(),
+            }
+        })?;
         let public_key = read_public_key(&s, public, cfg)?;
-        let seal = find_one(
-            &s,
-            ObjectClass::SECRET_KEY,
-            &format!("{}-seal", cfg.key_label),
-        )?;
         Ok(Pkcs11Key(Arc::new(Inner {
             pkcs11,
             cfg: cfg.clone(),
             slot,
             pin,
-            private,
-            seal,
+            handles: Mutex::new(handles),
             public_key,
             sessions: Mutex::new(vec![s]),
         })))
@@ -322,14 +337,14 @@ impl Pkcs11Key {
         &self.0.cfg
     }
 
-    /// Runs `f` with a logged-in session from the pool. If it fails, the session is dropped and
-    /// `f` tried once more on a fresh one, so a token that came back (or a session the HSM
-    /// closed) does not stop the beacon; a second failure is the caller's to handle (the engine
-    /// skips the pulse and records the gap).
+    /// Runs `f` with a logged-in session from the pool. If it fails, the session is dropped, a
+    /// fresh one opened (logging in again) and the key handles found anew, and `f` tried once
+    /// more: an HSM that restarted or dropped its sessions does not stop the beacon. A second
+    /// failure is the caller's to handle (the engine skips the pulse and records the gap).
     fn with_session<T>(
         &self,
         what: &str,
-        f: impl Fn(&Session) -> Result<T, CkError>,
+        f: impl Fn(&Session, Handles) -> Result<T, CkError>,
     ) -> Result<T, SignerError> {
         let inner = &self.0;
         let pooled = inner
@@ -338,7 +353,8 @@ impl Pkcs11Key {
             .unwrap_or_else(|p| p.into_inner())
             .pop();
         if let Some(s) = pooled {
-            if let Ok(v) = f(&s) {
+            let handles = *inner.handles.lock().unwrap_or_else(|p| p.into_inner());
+            if let Ok(v) = f(&s, handles) {
                 inner
                     .sessions
                     .lock()
@@ -347,13 +363,10 @@ impl Pkcs11Key {
                 return Ok(v);
             }
         }
-        let s = open_session(
-            &inner.pkcs11,
-            inner.slot,
-            &inner.pin,
-            &inner.cfg.token_label,
-        )?;
-        let v = f(&s).map_err(hsm(what))?;
+        let s = self.fresh_session()?;
+        let handles = find_handles(&s, &inner.cfg)?;
+        *inner.handles.lock().unwrap_or_else(|p| p.into_inner()) = handles;
+        let v = f(&s, handles).map_err(hsm(what))?;
         let mut pool = inner.sessions.lock().unwrap_or_else(|p| p.into_inner());
         if pool.len() < 8 {
             pool.push(s);
@@ -361,24 +374,33 @@ impl Pkcs11Key {
         Ok(v)
     }
 
+    fn fresh_session(&self) -> Result<Session, SignerError> {
+        let inner = &self.0;
+        open_session(
+            &inner.pkcs11,
+            inner.slot,
+            &inner.pin,
+            &inner.cfg.token_label,
+        )
+    }
+
     /// Signs `m` in the token with the key's suite.
     pub fn sign_raw(&self, m: &[u8]) -> Result<Vec<u8>, SignerError> {
-        let key = self.0.private;
         let suite = self.0.cfg.suite;
-        self.with_session("signing", |s| match suite {
+        self.with_session("signing", |s, h| match suite {
             Suite::Ed25519 => s.sign(
                 &Mechanism::Eddsa(EddsaParams::new(EddsaSignatureScheme::Pure)),
-                key,
+                h.private,
                 m,
             ),
-            Suite::Rsa { .. } => s.sign(&Mechanism::Sha512RsaPkcs, key, m),
+            Suite::Rsa { .. } => s.sign(&Mechanism::Sha512RsaPkcs, h.private, m),
         })
     }
 
     /// Random bytes from the token's generator (C_GenerateRandom).
     pub fn random(&self, out: &mut [u8]) -> Result<(), SignerError> {
         let n = out.len();
-        let bytes = self.with_session("generating random bytes", |s| {
+        let bytes = self.with_session("generating random bytes", |s, _| {
             s.generate_random_vec(n as u32)
         })?;
         out.copy_from_slice(&bytes);
@@ -387,10 +409,9 @@ impl Pkcs11Key {
 
     /// The private key's attributes, as the token reports them.
     pub fn attributes(&self) -> Result<KeyAttributes, SignerError> {
-        let key = self.0.private;
-        let attrs = self.with_session("reading key attributes", |s| {
+        let attrs = self.with_session("reading key attributes", |s, h| {
             s.get_attributes(
-                key,
+                h.private,
                 &[
                     AttributeType::Token,
                     AttributeType::Sensitive,
@@ -492,6 +513,124 @@ impl Pkcs11Key {
     }
 }
 
+/// Initialises a token labelled `cfg.token_label` in a free slot and sets its user PIN (from
+/// `cfg.pin`); the security officer PIN comes from `so_pin`. For SoftHSM2 development tokens:
+/// real HSMs are initialised with their vendor's tools. Does nothing if the token exists.
+/// Returns whether a token was created.
+pub fn init_token(cfg: &Pkcs11Config, so_pin: &PinSource) -> Result<bool, SignerError> {
+    let pkcs11 = module(&cfg.module)?;
+    match find_slot(&pkcs11, cfg) {
+        Ok(_) => return Ok(false),
+        Err(SignerError::UnknownToken { .. }) => {}
+        Err(e) => return Err(e),
+    }
+    let mut free = None;
+    for slot in pkcs11
+        .get_slots_with_token()
+        .map_err(hsm("listing slots"))?
+    {
+        if !pkcs11
+            .get_token_info(slot)
+            .map_err(hsm("reading a token"))?
+            .token_initialized()
+        {
+            free = Some(slot);
+            break;
+        }
+    }
+    let slot = free.ok_or_else(|| {
+        SignerError::Hsm(format!(
+            "{} has no free slot for a new token",
+            cfg.module.display()
+        ))
+    })?;
+    let so = so_pin.read()?;
+    let user = cfg.pin.read()?;
+    pkcs11
+        .init_token(slot, &so, &cfg.token_label)
+        .map_err(hsm("initialising the token"))?;
+    let s = pkcs11
+        .open_rw_session(slot)
+        .map_err(hsm("opening a session"))?;
+    s.login(UserType::So, Some(&so))
+        .map_err(hsm("security officer login"))?;
+    s.init_pin(&user).map_err(hsm("setting the user PIN"))?;
+    Ok(true)
+}
+
+/// A key found in a token, for `lavabeacon keys list`.
+#[derive(Debug, Clone)]
+pub struct KeyInfo {
+    /// CKA_LABEL.
+    pub label: String,
+    /// `Ed25519`, `RSA-4096`, `AES` …
+    pub kind: String,
+    /// CKA_CLASS: private, public or secret.
+    pub class: String,
+    /// For private and secret keys: sensitive and never extractable.
+    pub protected: Option<bool>,
+}
+
+/// Every key object in the configured token (no key needs to exist yet).
+pub fn list_keys(cfg: &Pkcs11Config) -> Result<Vec<KeyInfo>, SignerError> {
+    let pkcs11 = module(&cfg.module)?;
+    let slot = find_slot(&pkcs11, cfg)?;
+    let pin = cfg.pin.read()?;
+    let s = open_session(&pkcs11, slot, &pin, &cfg.token_label)?;
+    let mut out = Vec::new();
+    for (class, name) in [
+        (ObjectClass::PRIVATE_KEY, "private"),
+        (ObjectClass::PUBLIC_KEY, "public"),
+        (ObjectClass::SECRET_KEY, "secret"),
+    ] {
+        for h in s
+            .find_objects(&[Attribute::Class(class)])
+            .map_err(hsm("listing keys"))?
+        {
+            let attrs = s
+                .get_attributes(
+                    h,
+                    &[
+                        AttributeType::Label,
+                        AttributeType::KeyType,
+                        AttributeType::Modulus,
+                        AttributeType::Sensitive,
+                        AttributeType::NeverExtractable,
+                    ],
+                )
+                .map_err(hsm("reading a key"))?;
+            let (mut label, mut kind, mut bits, mut sensitive, mut never) =
+                (String::new(), String::from("?"), None, None, None);
+            for a in attrs {
+                match a {
+                    Attribute::Label(l) => label = String::from_utf8_lossy(&l).into_owned(),
+                    Attribute::KeyType(k) if k == KeyType::EC_EDWARDS => kind = "Ed25519".into(),
+                    Attribute::KeyType(k) if k == KeyType::RSA => kind = "RSA".into(),
+                    Attribute::KeyType(k) if k == KeyType::AES => kind = "AES".into(),
+                    Attribute::KeyType(k) => kind = k.to_string(),
+                    Attribute::Modulus(m) => bits = Some(strip_zeros(&m).len() * 8),
+                    Attribute::Sensitive(b) => sensitive = Some(b),
+                    Attribute::NeverExtractable(b) => never = Some(b),
+                    _ => {}
+                }
+            }
+            if let (Some(b), "RSA") = (bits, kind.as_str()) {
+                kind = format!("RSA-{b}");
+            }
+            out.push(KeyInfo {
+                label,
+                kind,
+                class: name.into(),
+                protected: match (sensitive, never) {
+                    (Some(a), Some(b)) => Some(a && b),
+                    _ => None,
+                },
+            });
+        }
+    }
+    Ok(out)
+}
+
 fn strip_zeros(b: &[u8]) -> &[u8] {
     let n = b.iter().take_while(|x| **x == 0).count();
     &b[n..]
@@ -577,6 +716,14 @@ pub struct Pkcs11Signer {
 }
 
 impl Pkcs11Signer {
+    fn missing_seal_key(&self) -> SignerError {
+        let cfg = &self.key.0.cfg;
+        SignerError::MissingKey {
+            key: format!("{}-seal", cfg.key_label),
+            token: cfg.token_label.clone(),
+        }
+    }
+
     /// The key.
     pub fn key(&self) -> &Pkcs11Key {
         &self.key
@@ -602,17 +749,14 @@ impl Signer for Pkcs11Signer {
         &self.certificate
     }
     fn seal(&self, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, SignerError> {
-        let key = self.key.0.seal.ok_or_else(|| SignerError::MissingKey {
-            key: format!("{}-seal", self.key.0.cfg.key_label),
-            token: self.key.0.cfg.token_label.clone(),
-        })?;
         // SoftHSM builds with assertions crash on empty AAD; there is always some here.
         let aad = if aad.is_empty() {
             b"lavabeacon".as_slice()
         } else {
             aad
         };
-        self.key.with_session("sealing", |s| {
+        let sealed = self.key.with_session("sealing", |s, h| {
+            let Some(key) = h.seal else { return Ok(None) };
             let mut iv = [0u8; 12];
             s.generate_random_slice(&mut iv)?;
             let ct = s.encrypt(
@@ -620,14 +764,11 @@ impl Signer for Pkcs11Signer {
                 key,
                 plaintext,
             )?;
-            Ok([iv.as_slice(), &ct].concat())
-        })
+            Ok(Some([iv.as_slice(), &ct].concat()))
+        })?;
+        sealed.ok_or_else(|| self.missing_seal_key())
     }
     fn unseal(&self, aad: &[u8], sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, SignerError> {
-        let key = self.key.0.seal.ok_or_else(|| SignerError::MissingKey {
-            key: format!("{}-seal", self.key.0.cfg.key_label),
-            token: self.key.0.cfg.token_label.clone(),
-        })?;
         if sealed.len() < 12 + 16 {
             return Err(SignerError::Unseal(format!(
                 "{} bytes is too short",
@@ -639,14 +780,12 @@ impl Signer for Pkcs11Signer {
         } else {
             aad
         };
-        let inner = &self.key.0;
-        // Not through with_session: a failed decryption is an answer, not a reason to retry.
-        let s = open_session(
-            &inner.pkcs11,
-            inner.slot,
-            &inner.pin,
-            &inner.cfg.token_label,
-        )?;
+        // A session of its own, not through with_session: a failed decryption is an answer,
+        // not a reason to retry.
+        let s = self.key.fresh_session()?;
+        let key = find_handles(&s, &self.key.0.cfg)?
+            .seal
+            .ok_or_else(|| self.missing_seal_key())?;
         let mut iv: [u8; 12] = sealed[..12].try_into().expect("12 bytes");
         let params = GcmParams::new(&mut iv, aad, 128.into()).map_err(hsm("GCM parameters"))?;
         s.decrypt(&Mechanism::AesGcm(params), key, &sealed[12..])

@@ -9,84 +9,13 @@ use lavabeacon_format::message::precommitment;
 use lavabeacon_format::suite::PulseSigner;
 use lavabeacon_format::verify::{Options, Verifier};
 use lavabeacon_format::{Hash512, Pulse};
-use lavabeacon_signer::pkcs11::{Pkcs11Config, Pkcs11Key, Pkcs11Signer};
+use lavabeacon_signer::pkcs11::{Pkcs11Key, Pkcs11Signer};
 use lavabeacon_signer::{PinSource, Signer, SignerError, Suite};
 use std::path::PathBuf;
-use std::process::Command;
 use std::sync::{Arc, OnceLock};
 
-const PIN: &str = "735162";
-const PIN_VAR: &str = "LAVABEACON_TEST_HSM_PIN";
-const MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
-const TOKENS: [&str; 4] = ["lb-ed25519", "lb-rsa", "lb-pin", "lb-errors"];
-
-/// Makes the tokens once per process, before the module is first loaded (SoftHSM reads its
-/// configuration and token list at C_Initialize). None when SoftHSM2 is not installed.
-fn tokens() -> Option<&'static PathBuf> {
-    static DIR: OnceLock<Option<PathBuf>> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let have = std::path::Path::new(MODULE).exists()
-            && Command::new("softhsm2-util")
-                .arg("--version")
-                .output()
-                .is_ok();
-        if !have {
-            assert_ne!(
-                std::env::var("CI").as_deref(),
-                Ok("true"),
-                "CI=true and SoftHSM2 is not installed ({MODULE}, softhsm2-util)"
-            );
-            eprintln!("skipped: SoftHSM2 is not installed");
-            return None;
-        }
-        let dir = tempfile::tempdir().unwrap().keep();
-        std::fs::create_dir_all(dir.join("tokens")).unwrap();
-        let conf = dir.join("softhsm2.conf");
-        std::fs::write(
-            &conf,
-            format!(
-                "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
-                dir.join("tokens").display()
-            ),
-        )
-        .unwrap();
-        // Set before any thread loads the module; the tests read them only after this.
-        std::env::set_var("SOFTHSM2_CONF", &conf);
-        std::env::set_var(PIN_VAR, PIN);
-        for label in TOKENS {
-            let out = Command::new("softhsm2-util")
-                .args([
-                    "--init-token",
-                    "--free",
-                    "--label",
-                    label,
-                    "--so-pin",
-                    "99887766",
-                    "--pin",
-                    PIN,
-                ])
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "softhsm2-util: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        Some(dir)
-    })
-    .as_ref()
-}
-
-fn config(token: &str, key: &str, suite: Suite) -> Pkcs11Config {
-    Pkcs11Config {
-        module: PathBuf::from(MODULE),
-        token_label: token.into(),
-        pin: PinSource::Env(PIN_VAR.into()),
-        key_label: key.into(),
-        suite,
-    }
-}
+mod common;
+use common::{config, tokens, PIN};
 
 fn signer_for(token: &str, suite: Suite) -> Arc<Pkcs11Signer> {
     let key = Pkcs11Key::generate(&config(token, "pulse-key", suite)).unwrap();
@@ -350,4 +279,32 @@ fn a_key_of_the_wrong_type_for_the_suite_is_refused() {
         no_pin_in(&again).contains("already has a key labelled"),
         "{again}"
     );
+}
+
+#[test]
+fn the_signer_reconnects_when_the_hsm_drops_its_sessions() {
+    if tokens().is_none() {
+        return;
+    }
+    let s = signer_for("lb-reconnect", Suite::Ed25519);
+    s.sign(b"before").unwrap();
+    // The token forgets its login (as when the HSM restarts under us): every pooled session is
+    // left without the right to sign.
+    let p = cryptoki::context::Pkcs11::new(common::MODULE).unwrap();
+    let _ = p.initialize(cryptoki::context::CInitializeArgs::new(
+        cryptoki::context::CInitializeFlags::OS_LOCKING_OK,
+    ));
+    let slot = p
+        .get_slots_with_token()
+        .unwrap()
+        .into_iter()
+        .find(|slot| p.get_token_info(*slot).unwrap().label() == "lb-reconnect")
+        .unwrap();
+    let other = p.open_rw_session(slot).unwrap();
+    other.logout().unwrap();
+    drop(other);
+    let sig = s
+        .sign(b"after")
+        .expect("the signer opens a new session and logs in again");
+    lavabeacon_format::suite::verify_signature(2, b"after", &sig, s.certificate()).unwrap();
 }

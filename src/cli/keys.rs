@@ -1,0 +1,234 @@
+//! `lavabeacon keys generate|list` and `lavabeacon cert issue|show`: for operators with an HSM.
+
+use super::{EXIT_FAILED, EXIT_USAGE};
+use crate::config::Config;
+use lavabeacon_signer::pkcs11::{list_keys, Pkcs11Key};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(clap::Subcommand)]
+pub enum KeysCommand {
+    /// Generate the signing key pair and the sealing key inside the token.
+    Generate {
+        /// The configuration file (token, key label, suite, PIN source).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// List the keys in the token.
+    List {
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Initialise a SoftHSM2 development token (real HSMs: use the vendor's tools). Does
+    /// nothing if the token exists.
+    InitToken {
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// A file holding the security officer PIN.
+        #[arg(long, value_name = "FILE")]
+        so_pin_file: PathBuf,
+    },
+}
+
+#[derive(clap::Subcommand)]
+pub enum CertCommand {
+    /// Issue a self-signed certificate for the signing key, signed inside the token; write it to
+    /// the configured file and store it in the database.
+    Issue {
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Mark the certificate TEST ONLY - NOT FOR SECURITY USE (dev tokens).
+        #[arg(long)]
+        test: bool,
+        /// Years of validity.
+        #[arg(long, default_value_t = 5)]
+        years: i32,
+        /// The subject's common name.
+        #[arg(long, default_value = "lavabeacon pulse signing key")]
+        name: String,
+    },
+    /// Show a certificate: id, subject, key, validity.
+    Show {
+        /// A PEM or DER file (default: the configured certificate).
+        file: Option<PathBuf>,
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+}
+
+fn load(config: Option<&PathBuf>) -> Result<Config, ExitCode> {
+    Config::load(config.map(|p| p.as_path())).map_err(|e| {
+        eprintln!("lavabeacon: configuration: {e}");
+        ExitCode::from(EXIT_USAGE)
+    })
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn fail(what: &str, e: impl std::fmt::Display) -> ExitCode {
+    eprintln!("lavabeacon: {what}: {e}");
+    ExitCode::from(EXIT_FAILED)
+}
+
+pub fn keys(cmd: KeysCommand) -> ExitCode {
+    let config = match &cmd {
+        KeysCommand::Generate { config }
+        | KeysCommand::List { config }
+        | KeysCommand::InitToken { config, .. } => config,
+    };
+    let c = match load(config.as_ref()) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let p = match c.pkcs11() {
+        Ok(p) => p,
+        Err(e) => return fail("configuration", e),
+    };
+    if let KeysCommand::InitToken { so_pin_file, .. } = &cmd {
+        return match lavabeacon_signer::pkcs11::init_token(
+            &p,
+            &lavabeacon_signer::PinSource::File(so_pin_file.clone()),
+        ) {
+            Ok(true) => {
+                println!("initialised token {:?}", p.token_label);
+                ExitCode::SUCCESS
+            }
+            Ok(false) => {
+                println!("token {:?} already exists", p.token_label);
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail("keys init-token", e),
+        };
+    }
+    if matches!(cmd, KeysCommand::Generate { .. }) {
+        match Pkcs11Key::generate(&p) {
+            Ok(k) => {
+                println!(
+                    "generated {} key {:?} and its sealing key in token {:?}",
+                    p.suite.name(),
+                    p.key_label,
+                    p.token_label
+                );
+                match k.public_key() {
+                    lavabeacon_signer::pkcs11::PublicKeyBytes::Ed25519(b) => {
+                        println!("public key: {}", hex(b))
+                    }
+                    lavabeacon_signer::pkcs11::PublicKeyBytes::Rsa { modulus, .. } => {
+                        println!("public modulus: {}", hex(modulus))
+                    }
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail("keys generate", e),
+        }
+    } else {
+        match list_keys(&p) {
+            Ok(keys) => {
+                for k in keys {
+                    let guard = match k.protected {
+                        Some(true) => "sensitive, never extractable",
+                        Some(false) => "EXTRACTABLE OR NOT SENSITIVE",
+                        None => "-",
+                    };
+                    println!("{:<24} {:<8} {:<10} {guard}", k.label, k.class, k.kind);
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail("keys list", e),
+        }
+    }
+}
+
+pub fn cert(cmd: CertCommand) -> ExitCode {
+    match cmd {
+        CertCommand::Issue {
+            config,
+            test,
+            years,
+            name,
+        } => {
+            let c = match load(config.as_ref()) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            let key = match c
+                .pkcs11()
+                .map_err(|e| e.to_string())
+                .and_then(|p| Pkcs11Key::open(&p).map_err(|e| e.to_string()))
+            {
+                Ok(k) => k,
+                Err(e) => return fail("cert issue", e),
+            };
+            let der = match key.issue_certificate(&name, test, years) {
+                Ok(d) => d,
+                Err(e) => return fail("cert issue", e),
+            };
+            let signer = match key.into_signer(&der) {
+                Ok(s) => s,
+                Err(e) => return fail("cert issue", e),
+            };
+            use lavabeacon_signer::Signer;
+            let cert = signer.certificate();
+            if let Some(dir) = c.signer.certificate.parent() {
+                let _ = std::fs::create_dir_all(dir);
+            }
+            if let Err(e) = std::fs::write(&c.signer.certificate, cert.to_pem()) {
+                return fail(&c.signer.certificate.display().to_string(), e);
+            }
+            let stored = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime")
+                .block_on(async {
+                    let store = lavabeacon_store::open(&c.database.url).await?;
+                    store.put_certificate(&cert.der).await
+                });
+            if let Err(e) = stored {
+                return fail("storing the certificate", e);
+            }
+            println!(
+                "certificate {} written to {} and stored",
+                cert.id.to_hex_lower(),
+                c.signer.certificate.display()
+            );
+            println!("subject: {}", cert.subject);
+            ExitCode::SUCCESS
+        }
+        CertCommand::Show { file, config } => {
+            let path = match file {
+                Some(f) => f,
+                None => match load(config.as_ref()) {
+                    Ok(c) => c.signer.certificate,
+                    Err(code) => return code,
+                },
+            };
+            let bytes = match std::fs::read(&path) {
+                Ok(b) => b,
+                Err(e) => {
+                    eprintln!("lavabeacon: {}: {e}", path.display());
+                    return ExitCode::from(EXIT_USAGE);
+                }
+            };
+            match lavabeacon_format::cert::parse_certificates(&bytes) {
+                Ok(certs) => {
+                    for c in certs {
+                        println!("certificateId: {}", c.id.to_hex_lower());
+                        println!("subject:       {}", c.subject);
+                        println!("key:           {}", c.key.describe());
+                        println!(
+                            "valid:         {} to {}",
+                            lavabeacon_format::time::format_time_stamp(c.not_before * 1000)
+                                .unwrap_or_default(),
+                            lavabeacon_format::time::format_time_stamp(c.not_after * 1000)
+                                .unwrap_or_default()
+                        );
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(&path.display().to_string(), e),
+            }
+        }
+    }
+}

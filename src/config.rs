@@ -1,0 +1,218 @@
+//! The configuration: defaults, then a TOML file, then environment variables, into typed
+//! structs that refuse unknown keys. Secrets are never in it in clear: the HSM PIN comes from a
+//! file or an environment variable it names, and a database password from
+//! `LAVABEACON_DATABASE_URL`.
+
+use lavabeacon_signer::pkcs11::Pkcs11Config;
+use lavabeacon_signer::{PinSource, Suite};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub beacon: BeaconConfig,
+    pub database: DatabaseConfig,
+    pub signer: SignerConfig,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct BeaconConfig {
+    /// Base of pulse URIs, e.g. `https://beacon.example.org/beacon/2.0`.
+    pub base_uri: String,
+    pub chain: u64,
+    pub period_ms: u32,
+    /// Where the SQLite database, software keys and leader lock live.
+    pub data_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    /// `sqlite:PATH` or `postgres://user@host/db` (no password here: use the environment).
+    pub url: String,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SignerConfig {
+    /// `pkcs11` (an HSM) or `software` (development only).
+    pub kind: String,
+    /// `ed25519`, `rsa-3072` or `rsa-4096`.
+    pub suite: String,
+    pub module: PathBuf,
+    pub token_label: String,
+    pub key_label: String,
+    /// A file holding the user PIN (mode 0600).
+    pub pin_file: Option<PathBuf>,
+    /// Or an environment variable holding it.
+    pub pin_env: Option<String>,
+    /// The key's certificate (PEM).
+    pub certificate: PathBuf,
+    /// For SoftHSM2 dev tokens: the SoftHSM configuration to use (sets SOFTHSM2_CONF).
+    pub softhsm_conf: Option<PathBuf>,
+}
+
+impl Default for BeaconConfig {
+    fn default() -> Self {
+        BeaconConfig {
+            base_uri: "http://localhost:8080/beacon/2.0".into(),
+            chain: 1,
+            period_ms: 60_000,
+            data_dir: PathBuf::from("./data"),
+        }
+    }
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        DatabaseConfig {
+            url: "sqlite:./data/lavabeacon.db".into(),
+        }
+    }
+}
+
+impl Default for SignerConfig {
+    fn default() -> Self {
+        SignerConfig {
+            kind: "pkcs11".into(),
+            suite: "ed25519".into(),
+            module: PathBuf::from("/usr/lib/softhsm/libsofthsm2.so"),
+            token_label: "lavabeacon".into(),
+            key_label: "pulse-key".into(),
+            pin_file: None,
+            pin_env: Some("LAVABEACON_HSM_PIN".into()),
+            certificate: PathBuf::from("./data/pulse-key.pem"),
+            softhsm_conf: None,
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            beacon: BeaconConfig::default(),
+            database: DatabaseConfig::default(),
+            signer: SignerConfig::default(),
+        }
+    }
+}
+
+impl Config {
+    /// Defaults, then `path` (relative paths in it are taken from the file's directory), then
+    /// the environment (`LAVABEACON_DATABASE_URL`).
+    pub fn load(path: Option<&Path>) -> Result<Config, String> {
+        let mut c = match path {
+            None => Config::default(),
+            Some(p) => {
+                let text =
+                    std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?;
+                let mut c: Config =
+                    toml::from_str(&text).map_err(|e| describe_toml_error(p, &text, &e))?;
+                let base = p.parent().unwrap_or(Path::new("."));
+                c.resolve_paths(base);
+                c
+            }
+        };
+        if let Ok(url) = std::env::var("LAVABEACON_DATABASE_URL") {
+            c.database.url = url;
+        }
+        if c.signer.pin_file.is_some() && c.signer.pin_env.is_some() && path.is_some() {
+            // A file names a PIN file: the default environment variable does not apply.
+            c.signer.pin_env = None;
+        }
+        Ok(c)
+    }
+
+    fn resolve_paths(&mut self, base: &Path) {
+        let abs = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        abs(&mut self.beacon.data_dir);
+        abs(&mut self.signer.certificate);
+        if let Some(p) = self.signer.pin_file.as_mut() {
+            abs(p);
+        }
+        if let Some(p) = self.signer.softhsm_conf.as_mut() {
+            abs(p);
+        }
+        if let Some(rest) = self.database.url.strip_prefix("sqlite:") {
+            let p = Path::new(rest.trim_start_matches("//"));
+            if p.is_relative() {
+                self.database.url = format!("sqlite:{}", base.join(p).display());
+            }
+        }
+    }
+
+    /// The PKCS#11 key this configuration names. Sets SOFTHSM2_CONF first when configured.
+    pub fn pkcs11(&self) -> Result<Pkcs11Config, String> {
+        if let Some(conf) = &self.signer.softhsm_conf {
+            // Before the module is first loaded in this process: SoftHSM reads it at C_Initialize.
+            std::env::set_var("SOFTHSM2_CONF", conf);
+        }
+        let pin = match (&self.signer.pin_file, &self.signer.pin_env) {
+            (Some(f), _) => PinSource::File(f.clone()),
+            (None, Some(v)) => PinSource::Env(v.clone()),
+            (None, None) => return Err(
+                "signer: set pin_file or pin_env (the PIN itself never goes in the configuration)"
+                    .into(),
+            ),
+        };
+        Ok(Pkcs11Config {
+            module: self.signer.module.clone(),
+            token_label: self.signer.token_label.clone(),
+            pin,
+            key_label: self.signer.key_label.clone(),
+            suite: self.suite()?,
+        })
+    }
+
+    pub fn suite(&self) -> Result<Suite, String> {
+        self.signer
+            .suite
+            .parse()
+            .map_err(|e: lavabeacon_signer::SignerError| e.to_string())
+    }
+}
+
+/// `file: line N: message`, without the offending line itself: a PIN typed into the file by
+/// mistake must not reach a terminal or a log through this message.
+fn describe_toml_error(path: &Path, text: &str, e: &toml::de::Error) -> String {
+    let line = e
+        .span()
+        .map(|s| text[..s.start.min(text.len())].lines().count().max(1));
+    match line {
+        Some(l) => format!("{}: line {l}: {}", path.display(), e.message()),
+        None => format!("{}: {}", path.display(), e.message()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_configuration_parses_and_resolves_paths() {
+        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("lavabeacon.example.toml");
+        let c = Config::load(Some(&example)).unwrap();
+        assert_eq!(c.signer.kind, "pkcs11");
+        assert!(c.signer.certificate.is_absolute());
+        assert!(c.pkcs11().is_ok());
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.toml");
+        std::fs::write(&p, "[signer]\npin = \"1234\"\n").unwrap();
+        let e = Config::load(Some(&p)).unwrap_err();
+        assert!(
+            e.contains("line 2") && e.contains("unknown field `pin`"),
+            "{e}"
+        );
+        assert!(!e.contains("1234"), "the value must not be echoed: {e}");
+    }
+}
