@@ -8,7 +8,7 @@ use lavabeacon_signer::{PinSource, Suite};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub beacon: BeaconConfig,
@@ -85,16 +85,6 @@ impl Default for SignerConfig {
             pin_env: Some("LAVABEACON_HSM_PIN".into()),
             certificate: PathBuf::from("./data/pulse-key.pem"),
             softhsm_conf: None,
-        }
-    }
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            beacon: BeaconConfig::default(),
-            database: DatabaseConfig::default(),
-            signer: SignerConfig::default(),
         }
     }
 }
