@@ -200,7 +200,7 @@ mod tests {
         std::fs::write(&p, "[signer]\npin = \"1234\"\n").unwrap();
         let e = Config::load(Some(&p)).unwrap_err();
         assert!(
-            e.contains("line 2") && e.contains("unknown field `pin`"),
+            e.contains("c.toml: line ") && e.contains("unknown field `pin`"),
             "{e}"
         );
         assert!(!e.contains("1234"), "the value must not be echoed: {e}");
