@@ -46,6 +46,12 @@ pub enum CertCommand {
         /// The subject's common name.
         #[arg(long, default_value = "lavabeacon pulse signing key")]
         name: String,
+        /// Have an operator CA sign it: the CA certificate (PEM)…
+        #[arg(long, value_name = "FILE", requires = "ca_key")]
+        ca_cert: Option<PathBuf>,
+        /// …and the CA private key (PKCS#8 PEM).
+        #[arg(long, value_name = "FILE", requires = "ca_cert")]
+        ca_key: Option<PathBuf>,
     },
     /// Show a certificate: id, subject, key, validity.
     Show {
@@ -161,7 +167,7 @@ pub fn cert(cmd: CertCommand) -> ExitCode {
                 Ok(k) => k,
                 Err(e) => return fail("cert issue", e),
             };
-            let der = match key.issue_certificate(&name, test, years) {
+            let der = match key.issue_certificate(&name, test, years, ca.as_ref()) {
                 Ok(d) => d,
                 Err(e) => return fail("cert issue", e),
             };

@@ -33,19 +33,28 @@ impl RemoteKeyPair for Remote {
     }
 }
 
-/// Issues a self-signed certificate for `key`, valid `years` years. `test` puts
-/// `TEST ONLY - NOT FOR SECURITY USE` in the subject, as every certificate of a software key
-/// or test source must carry.
-pub fn issue_self_signed(
+/// An operator's certificate authority, given as files: its certificate and private key (PEM).
+pub struct CaFiles {
+    /// The CA certificate (PEM).
+    pub certificate_pem: String,
+    /// The CA private key (PKCS#8 PEM).
+    pub key_pem: String,
+}
+
+/// Issues a certificate for `key`, valid `years` years: self-signed (inside the HSM for a
+/// PKCS#11 key), or signed by an operator CA. `test` puts `TEST ONLY - NOT FOR SECURITY USE` in
+/// the subject, as every certificate of a software key or test source must carry.
+pub fn issue(
     key: CertKey<'static>,
     common_name: &str,
     test: bool,
     years: i32,
+    ca: Option<&CaFiles>,
 ) -> Result<Vec<u8>, SignerError> {
-    let kp = KeyPair::from_remote(Box::new(Remote(key)))
-        .map_err(|e| SignerError::Certificate(e.to_string()))?;
-    let mut params = CertificateParams::new(Vec::<String>::new())
-        .map_err(|e| SignerError::Certificate(e.to_string()))?;
+    let err = |what: &str, e: rcgen::Error| SignerError::Certificate(format!("{what}: {e}"));
+    let kp = KeyPair::from_remote(Box::new(Remote(key))).map_err(|e| err("the key", e))?;
+    let mut params =
+        CertificateParams::new(Vec::<String>::new()).map_err(|e| err("parameters", e))?;
     let mut dn = DistinguishedName::new();
     let cn = if test {
         format!("{common_name} {TEST_ONLY}")
@@ -60,8 +69,31 @@ pub fn issue_self_signed(
     params.not_after =
         (now + std::time::Duration::from_secs(365 * 86_400 * years.max(1) as u64)).into();
     params.key_usages = vec![rcgen::KeyUsagePurpose::DigitalSignature];
-    let cert = params
-        .self_signed(&kp)
-        .map_err(|e| SignerError::Certificate(format!("signing the certificate: {e}")))?;
+    let cert = match ca {
+        None => params
+            .self_signed(&kp)
+            .map_err(|e| err("signing the certificate", e))?,
+        Some(ca) => {
+            let ca_key = KeyPair::from_pem(&ca.key_pem).map_err(|e| err("the CA key", e))?;
+            // Only the CA's name and key matter for issuing; this object is never published.
+            let issuer = CertificateParams::from_ca_cert_pem(&ca.certificate_pem)
+                .map_err(|e| err("the CA certificate", e))?
+                .self_signed(&ca_key)
+                .map_err(|e| err("the CA certificate", e))?;
+            params
+                .signed_by(&kp, &issuer, &ca_key)
+                .map_err(|e| err("signing with the CA", e))?
+        }
+    };
     Ok(cert.der().to_vec())
+}
+
+/// A self-signed certificate for `key` (see [`issue`]).
+pub fn issue_self_signed(
+    key: CertKey<'static>,
+    common_name: &str,
+    test: bool,
+    years: i32,
+) -> Result<Vec<u8>, SignerError> {
+    issue(key, common_name, test, years, None)
 }

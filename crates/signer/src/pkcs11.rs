@@ -7,7 +7,7 @@
 //! `CKA_EC_POINT` comes back as `04 20` + 32 bytes; a wrong token label is not a PKCS#11
 //! error, so this code says it.
 
-use crate::cert::{issue_self_signed, CertKey};
+use crate::cert::{issue, CaFiles, CertKey};
 use crate::{PinSource, Signer, SignerError, Suite};
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Function, Pkcs11};
 use cryptoki::error::{Error as CkError, RvError};
@@ -443,12 +443,13 @@ impl Pkcs11Key {
         Ok(k)
     }
 
-    /// Issues a self-signed certificate for this key, signed inside the token.
+    /// Issues a certificate for this key: self-signed inside the token, or by an operator CA.
     pub fn issue_certificate(
         &self,
         common_name: &str,
         test: bool,
         years: i32,
+        ca: Option<&CaFiles>,
     ) -> Result<Vec<u8>, SignerError> {
         let key = self.clone();
         let (public_key, algorithm): (Vec<u8>, &'static rcgen::SignatureAlgorithm) =
@@ -467,7 +468,7 @@ impl Pkcs11Key {
                     (der.as_bytes().to_vec(), &rcgen::PKCS_RSA_SHA512)
                 }
             };
-        issue_self_signed(
+        issue(
             CertKey {
                 public_key,
                 algorithm,
@@ -476,6 +477,7 @@ impl Pkcs11Key {
             common_name,
             test,
             years,
+            ca,
         )
     }
 

@@ -13,6 +13,7 @@ use lavabeacon_signer::pkcs11::{Pkcs11Key, Pkcs11Signer};
 use lavabeacon_signer::{PinSource, Signer, SignerError, Suite};
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
+use x509_cert::der::Decode;
 
 mod common;
 use common::{config, tokens, PIN};
@@ -20,7 +21,7 @@ use common::{config, tokens, PIN};
 fn signer_for(token: &str, suite: Suite) -> Arc<Pkcs11Signer> {
     let key = Pkcs11Key::generate(&config(token, "pulse-key", suite)).unwrap();
     let cert = key
-        .issue_certificate("lavabeacon SoftHSM test", true, 1)
+        .issue_certificate("lavabeacon SoftHSM test", true, 1, None)
         .unwrap();
     Arc::new(key.into_signer(&cert).unwrap())
 }
@@ -307,4 +308,33 @@ fn the_signer_reconnects_when_the_hsm_drops_its_sessions() {
         .sign(b"after")
         .expect("the signer opens a new session and logs in again");
     lavabeacon_format::suite::verify_signature(2, b"after", &sig, s.certificate()).unwrap();
+}
+
+#[test]
+fn a_certificate_can_come_from_an_operator_ca() {
+    let Some(s) = ed25519() else { return };
+    // The operator's CA: its certificate and key as files would hold them.
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "Example Beacon Operator CA");
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let ca = lavabeacon_signer::cert::CaFiles {
+        certificate_pem: ca_cert.pem(),
+        key_pem: ca_key.serialize_pem(),
+    };
+    let key = Pkcs11Key::open(s.key().config()).unwrap();
+    let der = key
+        .issue_certificate("lavabeacon production key", false, 2, Some(&ca))
+        .unwrap();
+    let parsed = x509_cert::Certificate::from_der(&der).unwrap();
+    assert_eq!(
+        parsed.tbs_certificate.issuer.to_string(),
+        "CN=Example Beacon Operator CA"
+    );
+    let signer = key.into_signer(&der).unwrap();
+    assert!(!signer.is_test(), "no TEST mark when not asked for");
+    assert!(verifies(&signer, &chain(&signer, 3)));
 }
