@@ -154,7 +154,24 @@ pub fn cert(cmd: CertCommand) -> ExitCode {
             test,
             years,
             name,
+            ca_cert,
+            ca_key,
         } => {
+            let ca = match (ca_cert, ca_key) {
+                (Some(c), Some(k)) => {
+                    match (std::fs::read_to_string(&c), std::fs::read_to_string(&k)) {
+                        (Ok(certificate_pem), Ok(key_pem)) => {
+                            Some(lavabeacon_signer::cert::CaFiles {
+                                certificate_pem,
+                                key_pem,
+                            })
+                        }
+                        (Err(e), _) => return fail(&c.display().to_string(), e),
+                        (_, Err(e)) => return fail(&k.display().to_string(), e),
+                    }
+                }
+                _ => None,
+            };
             let c = match load(config.as_ref()) {
                 Ok(c) => c,
                 Err(code) => return code,
