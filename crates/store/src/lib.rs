@@ -15,6 +15,7 @@
 
 mod postgres;
 mod row;
+mod shared;
 mod sql;
 mod sqlite;
 

@@ -3,7 +3,7 @@
 
 use crate::row::{push_row, PulseRow};
 use crate::sql::{self, i, many, now_ms, one};
-use crate::{check_extends, redact, Counts, LeaderLock, Leadership, Store, StoreError};
+use crate::{check_extends, redact, Counts, LeaderLock, Leadership, StoreError};
 use futures_util::stream::BoxStream;
 use lavabeacon_format::hash::Hash512;
 use lavabeacon_format::message::certificate_id;
@@ -146,202 +146,12 @@ fn without_url(message: &str, url: &str) -> String {
     message.replace(url, &redact(url))
 }
 
-#[async_trait::async_trait]
-impl Store for PostgresStore {
-    fn backend(&self) -> &'static str {
-        "postgres"
-    }
-
-    async fn append(
+/// What only this backend does differently; the rest of `Store` is `store_impl!`.
+impl PostgresStore {
+    pub(crate) async fn acquire_leadership_impl(
         &self,
-        pulse: &Pulse,
-        manifest: Option<&str>,
-        leader: Option<&Leadership>,
-    ) -> Result<(), StoreError> {
-        let row = PulseRow::from_pulse(pulse)?;
-        let (mut tx, head, newest) = self.begin_append(pulse.chain_index, leader).await?;
-        check_extends(
-            pulse,
-            head.as_ref().map(|(i, t, o)| (*i, *t, o.as_slice())),
-            newest,
-        )?;
-        Self::insert(&mut tx, vec![row]).await?;
-        if let Some(m) = manifest {
-            sqlx::query(sql::INSERT_MANIFEST)
-                .bind(i(pulse.chain_index))
-                .bind(i(pulse.pulse_index))
-                .bind(m)
-                .execute(&mut *tx)
-                .await
-                .map_err(StoreError::from_sqlx)?;
-        }
-        tx.commit().await.map_err(StoreError::from_sqlx)
-    }
-
-    async fn bulk_load(&self, pulses: &[Pulse]) -> Result<u64, StoreError> {
-        let Some(first) = pulses.first() else {
-            return Ok(0);
-        };
-        let rows = pulses
-            .iter()
-            .map(PulseRow::from_pulse)
-            .collect::<Result<Vec<_>, _>>()?;
-        let (mut tx, head, newest) = self.begin_append(first.chain_index, None).await?;
-        crate::check_run(pulses, head, newest)?;
-        Self::insert(&mut tx, rows).await?;
-        tx.commit().await.map_err(StoreError::from_sqlx)?;
-        Ok(pulses.len() as u64)
-    }
-
-    async fn last(&self) -> Result<Option<Pulse>, StoreError> {
-        one(&self.pool, sqlx::query_as(sql::LAST)).await
-    }
-    async fn last_in_chain(&self, chain: u64) -> Result<Option<Pulse>, StoreError> {
-        one(
-            &self.pool,
-            sqlx::query_as(sql::LAST_IN_CHAIN).bind(i(chain)),
-        )
-        .await
-    }
-    async fn first_in_chain(&self, chain: u64) -> Result<Option<Pulse>, StoreError> {
-        one(
-            &self.pool,
-            sqlx::query_as(sql::FIRST_IN_CHAIN).bind(i(chain)),
-        )
-        .await
-    }
-    async fn by_index(&self, chain: u64, index: u64) -> Result<Option<Pulse>, StoreError> {
-        one(
-            &self.pool,
-            sqlx::query_as(sql::BY_INDEX).bind(i(chain)).bind(i(index)),
-        )
-        .await
-    }
-    async fn at_or_after(&self, time_ms: i64) -> Result<Option<Pulse>, StoreError> {
-        one(&self.pool, sqlx::query_as(sql::AT_OR_AFTER).bind(time_ms)).await
-    }
-    async fn before(&self, time_ms: i64) -> Result<Option<Pulse>, StoreError> {
-        one(&self.pool, sqlx::query_as(sql::BEFORE).bind(time_ms)).await
-    }
-    async fn after(&self, time_ms: i64) -> Result<Option<Pulse>, StoreError> {
-        one(&self.pool, sqlx::query_as(sql::AFTER).bind(time_ms)).await
-    }
-    async fn first_in_period(
-        &self,
-        chain: u64,
-        period: Period,
-        time_ms: i64,
-    ) -> Result<Option<Pulse>, StoreError> {
-        let Some(start) = period.start_of(time_ms) else {
-            return Ok(None);
-        };
-        one(
-            &self.pool,
-            sqlx::query_as(sql::FIRST_IN_SPAN)
-                .bind(i(chain))
-                .bind(start)
-                .bind(time_ms),
-        )
-        .await
-    }
-    fn range_by_time(&self, from_ms: i64, to_ms: i64) -> BoxStream<'_, Result<Pulse, StoreError>> {
-        many(
-            &self.pool,
-            sqlx::query_as(sql::RANGE_BY_TIME).bind(from_ms).bind(to_ms),
-        )
-    }
-    fn range_by_index(
-        &self,
-        chain: u64,
-        from: u64,
-        to: u64,
-    ) -> BoxStream<'_, Result<Pulse, StoreError>> {
-        many(
-            &self.pool,
-            sqlx::query_as(sql::RANGE_BY_INDEX)
-                .bind(i(chain))
-                .bind(i(from))
-                .bind(i(to)),
-        )
-    }
-
-    async fn put_certificate(&self, der: &[u8]) -> Result<Hash512, StoreError> {
-        let id = certificate_id(der);
-        sqlx::query(sql::PUT_CERTIFICATE)
-            .bind(id.0.to_vec())
-            .bind(der)
-            .bind(now_ms())
-            .execute(&self.pool)
-            .await
-            .map_err(StoreError::from_sqlx)?;
-        Ok(id)
-    }
-    async fn certificate(&self, id: &Hash512) -> Result<Option<Vec<u8>>, StoreError> {
-        sqlx::query_scalar(sql::CERTIFICATE)
-            .bind(id.0.to_vec())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(StoreError::from_sqlx)
-    }
-    async fn manifest(&self, chain: u64, index: u64) -> Result<Option<String>, StoreError> {
-        sqlx::query_scalar(sql::MANIFEST)
-            .bind(i(chain))
-            .bind(i(index))
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(StoreError::from_sqlx)
-    }
-    async fn counts(&self) -> Result<Counts, StoreError> {
-        let (pulses, chains): (i64, i64) = sqlx::query_as(sql::COUNTS)
-            .fetch_one(&self.pool)
-            .await
-            .map_err(StoreError::from_sqlx)?;
-        let certificates: i64 = sqlx::query_scalar(sql::COUNT_CERTIFICATES)
-            .fetch_one(&self.pool)
-            .await
-            .map_err(StoreError::from_sqlx)?;
-        Ok(Counts {
-            pulses: pulses as u64,
-            chains: chains as u64,
-            certificates: certificates as u64,
-        })
-    }
-
-    async fn put_pending_secret(
-        &self,
-        chain: u64,
-        index: u64,
-        sealed: &[u8],
-    ) -> Result<(), StoreError> {
-        sqlx::query(sql::PUT_SECRET)
-            .bind(i(chain))
-            .bind(i(index))
-            .bind(sealed)
-            .bind(now_ms())
-            .execute(&self.pool)
-            .await
-            .map_err(StoreError::from_sqlx)?;
-        Ok(())
-    }
-    async fn pending_secret(&self, chain: u64, index: u64) -> Result<Option<Vec<u8>>, StoreError> {
-        sqlx::query_scalar(sql::SECRET)
-            .bind(i(chain))
-            .bind(i(index))
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(StoreError::from_sqlx)
-    }
-    async fn drop_pending_secrets(&self, chain: u64, up_to_index: u64) -> Result<(), StoreError> {
-        sqlx::query(sql::DROP_SECRETS)
-            .bind(i(chain))
-            .bind(i(up_to_index))
-            .execute(&self.pool)
-            .await
-            .map_err(StoreError::from_sqlx)?;
-        Ok(())
-    }
-
-    async fn acquire_leadership(&self, wait: Option<Duration>) -> Result<Leadership, StoreError> {
+        wait: Option<Duration>,
+    ) -> Result<Leadership, StoreError> {
         let deadline = wait.map(|w| tokio::time::Instant::now() + w);
         // A connection of its own, outside the pool: the lock lives exactly as long as it does.
         let mut conn = self
@@ -378,3 +188,5 @@ impl Store for PostgresStore {
         }
     }
 }
+
+crate::store_impl!(PostgresStore, "postgres");
