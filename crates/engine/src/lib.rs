@@ -1,7 +1,16 @@
 //! # lavabeacon-engine
 //!
-//! The beacon engine. So far: [`commitment`], which keeps the next pulse's localRandomValue
-//! across restarts without making it readable from the database. The entropy sources, their
-//! health tests, the combination and the schedule come next.
+//! The beacon engine. So far:
+//! - [`source`]: the `EntropySource` trait and the os, hsm and cpu sources; [`frame`]: the
+//!   camera frame path and the synthetic camera; [`spool`]: the image spool.
+//! - [`health`]: SP 800-90B repetition count and adaptive proportion tests.
+//! - [`commitment`]: the next pulse's localRandomValue kept, sealed, across restarts.
+//!
+//! The combination itself is `lavabeacon_format::manifest::combine`, so auditors recompute it
+//! with the same code. The real camera, the schedule and `serve` come next.
 
 pub mod commitment;
+pub mod frame;
+pub mod health;
+pub mod source;
+pub mod spool;

@@ -32,6 +32,7 @@ pub mod chain;
 pub mod hash;
 pub mod input;
 pub mod json;
+pub mod manifest;
 pub mod message;
 pub mod pulse;
 pub mod report;

@@ -1,0 +1,215 @@
+//! The camera frame path, shared by the real camera and the synthetic one: checks on each
+//! frame, a BLAKE3 hash of the whole frame, then the frame buffer is wiped. Nothing of an image
+//! is ever written anywhere.
+
+use crate::source::{Contribution, EntropySource, SourceError};
+use rand::RngCore;
+use zeroize::Zeroize;
+
+/// Limits a frame must meet to count.
+#[derive(Debug, Clone, Copy)]
+pub struct FrameChecks {
+    /// Largest share of saturated pixels (0 or 255) allowed.
+    pub max_saturated: f64,
+    /// Smallest pixel variance (a black or flat frame carries nothing).
+    pub min_variance: f64,
+    /// Largest pixel variance (a frame of pure static means a broken sensor or cable).
+    pub max_variance: f64,
+    /// Entropy credited per unsaturated pixel, in bits. Conservative by default: sensor noise
+    /// gives far more, but nobody can prove how much.
+    pub bits_per_pixel: f64,
+}
+
+impl Default for FrameChecks {
+    fn default() -> Self {
+        FrameChecks {
+            max_saturated: 0.05,
+            min_variance: 4.0,
+            max_variance: 5000.0,
+            bits_per_pixel: 0.01,
+        }
+    }
+}
+
+/// Checks, hashes and wipes frames, remembering the last frame's hash to refuse repeats.
+#[derive(Debug, Default)]
+pub struct FramePath {
+    checks: FrameChecks,
+    last: Option<[u8; 32]>,
+}
+
+impl FramePath {
+    /// A frame path with these limits.
+    pub fn new(checks: FrameChecks) -> Self {
+        FramePath { checks, last: None }
+    }
+
+    /// Takes one 8-bit grey (or Y of YUYV) frame: checks it, hashes it into `hasher`, wipes it.
+    /// Returns the entropy credited for it.
+    pub fn take(
+        &mut self,
+        frame: &mut [u8],
+        hasher: &mut blake3::Hasher,
+    ) -> Result<f64, SourceError> {
+        let result = self.check(frame);
+        if result.is_ok() {
+            hasher.update(frame);
+        }
+        frame.zeroize();
+        result
+    }
+
+    fn check(&mut self, frame: &[u8]) -> Result<f64, SourceError> {
+        if frame.is_empty() {
+            return Err(SourceError::Unhealthy("empty frame".into()));
+        }
+        let digest: [u8; 32] = blake3::hash(frame).into();
+        if self.last == Some(digest) {
+            return Err(SourceError::Unhealthy(
+                "identical consecutive frames (frozen camera?)".into(),
+            ));
+        }
+        self.last = Some(digest);
+        let n = frame.len() as f64;
+        let saturated = frame.iter().filter(|p| **p == 0 || **p == 255).count() as f64;
+        if saturated / n > self.checks.max_saturated {
+            return Err(SourceError::Unhealthy(format!(
+                "{:.1} % of pixels saturated (limit {:.1} %)",
+                100.0 * saturated / n,
+                100.0 * self.checks.max_saturated
+            )));
+        }
+        let mean = frame.iter().map(|p| f64::from(*p)).sum::<f64>() / n;
+        let variance = frame
+            .iter()
+            .map(|p| (f64::from(*p) - mean).powi(2))
+            .sum::<f64>()
+            / n;
+        if !(self.checks.min_variance..=self.checks.max_variance).contains(&variance) {
+            return Err(SourceError::Unhealthy(format!(
+                "pixel variance {variance:.1} outside {}..{}",
+                self.checks.min_variance, self.checks.max_variance
+            )));
+        }
+        Ok((n - saturated) * self.checks.bits_per_pixel)
+    }
+}
+
+/// The contribution of `frames` frames run through a frame path: BLAKE3 over all of them,
+/// extended to 64 bytes, with their summed credit (capped at 512 bits).
+pub fn contribution(hasher: blake3::Hasher, credit: f64) -> Contribution {
+    let mut digest = [0u8; 64];
+    hasher.finalize_xof().fill(&mut digest);
+    Contribution {
+        digest,
+        credited_bits: credit.min(512.0) as u32,
+    }
+}
+
+/// A camera that does not exist: noisy grey frames made in memory and sent through the same
+/// frame path, for tests and machines with no camera. Using it makes the beacon a test beacon.
+pub struct SyntheticCamera {
+    width: usize,
+    height: usize,
+    frames_per_pulse: usize,
+    path: FramePath,
+    t: u64,
+    /// Fault injection for tests: every frame the same.
+    pub frozen: bool,
+}
+
+impl SyntheticCamera {
+    /// A `width`×`height` camera taking `frames_per_pulse` frames per pulse.
+    pub fn new(width: usize, height: usize, frames_per_pulse: usize) -> Self {
+        SyntheticCamera {
+            width,
+            height,
+            frames_per_pulse,
+            path: FramePath::new(FrameChecks::default()),
+            t: 0,
+            frozen: false,
+        }
+    }
+
+    fn frame(&mut self) -> Vec<u8> {
+        // Slowly moving blobs (the lamps) plus sensor noise.
+        let mut noise = vec![0u8; self.width * self.height];
+        if !self.frozen {
+            rand::thread_rng().fill_bytes(&mut noise);
+            self.t += 1;
+        }
+        let t = self.t as f64 / 10.0;
+        let mut f = vec![0u8; self.width * self.height];
+        for y in 0..self.height {
+            for x in 0..self.width {
+                let blob = ((x as f64 / 13.0 + t).sin() + (y as f64 / 17.0 - t).cos()) * 40.0;
+                let v = 128.0 + blob + f64::from(noise[y * self.width + x] % 16) - 8.0;
+                f[y * self.width + x] = v.clamp(1.0, 254.0) as u8;
+            }
+        }
+        noise.zeroize();
+        f
+    }
+}
+
+impl EntropySource for SyntheticCamera {
+    fn name(&self) -> &str {
+        "camera"
+    }
+    fn is_test(&self) -> bool {
+        true
+    }
+    fn collect(&mut self) -> Result<Contribution, SourceError> {
+        let mut hasher = blake3::Hasher::new();
+        let mut credit = 0.0;
+        for _ in 0..self.frames_per_pulse {
+            let mut frame = self.frame();
+            credit += self.path.take(&mut frame, &mut hasher)?;
+        }
+        Ok(contribution(hasher, credit))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn synthetic_frames_pass_and_are_wiped() {
+        let mut cam = SyntheticCamera::new(64, 48, 3);
+        let a = cam.collect().unwrap();
+        let b = cam.collect().unwrap();
+        assert_ne!(a.digest, b.digest);
+        assert!(a.credited_bits > 0);
+        let mut path = FramePath::default();
+        let mut frame = cam.frame();
+        path.take(&mut frame, &mut blake3::Hasher::new()).unwrap();
+        assert!(
+            frame.iter().all(|p| *p == 0),
+            "the frame buffer is wiped after hashing"
+        );
+    }
+
+    #[test]
+    fn a_frozen_camera_is_caught() {
+        let mut cam = SyntheticCamera::new(64, 48, 2);
+        cam.frozen = true;
+        assert!(matches!(cam.collect(), Err(SourceError::Unhealthy(m)) if m.contains("identical")));
+    }
+
+    #[test]
+    fn saturated_and_flat_frames_are_refused() {
+        let mut path = FramePath::default();
+        let mut white: Vec<u8> = (0..1000)
+            .map(|i| if i % 10 == 0 { 200 } else { 255 })
+            .collect();
+        assert!(
+            matches!(path.take(&mut white, &mut blake3::Hasher::new()), Err(SourceError::Unhealthy(m)) if m.contains("saturated"))
+        );
+        let mut flat = vec![100u8; 1000];
+        flat[0] = 101;
+        assert!(
+            matches!(path.take(&mut flat, &mut blake3::Hasher::new()), Err(SourceError::Unhealthy(m)) if m.contains("variance"))
+        );
+    }
+}

@@ -1,0 +1,186 @@
+//! The source manifest and the combination of entropy sources into a localRandomValue: the one
+//! definition the engine uses to make the value and auditors use to recompute it.
+//!
+//! ```text
+//! localRandomValue = SHA-512( "lavabeacon localRandomValue v1"
+//!                            ‖ for each contributing source, in ascending order of name:
+//!                                u32(len(name)) ‖ name ‖ u32(len(digest)) ‖ digest )
+//! ```
+//!
+//! ```
+//! use lavabeacon_format::manifest::combine;
+//! let a = combine(&[("os", &[1u8; 64][..]), ("cpu", &[2u8; 64][..])]);
+//! let b = combine(&[("cpu", &[2u8; 64][..]), ("os", &[1u8; 64][..])]);
+//! assert_eq!(a, b, "the order is fixed by name, not by the caller");
+//! ```
+
+use crate::hash::Hash512;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha512};
+
+/// The domain tag that starts the combination.
+pub const DOMAIN: &[u8] = b"lavabeacon localRandomValue v1";
+
+/// Combines the digests of the contributing sources into a localRandomValue.
+pub fn combine(contributions: &[(&str, &[u8])]) -> Hash512 {
+    let mut sorted: Vec<&(&str, &[u8])> = contributions.iter().collect();
+    sorted.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+    let mut h = Sha512::new();
+    h.update(DOMAIN);
+    for (name, digest) in sorted {
+        h.update((name.len() as u32).to_be_bytes());
+        h.update(name.as_bytes());
+        h.update((digest.len() as u32).to_be_bytes());
+        h.update(digest);
+    }
+    Hash512(h.finalize().into())
+}
+
+/// One source's line in a pulse's manifest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SourceEntry {
+    /// The source's name (`camera`, `spool`, `os`, `hsm`, `cpu`, …).
+    pub name: String,
+    /// `ok`, or why it was left out (`unhealthy: …`, `unavailable: …`, `timeout`).
+    pub status: String,
+    /// Entropy credited to this source for this pulse, in bits (0 when left out).
+    pub credited_bits: u32,
+    /// The exact digest that went into the combination (hex), when it contributed.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub digest: Option<String>,
+}
+
+/// Everything an auditor needs to recompute a pulse's localRandomValue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Manifest {
+    /// The combination's version (1: [`DOMAIN`]).
+    pub version: u32,
+    /// chainIndex of the pulse.
+    pub chain_index: u64,
+    /// pulseIndex of the pulse.
+    pub pulse_index: u64,
+    /// Every configured source, contributing or not.
+    pub sources: Vec<SourceEntry>,
+}
+
+/// Why a manifest cannot be recombined.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ManifestError {
+    /// A version this code does not know.
+    #[error("manifest version {0} is unknown (this verifier knows version 1)")]
+    Version(u32),
+    /// A contributing source's digest is not hex.
+    #[error("source {0}: digest is not hex")]
+    BadDigest(String),
+    /// A source is named twice.
+    #[error("source {0} appears twice")]
+    Duplicate(String),
+}
+
+impl Manifest {
+    /// The localRandomValue the manifest's contributing sources combine to.
+    pub fn recombine(&self) -> Result<Hash512, ManifestError> {
+        if self.version != 1 {
+            return Err(ManifestError::Version(self.version));
+        }
+        let mut names: Vec<&str> = self.sources.iter().map(|s| s.name.as_str()).collect();
+        names.sort_unstable();
+        if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
+            return Err(ManifestError::Duplicate(w[0].to_string()));
+        }
+        let decoded = self
+            .sources
+            .iter()
+            .filter_map(|s| s.digest.as_ref().map(|d| (s, d)))
+            .map(|(s, d)| {
+                hex::decode(d)
+                    .map(|b| (s.name.as_str(), b))
+                    .map_err(|_| ManifestError::BadDigest(s.name.clone()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let parts: Vec<(&str, &[u8])> = decoded.iter().map(|(n, b)| (*n, b.as_slice())).collect();
+        Ok(combine(&parts))
+    }
+
+    /// The total entropy credited to the pulse.
+    pub fn credited_bits(&self) -> u64 {
+        self.sources
+            .iter()
+            .map(|s| u64::from(s.credited_bits))
+            .sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manifest() -> Manifest {
+        Manifest {
+            version: 1,
+            chain_index: 1,
+            pulse_index: 7,
+            sources: vec![
+                SourceEntry {
+                    name: "os".into(),
+                    status: "ok".into(),
+                    credited_bits: 256,
+                    digest: Some(hex::encode([1u8; 64])),
+                },
+                SourceEntry {
+                    name: "camera".into(),
+                    status: "unhealthy: identical frames".into(),
+                    credited_bits: 0,
+                    digest: None,
+                },
+                SourceEntry {
+                    name: "cpu".into(),
+                    status: "ok".into(),
+                    credited_bits: 64,
+                    digest: Some(hex::encode([2u8; 64])),
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn a_manifest_recombines_to_the_combination_of_its_contributing_sources() {
+        let m = manifest();
+        assert_eq!(
+            m.recombine().unwrap(),
+            combine(&[("os", &[1u8; 64][..]), ("cpu", &[2u8; 64][..])])
+        );
+        assert_eq!(m.credited_bits(), 320);
+        let text = serde_json::to_string(&m).unwrap();
+        let back: Manifest = serde_json::from_str(&text).unwrap();
+        assert_eq!(back.recombine().unwrap(), m.recombine().unwrap());
+    }
+
+    #[test]
+    fn any_change_to_a_contributing_digest_or_name_changes_the_value() {
+        let base = manifest().recombine().unwrap();
+        let mut m = manifest();
+        m.sources[0].digest = Some(hex::encode([9u8; 64]));
+        assert_ne!(m.recombine().unwrap(), base);
+        let mut m = manifest();
+        m.sources[2].name = "cpu2".into();
+        assert_ne!(m.recombine().unwrap(), base);
+        // Name and digest are length-prefixed: moving bytes between them changes the value.
+        assert_ne!(combine(&[("ab", b"c")]), combine(&[("a", b"bc")]));
+    }
+
+    #[test]
+    fn malformed_manifests_are_refused() {
+        let mut m = manifest();
+        m.version = 2;
+        assert_eq!(m.recombine(), Err(ManifestError::Version(2)));
+        let mut m = manifest();
+        m.sources[1].name = "os".into();
+        assert_eq!(m.recombine(), Err(ManifestError::Duplicate("os".into())));
+        let mut m = manifest();
+        m.sources[0].digest = Some("zz".into());
+        assert_eq!(m.recombine(), Err(ManifestError::BadDigest("os".into())));
+    }
+}
