@@ -6,6 +6,7 @@
 
 use lavabeacon_format::builder::{ChainBuilder, ChainParams, ChainState};
 use lavabeacon_format::hash::Hash512;
+use lavabeacon_format::manifest::Manifest;
 use lavabeacon_format::message::precommitment;
 use lavabeacon_format::time::Period;
 use lavabeacon_format::Pulse;
@@ -32,16 +33,26 @@ fn place(chain: u64, index: u64) -> Vec<u8> {
     format!("lavabeacon next localRandomValue chain {chain} pulse {index}").into_bytes()
 }
 
-/// Seals `value`, the localRandomValue of pulse `index` of `chain`, and stores it. Call it
-/// before publishing the pulse that commits to it.
+/// Seals `value`, the localRandomValue of pulse `index` of `chain`, with its source manifest
+/// (whose digests would reveal the value, so it is sealed too), and stores it. Call it before
+/// publishing the pulse that commits to it.
 pub async fn keep_next(
     store: &dyn Store,
     signer: &dyn Signer,
     chain: u64,
     index: u64,
     value: &Hash512,
+    manifest: Option<&Manifest>,
 ) -> Result<(), CommitmentError> {
-    let sealed = signer.seal(&place(chain, index), &value.0)?;
+    let mut payload = Zeroizing::new(value.0.to_vec());
+    if let Some(m) = manifest {
+        payload.extend_from_slice(
+            serde_json::to_string(m)
+                .expect("manifest serialises")
+                .as_bytes(),
+        );
+    }
+    let sealed = signer.seal(&place(chain, index), &payload)?;
     store.put_pending_secret(chain, index, &sealed).await?;
     Ok(())
 }
@@ -49,8 +60,8 @@ pub async fn keep_next(
 /// What a restart finds for the pulse after `last`.
 #[derive(Debug)]
 pub enum Recovered {
-    /// The committed value, checked against `last`'s precommitment.
-    Kept(Zeroizing<[u8; 64]>),
+    /// The committed value, checked against `last`'s precommitment, and its manifest.
+    Kept(Zeroizing<[u8; 64]>, Option<Manifest>),
     /// The value is gone; the next pulse must carry statusCode 3. The reason is for the log.
     Lost(String),
 }
@@ -76,11 +87,22 @@ pub async fn recover_next(
         }
         Err(e) => return Err(e.into()),
     };
-    let Ok(bytes) = <[u8; 64]>::try_from(value.as_slice()) else {
+    let Some(Ok(bytes)) = value.get(..64).map(<[u8; 64]>::try_from) else {
         return Ok(Recovered::Lost(format!(
-            "the sealed value for pulse {chain}/{index} is {} bytes, not 64",
+            "the sealed value for pulse {chain}/{index} is {} bytes, not 64 or more",
             value.len()
         )));
+    };
+    let manifest = match &value[64..] {
+        [] => None,
+        json => match serde_json::from_slice::<Manifest>(json) {
+            Ok(m) => Some(m),
+            Err(e) => {
+                return Ok(Recovered::Lost(format!(
+                    "the sealed manifest for pulse {chain}/{index} is unreadable: {e}"
+                )))
+            }
+        },
     };
     let bytes = Zeroizing::new(bytes);
     if precommitment(&Hash512(*bytes)) != last.precommitment_value {
@@ -89,7 +111,7 @@ pub async fn recover_next(
             last.pulse_index
         )));
     }
-    Ok(Recovered::Kept(bytes))
+    Ok(Recovered::Kept(bytes, manifest))
 }
 
 /// A chain builder that continues `chain` after its last stored pulse, with the skip-list state

@@ -10,6 +10,7 @@
 //! with the same code. The real camera, the schedule and `serve` come next.
 
 pub mod commitment;
+pub mod engine;
 pub mod frame;
 pub mod health;
 pub mod source;

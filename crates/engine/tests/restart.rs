@@ -59,6 +59,7 @@ impl Engine {
             1,
             p.pulse_index + 1,
             &next,
+            None,
         )
         .await
         .unwrap();
@@ -94,7 +95,7 @@ async fn restart_and_publish(dir: &std::path::Path, t: i64) -> (Engine, Pulse) {
         .await
         .unwrap()
     {
-        Recovered::Kept(v) => (Hash512(*v), false),
+        Recovered::Kept(v, _) => (Hash512(*v), false),
         Recovered::Lost(why) => {
             eprintln!("lost: {why}");
             (fresh(1000), true)
@@ -178,6 +179,6 @@ async fn a_value_sealed_by_another_key_counts_as_lost() {
         .unwrap()
     {
         Recovered::Lost(why) => assert!(why.contains("does not open"), "{why}"),
-        Recovered::Kept(_) => panic!("another key opened the sealed value"),
+        Recovered::Kept(..) => panic!("another key opened the sealed value"),
     }
 }
