@@ -222,3 +222,39 @@ async fn without_a_healthy_source_the_slot_is_skipped_and_the_gap_recorded() {
     );
     check(store.as_ref(), signer.as_ref()).await;
 }
+
+/// A source that hangs (a camera whose driver blocks).
+struct Hangs;
+impl EntropySource for Hangs {
+    fn name(&self) -> &str {
+        "hangs"
+    }
+    fn collect(&mut self) -> Result<Contribution, SourceError> {
+        std::thread::sleep(Duration::from_secs(3));
+        Err(SourceError::Unavailable("never answered".into()))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hanging_source_is_cut_off_and_the_pulse_is_still_made() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, signer) = parts(dir.path()).await;
+    let clock = Arc::new(ManualClock::new(T0));
+    let mut cfg = config();
+    cfg.source_timeout = Duration::from_millis(200);
+    let srcs: Vec<Box<dyn EntropySource>> = vec![Box::new(OsSource::new(64)), Box::new(Hangs)];
+    let mut engine = Engine::start(store.clone(), signer, srcs, cfg, clock, None)
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let p = engine.step().await.unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "took {:?}",
+        started.elapsed()
+    );
+    let m = p.manifest.unwrap();
+    let hangs = m.sources.iter().find(|s| s.name == "hangs").unwrap();
+    assert_eq!(hangs.status, "timeout");
+    assert_eq!(m.recombine().unwrap(), p.pulse.local_random_value);
+}
