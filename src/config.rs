@@ -14,6 +14,36 @@ pub struct Config {
     pub beacon: BeaconConfig,
     pub database: DatabaseConfig,
     pub signer: SignerConfig,
+    pub engine: EngineSection,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct EngineSection {
+    /// Sources by name: `os`, `hsm`, `cpu`, `synthetic-camera`, `spool`.
+    pub sources: Vec<String>,
+    /// The image spool directory (for `spool`).
+    pub spool_dir: PathBuf,
+    /// A source slower than this is left out of the pulse.
+    pub source_timeout_ms: u64,
+    /// A pulse needs one healthy source credited at least this many bits.
+    pub full_credit_bits: u32,
+}
+
+impl Default for EngineSection {
+    fn default() -> Self {
+        EngineSection {
+            sources: vec![
+                "os".into(),
+                "hsm".into(),
+                "cpu".into(),
+                "synthetic-camera".into(),
+            ],
+            spool_dir: PathBuf::from("./data/spool"),
+            source_timeout_ms: 5_000,
+            full_credit_bits: 256,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -122,6 +152,7 @@ impl Config {
             }
         };
         abs(&mut self.beacon.data_dir);
+        abs(&mut self.engine.spool_dir);
         abs(&mut self.signer.certificate);
         if let Some(p) = self.signer.pin_file.as_mut() {
             abs(p);
@@ -180,6 +211,27 @@ fn describe_toml_error(path: &Path, text: &str, e: &toml::de::Error) -> String {
     }
 }
 
+/// Reads a period such as `1s`, `60s`, `500ms` or `1m` as milliseconds; at least one second.
+pub fn parse_period(text: &str) -> Result<u32, String> {
+    let t = text.trim();
+    let (num, unit) = t
+        .find(|c: char| !c.is_ascii_digit())
+        .map_or((t, "s"), |i| (&t[..i], &t[i..]));
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("period {text:?}: expected e.g. 1s, 60s or 1m"))?;
+    let ms = match unit {
+        "ms" => n,
+        "s" => n * 1000,
+        "m" | "min" => n * 60_000,
+        _ => return Err(format!("period {text:?}: unit must be ms, s or m")),
+    };
+    if ms < 1000 || ms % 1000 != 0 {
+        return Err(format!("period {text:?}: whole seconds, at least 1s"));
+    }
+    u32::try_from(ms).map_err(|_| format!("period {text:?} is too long"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -191,6 +243,16 @@ mod tests {
         assert_eq!(c.signer.kind, "pkcs11");
         assert!(c.signer.certificate.is_absolute());
         assert!(c.pkcs11().is_ok());
+    }
+
+    #[test]
+    fn periods_are_whole_seconds_of_at_least_one() {
+        assert_eq!(parse_period("1s"), Ok(1000));
+        assert_eq!(parse_period("60"), Ok(60_000));
+        assert_eq!(parse_period("2m"), Ok(120_000));
+        assert!(parse_period("500ms").is_err());
+        assert!(parse_period("1500ms").is_err());
+        assert!(parse_period("soon").is_err());
     }
 
     #[test]

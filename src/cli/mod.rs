@@ -1,6 +1,7 @@
 //! The command line. Each subcommand is a module; `run` parses arguments and maps outcomes to
 //! exit statuses: 0 success, 1 a check failed, 2 usage or I/O error.
 
+mod engine;
 mod keys;
 mod verify;
 
@@ -23,6 +24,8 @@ enum Command {
     /// Verify pulses offline: signatures, certificateIds, outputValues and every link between
     /// the pulses given (sorted by chain and index first).
     Verify(verify::Args),
+    /// Run the engine alone (no API): one signed pulse every period into the database.
+    Engine(engine::Args),
     /// Manage signing keys in the HSM.
     #[command(subcommand)]
     Keys(keys::KeysCommand),
@@ -40,6 +43,7 @@ pub fn run() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Verify(args) => verify::run(args),
+        Command::Engine(args) => engine::run(args),
         Command::Keys(cmd) => keys::keys(cmd),
         Command::Cert(cmd) => keys::cert(cmd),
     }
