@@ -1,21 +1,10 @@
 //! `softhsm-setup/dev-token.sh` as a developer runs it: a token in a directory of their
 //! choosing, keys and a TEST certificate, a ready configuration; run twice, nothing changes.
 
-use std::path::Path;
-use std::process::Command;
+mod common;
 
-fn softhsm_present() -> bool {
-    let present = Path::new("/usr/lib/softhsm/libsofthsm2.so").exists();
-    if !present {
-        assert_ne!(
-            std::env::var("CI").as_deref(),
-            Ok("true"),
-            "CI=true and SoftHSM2 is not installed"
-        );
-        eprintln!("skipped: SoftHSM2 is not installed");
-    }
-    present
-}
+use common::softhsm_present;
+use std::process::Command;
 
 fn run(cmd: &mut Command) -> String {
     let out = cmd.output().unwrap();
@@ -36,10 +25,9 @@ fn dev_token_script_makes_a_ready_token_and_is_idempotent() {
     let dir = tempfile::tempdir().unwrap();
     let hsm = dir.path().join("hsm");
     let bin = env!("CARGO_BIN_EXE_lavabeacon");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("softhsm-setup/dev-token.sh");
-    let setup = || run(Command::new(&script).arg(&hsm).env("LAVABEACON_BIN", bin));
+    let setup = || common::dev_token(&hsm);
     let first = setup();
-    let toml = hsm.join("lavabeacon.toml");
+    let toml = common::dev_config(&hsm);
     let show = |out: &mut String| {
         out.push_str(&run(Command::new(bin)
             .args(["cert", "show", "--config"])

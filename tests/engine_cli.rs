@@ -6,22 +6,12 @@
 use lavabeacon_format::cert::{parse_certificates, CertificateSet};
 use lavabeacon_format::manifest::Manifest;
 use lavabeacon_format::verify::{Options, Verifier};
+mod common;
+
+use common::softhsm_present;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn softhsm_present() -> bool {
-    let present = Path::new("/usr/lib/softhsm/libsofthsm2.so").exists();
-    if !present {
-        assert_ne!(
-            std::env::var("CI").as_deref(),
-            Ok("true"),
-            "CI=true and SoftHSM2 is not installed"
-        );
-        eprintln!("skipped: SoftHSM2 is not installed");
-    }
-    present
-}
 
 fn start(toml: &Path) -> Child {
     Command::new(env!("CARGO_BIN_EXE_lavabeacon"))
@@ -51,18 +41,8 @@ async fn the_engine_signs_in_softhsm_survives_sigkill_and_its_chain_verifies() {
     }
     let dir = tempfile::tempdir().unwrap();
     let hsm = dir.path().join("hsm");
-    let setup =
-        Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("softhsm-setup/dev-token.sh"))
-            .arg(&hsm)
-            .env("LAVABEACON_BIN", env!("CARGO_BIN_EXE_lavabeacon"))
-            .output()
-            .unwrap();
-    assert!(
-        setup.status.success(),
-        "{}",
-        String::from_utf8_lossy(&setup.stderr)
-    );
-    let toml = hsm.join("lavabeacon.toml");
+    common::dev_token(&hsm);
+    let toml = common::dev_config(&hsm);
     let store = lavabeacon_store::open(&format!("sqlite:{}", hsm.join("lavabeacon.db").display()))
         .await
         .unwrap();

@@ -69,10 +69,6 @@ fn load(config: Option<&PathBuf>) -> Result<Config, ExitCode> {
     })
 }
 
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
 fn fail(what: &str, e: impl std::fmt::Display) -> ExitCode {
     eprintln!("lavabeacon: {what}: {e}");
     ExitCode::from(EXIT_FAILED)
@@ -119,10 +115,10 @@ pub fn keys(cmd: KeysCommand) -> ExitCode {
                 );
                 match k.public_key() {
                     lavabeacon_signer::pkcs11::PublicKeyBytes::Ed25519(b) => {
-                        println!("public key: {}", hex(b))
+                        println!("public key: {}", hex::encode(b))
                     }
                     lavabeacon_signer::pkcs11::PublicKeyBytes::Rsa { modulus, .. } => {
-                        println!("public modulus: {}", hex(modulus))
+                        println!("public modulus: {}", hex::encode(modulus))
                     }
                 }
                 ExitCode::SUCCESS

@@ -195,7 +195,7 @@ impl Engine {
                         name: name.clone(),
                         status: "ok".into(),
                         credited_bits: c.credited_bits,
-                        digest: Some(hex_of(&c.digest)),
+                        digest: Some(Hash512(c.digest).to_hex_lower()),
                     });
                     digests.push((name.clone(), c.digest));
                 }
@@ -311,8 +311,4 @@ impl Engine {
             published_at_ms,
         })
     }
-}
-
-fn hex_of(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }

@@ -62,6 +62,12 @@ pub struct HealthTests {
     rct_cutoff: u32,
     apt_cutoff: u32,
     window: u32,
+    state: RunState,
+}
+
+/// What the tests have seen so far; a failure starts it over.
+#[derive(Debug, Clone, Default)]
+struct RunState {
     last: Option<u8>,
     run: u32,
     apt_value: u8,
@@ -78,47 +84,42 @@ impl HealthTests {
             rct_cutoff: rct_cutoff(h),
             apt_cutoff: apt_cutoff(window, h),
             window,
-            last: None,
-            run: 0,
-            apt_value: 0,
-            apt_seen: 0,
-            apt_count: 0,
-            samples: 0,
+            state: RunState::default(),
         }
     }
 
     /// Whether the start-up test (the first 1,024 samples) is complete.
     pub fn started(&self) -> bool {
-        self.samples >= STARTUP_SAMPLES
+        self.state.samples >= STARTUP_SAMPLES
     }
 
     /// Feeds samples; the first failure is returned, and the tests start over so that a source
     /// that recovers can come back.
     pub fn feed(&mut self, samples: &[u8]) -> Result<(), HealthFailure> {
         for &s in samples {
-            self.samples += 1;
-            if self.last == Some(s) {
-                self.run += 1;
-                if self.run >= self.rct_cutoff {
+            self.state.samples += 1;
+            if self.state.last == Some(s) {
+                self.state.run += 1;
+                if self.state.run >= self.rct_cutoff {
                     let f = HealthFailure::Repetition {
-                        run: self.run,
+                        run: self.state.run,
                         cutoff: self.rct_cutoff,
                     };
                     self.reset();
                     return Err(f);
                 }
             } else {
-                self.last = Some(s);
-                self.run = 1;
+                self.state.last = Some(s);
+                self.state.run = 1;
             }
-            if self.apt_seen == 0 {
-                self.apt_value = s;
-                self.apt_count = 1;
-            } else if s == self.apt_value {
-                self.apt_count += 1;
-                if self.apt_count >= self.apt_cutoff {
+            if self.state.apt_seen == 0 {
+                self.state.apt_value = s;
+                self.state.apt_count = 1;
+            } else if s == self.state.apt_value {
+                self.state.apt_count += 1;
+                if self.state.apt_count >= self.apt_cutoff {
                     let f = HealthFailure::Proportion {
-                        count: self.apt_count,
+                        count: self.state.apt_count,
                         window: self.window,
                         cutoff: self.apt_cutoff,
                     };
@@ -126,30 +127,16 @@ impl HealthTests {
                     return Err(f);
                 }
             }
-            self.apt_seen += 1;
-            if self.apt_seen == self.window {
-                self.apt_seen = 0;
+            self.state.apt_seen += 1;
+            if self.state.apt_seen == self.window {
+                self.state.apt_seen = 0;
             }
         }
         Ok(())
     }
 
     fn reset(&mut self) {
-        *self = HealthTests::new_from(self);
-    }
-
-    fn new_from(other: &HealthTests) -> HealthTests {
-        HealthTests {
-            rct_cutoff: other.rct_cutoff,
-            apt_cutoff: other.apt_cutoff,
-            window: other.window,
-            last: None,
-            run: 0,
-            apt_value: 0,
-            apt_seen: 0,
-            apt_count: 0,
-            samples: 0,
-        }
+        self.state = RunState::default();
     }
 }
 

@@ -56,6 +56,25 @@ async fn parts(dir: &std::path::Path) -> (Arc<dyn Store>, Arc<dyn Signer>) {
     (store, signer)
 }
 
+/// An engine with the test configuration and no leader lock.
+async fn start(
+    store: &Arc<dyn Store>,
+    signer: &Arc<dyn Signer>,
+    sources: Vec<Box<dyn EntropySource>>,
+    clock: &Arc<ManualClock>,
+) -> Engine {
+    Engine::start(
+        store.clone(),
+        signer.clone(),
+        sources,
+        config(),
+        clock.clone(),
+        None,
+    )
+    .await
+    .unwrap()
+}
+
 async fn whole_chain(store: &dyn Store) -> Vec<Pulse> {
     let last = store.last_in_chain(1).await.unwrap().unwrap().pulse_index;
     let mut v = Vec::new();
@@ -98,16 +117,7 @@ async fn two_hours_of_pulses_verify_and_are_never_early() {
     let dir = tempfile::tempdir().unwrap();
     let (store, signer) = parts(dir.path()).await;
     let clock = Arc::new(ManualClock::new(T0 + 1234));
-    let mut engine = Engine::start(
-        store.clone(),
-        signer.clone(),
-        sources(),
-        config(),
-        clock.clone(),
-        None,
-    )
-    .await
-    .unwrap();
+    let mut engine = start(&store, &signer, sources(), &clock).await;
     for _ in 0..120 {
         let p = engine.step().await.unwrap();
         let t = p.pulse.time_ms().unwrap();
@@ -139,25 +149,14 @@ async fn a_restart_resumes_the_chain_with_a_gap_marked_and_the_commitment_kept()
     let clock = Arc::new(ManualClock::new(T0));
     {
         let (store, signer) = parts(dir.path()).await;
-        let mut engine = Engine::start(store, signer, sources(), config(), clock.clone(), None)
-            .await
-            .unwrap();
+        let mut engine = start(&store, &signer, sources(), &clock).await;
         for _ in 0..5 {
             engine.step().await.unwrap();
         }
     }
     clock.advance(3 * PERIOD + 500); // down for three periods
     let (store, signer) = parts(dir.path()).await;
-    let mut engine = Engine::start(
-        store.clone(),
-        signer.clone(),
-        sources(),
-        config(),
-        clock.clone(),
-        None,
-    )
-    .await
-    .unwrap();
+    let mut engine = start(&store, &signer, sources(), &clock).await;
     let p = engine.step().await.unwrap().pulse;
     assert_eq!((p.pulse_index, p.status_code), (6, 2));
     engine.step().await.unwrap();
@@ -173,47 +172,20 @@ async fn without_a_healthy_source_the_slot_is_skipped_and_the_gap_recorded() {
     let dir = tempfile::tempdir().unwrap();
     let (store, signer) = parts(dir.path()).await;
     let clock = Arc::new(ManualClock::new(T0));
-    let mut engine = Engine::start(
-        store.clone(),
-        signer.clone(),
-        sources(),
-        config(),
-        clock.clone(),
-        None,
-    )
-    .await
-    .unwrap();
+    let mut engine = start(&store, &signer, sources(), &clock).await;
     for _ in 0..3 {
         engine.step().await.unwrap();
     }
     drop(engine);
     // Only the stuck source is left: no pulse can be made.
     let only_stuck: Vec<Box<dyn EntropySource>> = vec![Box::new(Stuck)];
-    let mut broken = Engine::start(
-        store.clone(),
-        signer.clone(),
-        only_stuck,
-        config(),
-        clock.clone(),
-        None,
-    )
-    .await
-    .unwrap();
+    let mut broken = start(&store, &signer, only_stuck, &clock).await;
     assert!(
         matches!(broken.step().await, Err(EngineError::NoEntropy(why)) if why.contains("stuck: unhealthy"))
     );
     drop(broken);
     clock.advance(2 * PERIOD);
-    let mut engine = Engine::start(
-        store.clone(),
-        signer.clone(),
-        sources(),
-        config(),
-        clock.clone(),
-        None,
-    )
-    .await
-    .unwrap();
+    let mut engine = start(&store, &signer, sources(), &clock).await;
     let p = engine.step().await.unwrap().pulse;
     assert_eq!(
         (p.pulse_index, p.status_code),

@@ -382,9 +382,14 @@ impl<'c> Verifier<'c> {
         }
 
         // timeStamp
-        match parse_time_stamp(&p.time_stamp) {
-            Err(e) => problems.push(problem(Check::TimeStamp, e.to_string()).field("timeStamp")),
-            Ok(t) => {
+        // Facts::of has parsed it already; only an unreadable one is parsed again, for its message.
+        match facts.time_ms {
+            None => {
+                if let Err(e) = parse_time_stamp(&p.time_stamp) {
+                    problems.push(problem(Check::TimeStamp, e.to_string()).field("timeStamp"));
+                }
+            }
+            Some(t) => {
                 if !is_canonical(&p.time_stamp) {
                     problems.push(
                         problem(Check::TimeStamp, "not in the canonical form".into())
