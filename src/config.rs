@@ -15,12 +15,80 @@ pub struct Config {
     pub database: DatabaseConfig,
     pub signer: SignerConfig,
     pub engine: EngineSection,
+    pub api: ApiSection,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiSection {
+    /// Where `serve` and `api` listen, HOST:PORT.
+    pub listen: String,
+    /// HTTP worker threads (one per core is right for most machines).
+    pub workers: usize,
+}
+
+impl Default for ApiSection {
+    fn default() -> Self {
+        ApiSection {
+            listen: "127.0.0.1:8080".into(),
+            workers: 2,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct CameraSection {
+    /// The camera's index (0 is /dev/video0).
+    pub index: u32,
+    pub width: u32,
+    pub height: u32,
+    pub fps: u32,
+    /// Frames hashed per pulse.
+    pub frames_per_pulse: usize,
+    /// Frames dropped after opening (exposure and gain settle).
+    pub warmup_frames: usize,
+    /// Entropy credited per unsaturated pixel, bits (conservative: sensor noise gives more).
+    pub bits_per_pixel: f64,
+}
+
+impl Default for CameraSection {
+    fn default() -> Self {
+        CameraSection {
+            index: 0,
+            width: 640,
+            height: 480,
+            fps: 30,
+            frames_per_pulse: 4,
+            warmup_frames: 10,
+            bits_per_pixel: 0.01,
+        }
+    }
+}
+
+/// Another beacon whose newest pulse fills the `external` field.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ExternalSection {
+    /// The URL of its newest pulse, e.g. `https://beacon.nist.gov/beacon/2.0/pulse/last`.
+    pub url: String,
+    /// The description whose SHA-512 is the pulse's external.sourceId (default: the URL).
+    pub description: Option<String>,
+    /// Its certificate (PEM): when given, a pulse that does not verify is not used.
+    pub certificate: Option<PathBuf>,
+    /// Give up on it after this long.
+    #[serde(default = "external_timeout")]
+    pub timeout_ms: u64,
+}
+
+fn external_timeout() -> u64 {
+    2_000
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct EngineSection {
-    /// Sources by name: `os`, `hsm`, `cpu`, `synthetic-camera`, `spool`.
+    /// Sources by name: `os`, `hsm`, `cpu`, `camera`, `synthetic-camera`, `spool`.
     pub sources: Vec<String>,
     /// The image spool directory (for `spool`).
     pub spool_dir: PathBuf,
@@ -28,6 +96,10 @@ pub struct EngineSection {
     pub source_timeout_ms: u64,
     /// A pulse needs one healthy source credited at least this many bits.
     pub full_credit_bits: u32,
+    /// The real camera (source `camera`).
+    pub camera: CameraSection,
+    /// Another beacon for the `external` field (none by default).
+    pub external: Option<ExternalSection>,
 }
 
 impl Default for EngineSection {
@@ -42,6 +114,8 @@ impl Default for EngineSection {
             spool_dir: PathBuf::from("./data/spool"),
             source_timeout_ms: 5_000,
             full_credit_bits: 256,
+            camera: CameraSection::default(),
+            external: None,
         }
     }
 }
@@ -154,6 +228,14 @@ impl Config {
         abs(&mut self.beacon.data_dir);
         abs(&mut self.engine.spool_dir);
         abs(&mut self.signer.certificate);
+        if let Some(p) = self
+            .engine
+            .external
+            .as_mut()
+            .and_then(|e| e.certificate.as_mut())
+        {
+            abs(p);
+        }
         if let Some(p) = self.signer.pin_file.as_mut() {
             abs(p);
         }

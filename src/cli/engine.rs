@@ -1,17 +1,22 @@
 //! `lavabeacon engine`: the engine alone (no HTTP API): samples the sources, signs with the HSM
 //! (or the development key) and appends one pulse every period. A second engine on the same
-//! database waits as a standby until the leader lock is free.
+//! database waits as a standby until the leader lock is free. `serve` runs the same engine
+//! with the API beside it.
 
 use super::{EXIT_FAILED, EXIT_USAGE};
 use crate::config::{parse_period, Config};
+use lavabeacon_api::Beacon;
 use lavabeacon_engine::engine::{Engine, EngineConfig, EngineError, SystemClock};
+use lavabeacon_engine::external::ExternalBeacon;
 use lavabeacon_engine::frame::SyntheticCamera;
 use lavabeacon_engine::source::{CpuSource, EntropySource, HsmSource, OsSource};
 use lavabeacon_engine::spool::SpoolSource;
 use lavabeacon_format::builder::ChainParams;
+use lavabeacon_format::cert::CertificateSet;
 use lavabeacon_signer::pkcs11::Pkcs11Key;
 use lavabeacon_signer::software::SoftwareSigner;
 use lavabeacon_signer::Signer;
+use lavabeacon_store::Store;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -31,8 +36,31 @@ pub struct Args {
     period: Option<String>,
 }
 
-fn fail(what: &str, e: impl std::fmt::Display) -> ExitCode {
-    eprintln!("lavabeacon engine: {what}: {e}");
+/// The configuration with the command line's overrides, or the exit status of a usage error.
+pub(super) fn configure(
+    who: &str,
+    config: Option<&std::path::Path>,
+    database: Option<String>,
+    period: Option<String>,
+) -> Result<Config, ExitCode> {
+    let mut c = Config::load(config).map_err(|e| {
+        eprintln!("lavabeacon {who}: configuration: {e}");
+        ExitCode::from(EXIT_USAGE)
+    })?;
+    if let Some(db) = database {
+        c.database.url = db;
+    }
+    if let Some(p) = period {
+        c.beacon.period_ms = parse_period(&p).map_err(|e| {
+            eprintln!("lavabeacon {who}: {e}");
+            ExitCode::from(EXIT_USAGE)
+        })?;
+    }
+    Ok(c)
+}
+
+pub(super) fn fail(who: &str, what: &str, e: impl std::fmt::Display) -> ExitCode {
+    eprintln!("lavabeacon {who}: {what}: {e}");
     ExitCode::from(EXIT_FAILED)
 }
 
@@ -51,13 +79,10 @@ fn signer(c: &Config) -> Result<Arc<dyn Signer>, String> {
                 .remove(0);
             Ok(Arc::new(key.into_signer(&der).map_err(|e| e.to_string())?))
         }
-        "software" => {
-            eprintln!("lavabeacon engine: WARNING: software signing key: this is a TEST beacon, its pulses must not be used for anything that matters");
-            Ok(Arc::new(
-                SoftwareSigner::load_or_create(&c.beacon.data_dir.join("keys"))
-                    .map_err(|e| e.to_string())?,
-            ))
-        }
+        "software" => Ok(Arc::new(
+            SoftwareSigner::load_or_create(&c.beacon.data_dir.join("keys"))
+                .map_err(|e| e.to_string())?,
+        )),
         other => Err(format!("signer.kind {other:?}: use pkcs11 or software")),
     }
 }
@@ -69,10 +94,8 @@ fn sources(c: &Config, signer: &Arc<dyn Signer>) -> Result<Vec<Box<dyn EntropySo
             "os" => v.push(Box::new(OsSource::new(64))),
             "hsm" => v.push(Box::new(HsmSource::new(signer.clone()))),
             "cpu" => v.push(Box::new(CpuSource::default())),
-            "synthetic-camera" => {
-                eprintln!("lavabeacon engine: WARNING: synthetic camera: this is a TEST beacon");
-                v.push(Box::new(SyntheticCamera::new(320, 240, 4)));
-            }
+            "synthetic-camera" => v.push(Box::new(SyntheticCamera::new(320, 240, 4))),
+            "camera" => v.push(camera(c)?),
             "spool" => v.push(Box::new(
                 SpoolSource::new(&c.engine.spool_dir, 32.0, 16)
                     .map_err(|e| format!("{}: {e}", c.engine.spool_dir.display()))?,
@@ -86,83 +109,208 @@ fn sources(c: &Config, signer: &Arc<dyn Signer>) -> Result<Vec<Box<dyn EntropySo
     Ok(v)
 }
 
-pub fn run(args: Args) -> ExitCode {
-    let mut c = match Config::load(args.config.as_deref()) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("lavabeacon engine: configuration: {e}");
-            return ExitCode::from(EXIT_USAGE);
+#[cfg(feature = "camera")]
+fn camera(c: &Config) -> Result<Box<dyn EntropySource>, String> {
+    use lavabeacon_engine::camera::{Camera, CameraConfig};
+    use lavabeacon_engine::frame::FrameChecks;
+    let k = &c.engine.camera;
+    Ok(Box::new(Camera::new(
+        CameraConfig {
+            index: k.index,
+            width: k.width,
+            height: k.height,
+            fps: k.fps,
+            frames_per_pulse: k.frames_per_pulse.max(1),
+            warmup_frames: k.warmup_frames,
+            checks: FrameChecks {
+                bits_per_pixel: k.bits_per_pixel,
+                ..FrameChecks::default()
+            },
+        },
+        // The engine cuts the source off at its timeout too; the camera thread is told a bit
+        // earlier so that its own message says what happened.
+        Duration::from_millis(c.engine.source_timeout_ms.saturating_sub(100).max(100)),
+    )))
+}
+
+#[cfg(not(feature = "camera"))]
+fn camera(_: &Config) -> Result<Box<dyn EntropySource>, String> {
+    Err(
+        "source \"camera\": this build has no camera support (build with the `camera` feature)"
+            .into(),
+    )
+}
+
+fn external(c: &Config) -> Result<Option<ExternalBeacon>, String> {
+    let Some(e) = &c.engine.external else {
+        return Ok(None);
+    };
+    let certs = match &e.certificate {
+        None => None,
+        Some(p) => {
+            let mut set = CertificateSet::new();
+            set.load_file(p)
+                .map_err(|e| format!("engine.external.certificate: {e}"))?;
+            Some(set)
         }
     };
-    if let Some(db) = args.database {
-        c.database.url = db;
+    Ok(Some(ExternalBeacon::new(
+        &e.url,
+        e.description.as_deref().unwrap_or(&e.url),
+        certs,
+        Duration::from_millis(e.timeout_ms),
+    )))
+}
+
+/// Everything the engine needs, opened and checked, before it waits for the leader lock.
+pub(super) struct Parts {
+    pub store: Arc<dyn Store>,
+    signer: Arc<dyn Signer>,
+    sources: Vec<Box<dyn EntropySource>>,
+    external: Option<ExternalBeacon>,
+    cfg: EngineConfig,
+    /// Why this is a test beacon, if it is.
+    pub test: Option<String>,
+}
+
+/// Opens the store, the signer and the sources. Every failure names the part that failed
+/// (never a PIN or a password).
+pub(super) async fn open(c: &Config) -> Result<Parts, (&'static str, String)> {
+    let store = lavabeacon_store::open(&c.database.url)
+        .await
+        .map_err(|e| ("database", e.to_string()))?;
+    let signer = signer(c).map_err(|e| ("signer", e))?;
+    store
+        .put_certificate(&signer.certificate().der)
+        .await
+        .map_err(|e| ("storing the certificate", e.to_string()))?;
+    let srcs = sources(c, &signer).map_err(|e| ("sources", e))?;
+    let external = external(c).map_err(|e| ("external beacon", e))?;
+    let mut why = Vec::new();
+    if signer.is_test() {
+        why.push(if c.signer.kind == "software" {
+            "software signing key"
+        } else {
+            "TEST certificate"
+        });
     }
-    if let Some(p) = args.period {
-        match parse_period(&p) {
-            Ok(ms) => c.beacon.period_ms = ms,
-            Err(e) => {
-                eprintln!("lavabeacon engine: {e}");
-                return ExitCode::from(EXIT_USAGE);
-            }
-        }
+    if srcs.iter().any(|s| s.is_test()) {
+        why.push("synthetic camera");
     }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    rt.block_on(async move {
-        let store = match lavabeacon_store::open(&c.database.url).await {
-            Ok(s) => s,
-            Err(e) => return fail("database", e),
-        };
-        let signer = match signer(&c) {
-            Ok(s) => s,
-            Err(e) => return fail("signer", e),
-        };
-        if let Err(e) = store.put_certificate(&signer.certificate().der).await {
-            return fail("storing the certificate", e);
-        }
-        let srcs = match sources(&c, &signer) {
-            Ok(s) => s,
-            Err(e) => return fail("sources", e),
-        };
-        eprintln!("lavabeacon engine: waiting for the leader lock (another engine may be leading)");
-        let leader = tokio::select! {
-            l = store.acquire_leadership(None) => match l {
-                Ok(l) => l,
-                Err(e) => return fail("leader lock", e),
-            },
-            _ = tokio::signal::ctrl_c() => return ExitCode::SUCCESS,
-        };
-        eprintln!("lavabeacon engine: leading; certificate {}", signer.certificate().id.short());
-        let cfg = EngineConfig {
+    let test = (!why.is_empty()).then(|| why.join(", "));
+    Ok(Parts {
+        store,
+        signer,
+        sources: srcs,
+        external,
+        cfg: EngineConfig {
             params: ChainParams::new(&c.beacon.base_uri, c.beacon.chain, c.beacon.period_ms),
             full_credit_bits: c.engine.full_credit_bits,
             source_timeout: Duration::from_millis(c.engine.source_timeout_ms),
-        };
-        let mut engine = match Engine::start(store, signer, srcs, cfg, Arc::new(SystemClock), Some(leader)).await {
-            Ok(e) => e,
-            Err(e) => return fail("start", e),
-        };
-        let period = Duration::from_millis(u64::from(c.beacon.period_ms));
-        loop {
-            tokio::select! {
-                r = engine.step() => match r {
-                    Ok(p) => println!(
+        },
+        test,
+    })
+}
+
+/// SIGINT or SIGTERM.
+pub(super) async fn shutdown() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+/// Waits for the leader lock, then makes one pulse every period until told to stop. With
+/// `api`, each published pulse (and each skipped slot) is told to the API at once.
+pub(super) async fn lead(who: &str, parts: Parts, api: Option<Arc<Beacon>>) -> ExitCode {
+    if let Some(why) = &parts.test {
+        eprintln!(
+            "lavabeacon {who}: WARNING: {}",
+            lavabeacon_api::test_warning(why)
+        );
+    }
+    eprintln!("lavabeacon {who}: waiting for the leader lock (another engine may be leading)");
+    let leader = tokio::select! {
+        l = parts.store.acquire_leadership(None) => match l {
+            Ok(l) => l,
+            Err(e) => return fail(who, "leader lock", e),
+        },
+        _ = shutdown() => return ExitCode::SUCCESS,
+    };
+    eprintln!(
+        "lavabeacon {who}: leading; certificate {}",
+        parts.signer.certificate().id.short()
+    );
+    let period = Duration::from_millis(u64::from(parts.cfg.params.period_ms));
+    let engine = Engine::start(
+        parts.store,
+        parts.signer,
+        parts.sources,
+        parts.cfg,
+        Arc::new(SystemClock),
+        Some(leader),
+    )
+    .await;
+    let mut engine = match engine {
+        Ok(e) => e,
+        Err(e) => return fail(who, "start", e),
+    };
+    if let Some(x) = parts.external {
+        engine = engine.with_external(x);
+    }
+    let stop = shutdown();
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            r = engine.step() => match r {
+                Ok(p) => {
+                    if let Some(api) = &api {
+                        api.published(&p.pulse, p.manifest.clone());
+                    }
+                    println!(
                         "pulse {}/{} {} status {} published",
                         p.pulse.chain_index, p.pulse.pulse_index, p.pulse.time_stamp, p.pulse.status_code
-                    ),
-                    Err(EngineError::Store(lavabeacon_store::StoreError::LostLeadership(why))) => {
-                        return fail("stopping: leadership lost", why);
+                    );
+                }
+                Err(EngineError::Store(lavabeacon_store::StoreError::LostLeadership(why))) => {
+                    return fail(who, "stopping: leadership lost", why);
+                }
+                Err(e) => {
+                    // This slot is skipped; the next pulse records the gap.
+                    eprintln!("lavabeacon {who}: pulse skipped: {e}");
+                    if let Some(api) = &api {
+                        api.skipped(e.to_string(), !matches!(e, EngineError::Build(_)));
                     }
-                    Err(e) => {
-                        // This slot is skipped; the next pulse records the gap.
-                        eprintln!("lavabeacon engine: pulse skipped: {e}");
-                        tokio::time::sleep(period).await;
-                    }
-                },
-                _ = tokio::signal::ctrl_c() => return ExitCode::SUCCESS,
-            }
+                    tokio::time::sleep(period).await;
+                }
+            },
+            _ = &mut stop => return ExitCode::SUCCESS,
+        }
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+pub fn run(args: Args) -> ExitCode {
+    let c = match configure("engine", args.config.as_deref(), args.database, args.period) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    runtime().block_on(async move {
+        match open(&c).await {
+            Ok(parts) => lead("engine", parts, None).await,
+            Err((what, e)) => fail("engine", what, e),
         }
     })
+}
+
+pub(super) fn new_runtime() -> tokio::runtime::Runtime {
+    runtime()
 }

@@ -3,6 +3,7 @@
 
 mod engine;
 mod keys;
+mod serve;
 mod verify;
 
 use clap::{Parser, Subcommand};
@@ -24,6 +25,8 @@ enum Command {
     /// Verify pulses offline: signatures, certificateIds, outputValues and every link between
     /// the pulses given (sorted by chain and index first).
     Verify(verify::Args),
+    /// Run the beacon: the engine and the public API (web page, NIST paths, health).
+    Serve(serve::Args),
     /// Run the engine alone (no API): one signed pulse every period into the database.
     Engine(engine::Args),
     /// Manage signing keys in the HSM.
@@ -43,6 +46,7 @@ pub fn run() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Verify(args) => verify::run(args),
+        Command::Serve(args) => serve::run(args),
         Command::Engine(args) => engine::run(args),
         Command::Keys(cmd) => keys::keys(cmd),
         Command::Cert(cmd) => keys::cert(cmd),

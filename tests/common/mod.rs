@@ -41,3 +41,121 @@ pub fn dev_token(dir: &Path) -> String {
 pub fn dev_config(dir: &Path) -> PathBuf {
     dir.join("lavabeacon.toml")
 }
+
+/// A `lavabeacon serve` or `engine` process, killed (SIGKILL) when dropped. Its stdout is
+/// read on a thread: the first line of `serve` is the address it listens on.
+pub struct Beacon {
+    pub child: std::process::Child,
+    pub base: String,
+}
+
+impl Beacon {
+    /// Starts `lavabeacon <command> --config CONFIG --period 1s` plus `extra`; for `serve`,
+    /// on a free port, waiting until it listens.
+    pub fn start(command: &str, config: &Path, extra: &[&str]) -> Beacon {
+        use std::io::BufRead;
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_lavabeacon"));
+        cmd.arg(command)
+            .args(["--period", "1s", "--config"])
+            .arg(config)
+            .args(extra)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null());
+        if command == "serve" {
+            cmd.args(["--listen", "127.0.0.1:0"]);
+        }
+        let mut child = cmd.spawn().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { return };
+                if let Some(addr) = line.strip_prefix("listening on ") {
+                    let _ = tx.send(addr.to_string());
+                }
+            }
+        });
+        let base = if command == "serve" {
+            rx.recv_timeout(std::time::Duration::from_secs(30))
+                .expect("serve printed no address within 30 s")
+        } else {
+            String::new()
+        };
+        Beacon { child, base }
+    }
+
+    /// SIGKILL, and wait for it.
+    pub fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for Beacon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// GET: status, the headers asked for, and the body.
+pub fn get(url: &str, headers: &[&str]) -> (u16, Vec<Option<String>>, String) {
+    let resp = match ureq::get(url).call() {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("GET {url}: {e}"),
+    };
+    let status = resp.status();
+    let hs = headers
+        .iter()
+        .map(|h| resp.header(h).map(str::to_string))
+        .collect();
+    (status, hs, resp.into_string().unwrap())
+}
+
+/// Waits until the store holds `pulses` pulses (at most `secs` seconds).
+pub async fn wait_for(store: &dyn lavabeacon_store::Store, pulses: u64, secs: u64) {
+    let started = std::time::Instant::now();
+    while store.counts().await.unwrap().pulses < pulses {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(secs),
+            "no {pulses} pulses in {secs} s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// The whole of chain 1 from the store, checked: it verifies with the dev certificate, its
+/// first pulse has statusCode 1, and every manifest recombines to its localRandomValue.
+pub async fn checked_chain(
+    store: &dyn lavabeacon_store::Store,
+    cert: &Path,
+) -> Vec<lavabeacon_format::Pulse> {
+    use lavabeacon_format::cert::{parse_certificates, CertificateSet};
+    use lavabeacon_format::manifest::Manifest;
+    use lavabeacon_format::verify::{Options, Verifier};
+    let n = store.counts().await.unwrap().pulses;
+    let mut chain = Vec::new();
+    for i in 1..=n {
+        chain.push(store.by_index(1, i).await.unwrap().unwrap());
+    }
+    let mut certs = CertificateSet::new();
+    for c in parse_certificates(&std::fs::read(cert).unwrap()).unwrap() {
+        certs.add(c);
+    }
+    let r = Verifier::new(&certs, Options::default()).verify_pulses(&chain);
+    assert!(r.passed(), "{}", r.render_text());
+    assert_eq!(chain[0].status_code, 1);
+    for p in &chain {
+        let m: Manifest =
+            serde_json::from_str(&store.manifest(1, p.pulse_index).await.unwrap().unwrap())
+                .unwrap();
+        assert_eq!(
+            m.recombine().unwrap(),
+            p.local_random_value,
+            "pulse {}",
+            p.pulse_index
+        );
+    }
+    chain
+}

@@ -2,12 +2,14 @@
 //! sealed, and the pulse published at its timestamp — never before.
 
 use crate::commitment::{keep_next, recover_next, resume_builder, CommitmentError, Recovered};
+use crate::external::ExternalBeacon;
 use crate::source::EntropySource;
 use futures_util::future::BoxFuture;
 use lavabeacon_format::builder::{BuildError, ChainBuilder, ChainParams, NextPulse};
 use lavabeacon_format::hash::Hash512;
-use lavabeacon_format::manifest::{combine, Manifest, SourceEntry};
+use lavabeacon_format::manifest::{combine, ExternalEntry, Manifest, SourceEntry};
 use lavabeacon_format::message::precommitment;
+use lavabeacon_format::pulse::External;
 use lavabeacon_format::Pulse;
 use lavabeacon_signer::Signer;
 use lavabeacon_store::{Leadership, Store, StoreError};
@@ -127,6 +129,7 @@ pub struct Engine {
     last: Option<Pulse>,
     next: Option<(Zeroizing<[u8; 64]>, Option<Manifest>)>,
     commitment_lost: bool,
+    external: Option<Arc<ExternalBeacon>>,
 }
 
 impl Engine {
@@ -166,7 +169,48 @@ impl Engine {
             last,
             next,
             commitment_lost,
+            external: None,
         })
+    }
+
+    /// Fills each pulse's `external` field from another beacon's newest pulse.
+    pub fn with_external(mut self, external: ExternalBeacon) -> Self {
+        self.external = Some(Arc::new(external));
+        self
+    }
+
+    /// The other beacon's newest pulse for our pulse at `t`, fetched off the async threads
+    /// and cut off at the source timeout like any source.
+    async fn external(&self, t: i64) -> Option<(External, ExternalEntry)> {
+        let ext = self.external.clone()?;
+        let job = tokio::task::spawn_blocking(move || ext.fetch(t));
+        let failed = |why: &str| {
+            let entry = ExternalEntry {
+                description: self
+                    .external
+                    .as_ref()
+                    .map(|e| e.description().to_string())
+                    .unwrap_or_default(),
+                url: self
+                    .external
+                    .as_ref()
+                    .map(|e| e.url().to_string())
+                    .unwrap_or_default(),
+                status: format!("failed: {why}"),
+                uri: None,
+                time_stamp: None,
+                output_value: None,
+            };
+            let external = entry
+                .external()
+                .expect("an entry without a value is well formed");
+            Some((external, entry))
+        };
+        match tokio::time::timeout(self.cfg.source_timeout, job).await {
+            Ok(Ok(r)) => Some(r),
+            Ok(Err(e)) => failed(&e.to_string()),
+            Err(_) => failed("timeout"),
+        }
     }
 
     /// Samples every source (each on a blocking thread, cut off at the timeout) and combines
@@ -212,6 +256,7 @@ impl Engine {
             chain_index: chain,
             pulse_index: index,
             sources: entries,
+            external: None,
         };
         if !full {
             let why = manifest
@@ -269,6 +314,13 @@ impl Engine {
         };
         let mut input = NextPulse::new(t, value, precommitment(&next_value));
         input.commitment_lost = self.commitment_lost && self.last.is_some();
+        let mut manifest = manifest;
+        if let Some((external, entry)) = self.external(t).await {
+            input.external = external;
+            if let Some(m) = manifest.as_mut() {
+                m.external = Some(Box::new(entry));
+            }
+        }
         let signer = self.signer.clone();
         let mut builder = self.builder.clone();
         let built = tokio::task::spawn_blocking(move || {

@@ -44,14 +44,25 @@ impl FramePath {
         FramePath { checks, last: None }
     }
 
-    /// Takes one 8-bit grey (or Y of YUYV) frame: checks it, hashes it into `hasher`, wipes it.
-    /// Returns the entropy credited for it.
+    /// Takes one 8-bit grey frame: checks it, hashes it into `hasher`, wipes it. Returns the
+    /// entropy credited for it.
     pub fn take(
         &mut self,
         frame: &mut [u8],
         hasher: &mut blake3::Hasher,
     ) -> Result<f64, SourceError> {
-        let result = self.check(frame);
+        self.take_with_stride(frame, 1, hasher)
+    }
+
+    /// Like [`FramePath::take`] for a frame whose luma is every `stride`-th byte (2 for YUYV):
+    /// the checks and the credit look at the luma, the hash covers the whole frame.
+    pub fn take_with_stride(
+        &mut self,
+        frame: &mut [u8],
+        stride: usize,
+        hasher: &mut blake3::Hasher,
+    ) -> Result<f64, SourceError> {
+        let result = self.check(frame, stride.max(1));
         if result.is_ok() {
             hasher.update(frame);
         }
@@ -59,7 +70,7 @@ impl FramePath {
         result
     }
 
-    fn check(&mut self, frame: &[u8]) -> Result<f64, SourceError> {
+    fn check(&mut self, frame: &[u8], stride: usize) -> Result<f64, SourceError> {
         if frame.is_empty() {
             return Err(SourceError::Unhealthy("empty frame".into()));
         }
@@ -70,8 +81,9 @@ impl FramePath {
             ));
         }
         self.last = Some(digest);
-        let n = frame.len() as f64;
-        let saturated = frame.iter().filter(|p| **p == 0 || **p == 255).count() as f64;
+        let luma = || frame.iter().step_by(stride);
+        let n = luma().count() as f64;
+        let saturated = luma().filter(|p| **p == 0 || **p == 255).count() as f64;
         if saturated / n > self.checks.max_saturated {
             return Err(SourceError::Unhealthy(format!(
                 "{:.1} % of pixels saturated (limit {:.1} %)",
@@ -79,12 +91,8 @@ impl FramePath {
                 100.0 * self.checks.max_saturated
             )));
         }
-        let mean = frame.iter().map(|p| f64::from(*p)).sum::<f64>() / n;
-        let variance = frame
-            .iter()
-            .map(|p| (f64::from(*p) - mean).powi(2))
-            .sum::<f64>()
-            / n;
+        let mean = luma().map(|p| f64::from(*p)).sum::<f64>() / n;
+        let variance = luma().map(|p| (f64::from(*p) - mean).powi(2)).sum::<f64>() / n;
         if !(self.checks.min_variance..=self.checks.max_variance).contains(&variance) {
             return Err(SourceError::Unhealthy(format!(
                 "pixel variance {variance:.1} outside {}..{}",

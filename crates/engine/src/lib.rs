@@ -9,8 +9,11 @@
 //! The combination itself is `lavabeacon_format::manifest::combine`, so auditors recompute it
 //! with the same code. The real camera, the schedule and `serve` come next.
 
+#[cfg(feature = "camera")]
+pub mod camera;
 pub mod commitment;
 pub mod engine;
+pub mod external;
 pub mod frame;
 pub mod health;
 pub mod source;

@@ -63,6 +63,66 @@ pub struct Manifest {
     pub pulse_index: u64,
     /// Every configured source, contributing or not.
     pub sources: Vec<SourceEntry>,
+    /// Where the pulse's `external` value came from, when another beacon fills it.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub external: Option<Box<ExternalEntry>>,
+}
+
+/// The other beacon's pulse behind a pulse's `external` field: enough to fetch that pulse,
+/// verify it, and recompute `external.sourceId` and `external.value`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ExternalEntry {
+    /// The description whose SHA-512 is `external.sourceId`.
+    pub description: String,
+    /// The URL it was fetched from.
+    pub url: String,
+    /// `ok`, or why it was not used (the pulse's external.statusCode is then not 0).
+    pub status: String,
+    /// The uri of the other beacon's pulse (when one was used).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub uri: Option<String>,
+    /// Its timeStamp.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub time_stamp: Option<String>,
+    /// Its outputValue (hex); `external.value` is SHA-512 of these 64 bytes.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub output_value: Option<String>,
+}
+
+/// `external` status codes: the other beacon's newest pulse was fresh and (when its certificate
+/// is configured) verified.
+pub const EXTERNAL_OK: u32 = 0;
+/// Its newest pulse is older than two of its periods: the value is used but flagged.
+pub const EXTERNAL_STALE: u32 = 1;
+/// It could not be fetched or did not verify: value zero.
+pub const EXTERNAL_FAILED: u32 = 2;
+
+impl ExternalEntry {
+    /// The `external` field this entry stands for.
+    pub fn external(&self) -> Result<crate::pulse::External, ManifestError> {
+        let source_id = crate::hash::sha512(&[self.description.as_bytes()]);
+        let (status_code, value) = match &self.output_value {
+            Some(v) => {
+                let bytes = hex::decode(v)
+                    .ok()
+                    .filter(|b| b.len() == 64)
+                    .ok_or_else(|| ManifestError::BadDigest("external".into()))?;
+                let code = if self.status == "ok" {
+                    EXTERNAL_OK
+                } else {
+                    EXTERNAL_STALE
+                };
+                (code, crate::hash::sha512(&[&bytes]))
+            }
+            None => (EXTERNAL_FAILED, Hash512::ZERO),
+        };
+        Ok(crate::pulse::External {
+            source_id,
+            status_code,
+            value,
+        })
+    }
 }
 
 /// Why a manifest cannot be recombined.
@@ -142,6 +202,7 @@ mod tests {
                     digest: Some(hex::encode([2u8; 64])),
                 },
             ],
+            external: None,
         }
     }
 

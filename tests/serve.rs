@@ -1,0 +1,219 @@
+//! `lavabeacon serve` end to end with real parts: a SoftHSM2 dev token, SQLite (and
+//! Postgres), the os, hsm and cpu sources, the synthetic camera through the camera frame path,
+//! the image spool fed with generated files, and the API on a real port. Everything the API
+//! serves verifies with `lavabeacon verify`, every manifest recombines, and a test beacon says
+//! so in every response.
+
+mod common;
+
+use common::{checked_chain, get, softhsm_present, wait_for, Beacon};
+use lavabeacon_format::manifest::Manifest;
+use std::io::Write;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+/// The dev token's configuration with these sources and a spool under the token directory.
+fn config_with_sources(hsm: &Path, sources: &[&str]) -> std::path::PathBuf {
+    let toml = common::dev_config(hsm);
+    let mut text = std::fs::read_to_string(&toml).unwrap();
+    let list = sources
+        .iter()
+        .map(|s| format!("{s:?}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    text.push_str(&format!(
+        "\n[engine]\nsources = [{list}]\nspool_dir = \"./spool\"\n"
+    ));
+    let out = hsm.join("serve.toml");
+    std::fs::write(&out, text).unwrap();
+    out
+}
+
+/// Writes a noisy "image" into the spool the way a capture script must: a dot-name, then a
+/// rename.
+fn spool_image(dir: &Path, n: u32) {
+    use rand::RngCore;
+    let mut img = vec![0u8; 64 * 1024];
+    rand::thread_rng().fill_bytes(&mut img);
+    let tmp = dir.join(format!(".img-{n:05}.raw"));
+    std::fs::File::create(&tmp)
+        .unwrap()
+        .write_all(&img)
+        .unwrap();
+    std::fs::rename(&tmp, dir.join(format!("img-{n:05}.raw"))).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_publishes_pulses_that_verify_through_the_api_and_says_it_is_a_test_beacon() {
+    if !softhsm_present() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let hsm = dir.path().join("hsm");
+    common::dev_token(&hsm);
+    let toml = config_with_sources(&hsm, &["os", "hsm", "cpu", "synthetic-camera", "spool"]);
+    let spool = hsm.join("spool");
+    let beacon = Beacon::start("serve", &toml, &[]);
+    let base = beacon.base.clone();
+
+    // Feed the spool while the beacon runs.
+    let feeding = {
+        let spool = spool.clone();
+        std::thread::spawn(move || {
+            for n in 0..12 {
+                std::thread::sleep(Duration::from_millis(350));
+                if spool.exists() {
+                    spool_image(&spool, n);
+                }
+            }
+        })
+    };
+    let store = lavabeacon_store::open(&format!("sqlite:{}", hsm.join("lavabeacon.db").display()))
+        .await
+        .unwrap();
+    wait_for(store.as_ref(), 3, 30).await;
+    feeding.join().unwrap();
+    let n = store.counts().await.unwrap().pulses;
+    wait_for(store.as_ref(), n + 2, 30).await; // the last images are taken too
+    let n = store.counts().await.unwrap().pulses;
+
+    // The newest pulse, marked as a test beacon's, outside the signed pulse.
+    let (status, h, body) = get(&format!("{base}/beacon/last"), &["Lavabeacon-Test", "ETag"]);
+    assert_eq!(status, 200, "{body}");
+    assert!(h[0].as_deref().unwrap().contains("TEST BEACON"), "{h:?}");
+    let last: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(last["lavabeacon"]["test"], true);
+    assert!(last["pulse"]["pulseIndex"].as_u64().unwrap() >= n);
+    assert!(h[1].as_deref().unwrap().contains(
+        &last["pulse"]["outputValue"]
+            .as_str()
+            .unwrap()
+            .to_lowercase()
+    ));
+
+    // Every pulse and the certificate through the API, then `lavabeacon verify` on them.
+    let mut jsonl = String::new();
+    let mut spool_used = 0;
+    for i in 1..=n {
+        let (status, _, body) = get(&format!("{base}/beacon/2.0/chain/1/pulse/{i}"), &[]);
+        assert_eq!(status, 200, "pulse {i}: {body}");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        jsonl.push_str(&v["pulse"].to_string());
+        jsonl.push('\n');
+        let (status, _, m) = get(&format!("{base}/beacon/2.0/chain/1/pulse/{i}/sources"), &[]);
+        assert_eq!(status, 200, "{m}");
+        let m: Manifest = serde_json::from_str(&m).unwrap();
+        assert_eq!(
+            m.recombine().unwrap().to_hex_upper(),
+            v["pulse"]["localRandomValue"].as_str().unwrap(),
+            "pulse {i}: the served manifest recombines to the served localRandomValue"
+        );
+        let names: Vec<&str> = m.sources.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["os", "hsm", "cpu", "camera", "spool"]);
+        for s in &m.sources[..4] {
+            assert_eq!(s.status, "ok", "pulse {i}: {s:?}");
+        }
+        spool_used += usize::from(m.sources[4].status == "ok");
+    }
+    assert!(
+        spool_used >= 2,
+        "the spool contributed to {spool_used} pulses"
+    );
+    let left: Vec<_> = std::fs::read_dir(&spool).unwrap().collect();
+    assert!(left.is_empty(), "images left in the spool: {left:?}");
+
+    let id = last["pulse"]["certificateId"].as_str().unwrap();
+    let (status, _, pem) = get(&format!("{base}/beacon/2.0/certificate/{id}"), &[]);
+    assert_eq!(status, 200);
+    std::fs::write(dir.path().join("served.pem"), &pem).unwrap();
+    std::fs::write(dir.path().join("served.jsonl"), &jsonl).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_lavabeacon"))
+        .args(["verify", "--cert"])
+        .arg(dir.path().join("served.pem"))
+        .arg(dir.path().join("served.jsonl"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+
+    // Health while running, and the errors a client gets.
+    let (status, _, body) = get(&format!("{base}/health"), &[]);
+    assert_eq!(status, 200, "{body}");
+    let health: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(health["database"], "ok");
+    assert_eq!(health["hsm"], "ok");
+    assert!(health["test"]
+        .as_str()
+        .unwrap()
+        .contains("synthetic camera"));
+    let (status, h, body) = get(&format!("{base}/beacon/4102444800"), &["Retry-After"]);
+    assert_eq!(status, 425, "{body}");
+    assert!(h[0].as_deref().unwrap().parse::<u64>().unwrap() > 1_000_000);
+    let (status, _, body) = get(&format!("{base}/beacon/not-a-time"), &[]);
+    assert_eq!(status, 400);
+    assert!(body.contains("RFC 3339"), "{body}");
+    let (status, _, body) = get(&format!("{base}/no/such/path"), &[]);
+    assert_eq!(status, 404);
+    let e: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(e["error"]["status"], 404);
+    beacon.kill();
+
+    let chain = checked_chain(store.as_ref(), &hsm.join("pulse-key.pem")).await;
+    assert!(chain.iter().all(|p| p.period == 1000));
+}
+
+/// The database named by LAVABEACON_TEST_POSTGRES (default: the local server), with a fresh
+/// database made for this test.
+async fn fresh_postgres() -> String {
+    use sqlx::Connection;
+    let admin = std::env::var("LAVABEACON_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let mut c = sqlx::PgConnection::connect(&admin).await.expect(
+        "PostgreSQL must be running for the Postgres end-to-end test (scripts/test.sh starts it)",
+    );
+    let name = format!("lbtest_serve_{}", std::process::id());
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {name}"))
+        .execute(&mut c)
+        .await
+        .unwrap();
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut c)
+        .await
+        .unwrap();
+    let (base, _) = admin.rsplit_once('/').unwrap();
+    format!("{base}/{name}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_on_postgres_makes_a_chain_that_verifies_across_a_restart() {
+    if !softhsm_present() {
+        return;
+    }
+    let url = fresh_postgres().await;
+    let dir = tempfile::tempdir().unwrap();
+    let hsm = dir.path().join("hsm");
+    common::dev_token(&hsm);
+    let toml = config_with_sources(&hsm, &["os", "hsm", "cpu", "synthetic-camera"]);
+    let store = lavabeacon_store::open(&url).await.unwrap();
+    let beacon = Beacon::start("serve", &toml, &["--database", &url]);
+    wait_for(store.as_ref(), 3, 30).await;
+    beacon.kill();
+    let beacon = Beacon::start("serve", &toml, &["--database", &url]);
+    let n = store.counts().await.unwrap().pulses;
+    wait_for(store.as_ref(), n + 2, 30).await;
+    let (status, _, body) = get(&format!("{}/beacon/last", beacon.base), &[]);
+    assert_eq!(status, 200, "{body}");
+    beacon.kill();
+    let chain = checked_chain(store.as_ref(), &hsm.join("pulse-key.pem")).await;
+    assert!(
+        chain[1..]
+            .iter()
+            .all(|p| p.status_code == 0 || p.status_code == 2),
+        "no lost precommitment: {:?}",
+        chain.iter().map(|p| p.status_code).collect::<Vec<_>>()
+    );
+}
