@@ -1,27 +1,14 @@
 #!/usr/bin/env bash
 # The full test suite. Installs and starts what the tests need on Debian (as root, or with
-# sudo): the sqlite3 client and a PostgreSQL server. Under CI=true a component that cannot be
+# sudo): libclang (to build the camera support), the sqlite3 client, SoftHSM2 and a PostgreSQL
+# server. Under CI=true a component that cannot be
 # had fails the run; elsewhere the PostgreSQL tests are skipped with a message.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-say() { echo "test.sh: $*" >&2; }
-need() { # need PACKAGE COMMAND: install PACKAGE if COMMAND is missing
-    command -v "$2" >/dev/null 2>&1 && return 0
-    local sudo=""
-    [ "$(id -u)" = 0 ] || sudo="sudo"
-    say "installing $1"
-    if ! { $sudo apt-get update -qq && $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$1"; } >/dev/null; then
-        say "could not install $1"
-        return 1
-    fi
-}
-
-if ! command -v cargo >/dev/null 2>&1; then
-    say "cargo not found; install Rust first (https://rustup.rs)"
-    exit 1
-fi
-
+. scripts/lib.sh
+need_cargo
+need_libclang || { say "libclang is needed to build the camera support"; exit 1; }
 need sqlite3 sqlite3 || { say "sqlite3 is needed by the store tests"; exit 1; }
 # SoftHSM2: the signer's tests run against a real token (made in a temporary directory).
 if ! need softhsm2 softhsm2-util || [ ! -e /usr/lib/softhsm/libsofthsm2.so ]; then

@@ -166,15 +166,25 @@ async fn serve_publishes_pulses_that_verify_through_the_api_and_says_it_is_a_tes
     assert!(chain.iter().all(|p| p.period == 1000));
 }
 
-/// The database named by LAVABEACON_TEST_POSTGRES (default: the local server), with a fresh
-/// database made for this test.
-async fn fresh_postgres() -> String {
+/// A fresh database on the server LAVABEACON_TEST_POSTGRES names (default: the local one).
+/// Without a server the test is skipped with a message, except under `CI=true`, where that
+/// fails the run.
+async fn fresh_postgres() -> Option<String> {
     use sqlx::Connection;
     let admin = std::env::var("LAVABEACON_TEST_POSTGRES")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    let mut c = sqlx::PgConnection::connect(&admin).await.expect(
-        "PostgreSQL must be running for the Postgres end-to-end test (scripts/test.sh starts it)",
-    );
+    let mut c = match sqlx::PgConnection::connect(&admin).await {
+        Ok(c) => c,
+        Err(e) => {
+            assert_ne!(
+                std::env::var("CI").as_deref(),
+                Ok("true"),
+                "CI=true and PostgreSQL is not reachable: {e}"
+            );
+            eprintln!("skipped: PostgreSQL is not reachable ({e}); scripts/test.sh starts one");
+            return None;
+        }
+    };
     let name = format!("lbtest_serve_{}", std::process::id());
     sqlx::query(&format!("DROP DATABASE IF EXISTS {name}"))
         .execute(&mut c)
@@ -185,7 +195,7 @@ async fn fresh_postgres() -> String {
         .await
         .unwrap();
     let (base, _) = admin.rsplit_once('/').unwrap();
-    format!("{base}/{name}")
+    Some(format!("{base}/{name}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -193,7 +203,9 @@ async fn serve_on_postgres_makes_a_chain_that_verifies_across_a_restart() {
     if !softhsm_present() {
         return;
     }
-    let url = fresh_postgres().await;
+    let Some(url) = fresh_postgres().await else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let hsm = dir.path().join("hsm");
     common::dev_token(&hsm);
@@ -215,5 +227,107 @@ async fn serve_on_postgres_makes_a_chain_that_verifies_across_a_restart() {
             .all(|p| p.status_code == 0 || p.status_code == 2),
         "no lost precommitment: {:?}",
         chain.iter().map(|p| p.status_code).collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_beacon_carries_another_beacons_verified_newest_pulse_in_external() {
+    if !softhsm_present() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (hsm_a, hsm_b) = (dir.path().join("a"), dir.path().join("b"));
+    common::dev_token(&hsm_a);
+    common::dev_token(&hsm_b);
+    let store_a =
+        lavabeacon_store::open(&format!("sqlite:{}", hsm_a.join("lavabeacon.db").display()))
+            .await
+            .unwrap();
+    let a = Beacon::start("serve", &common::dev_config(&hsm_a), &[]);
+    wait_for(store_a.as_ref(), 1, 30).await;
+
+    let toml_b = config_with_sources(&hsm_b, &["os", "hsm", "cpu", "synthetic-camera"]);
+    let mut text = std::fs::read_to_string(&toml_b).unwrap();
+    text.push_str(&format!(
+        "\n[engine.external]\nurl = \"{}/beacon/2.0/pulse/last\"\ndescription = \"beacon A\"\ncertificate = {:?}\n",
+        a.base,
+        hsm_a.join("pulse-key.pem")
+    ));
+    std::fs::write(&toml_b, text).unwrap();
+    let store_b =
+        lavabeacon_store::open(&format!("sqlite:{}", hsm_b.join("lavabeacon.db").display()))
+            .await
+            .unwrap();
+    let b = Beacon::start("serve", &toml_b, &[]);
+    wait_for(store_b.as_ref(), 3, 30).await;
+    b.kill();
+    a.kill();
+
+    let chain = checked_chain(store_b.as_ref(), &hsm_b.join("pulse-key.pem")).await;
+    let source_id = lavabeacon_format::hash::sha512(&[b"beacon A"]);
+    for p in &chain {
+        let ext = p.external.as_slice()[0];
+        assert_eq!(ext.source_id, source_id);
+        assert_eq!(ext.status_code, 0, "pulse {}", p.pulse_index);
+        let m: Manifest =
+            serde_json::from_str(&store_b.manifest(1, p.pulse_index).await.unwrap().unwrap())
+                .unwrap();
+        let entry = m
+            .external
+            .expect("the manifest names the other beacon's pulse");
+        assert_eq!(entry.external().unwrap(), ext);
+        // The pulse of A it names is A's, with that outputValue.
+        let index: u64 = entry
+            .uri
+            .unwrap()
+            .rsplit('/')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let of_a = store_a.by_index(1, index).await.unwrap().unwrap();
+        assert_eq!(Some(of_a.output_value.to_hex_upper()), entry.output_value);
+    }
+}
+
+#[test]
+fn serve_refuses_to_start_on_a_wrong_pin_or_a_busy_port_and_says_why() {
+    if !softhsm_present() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let hsm = dir.path().join("hsm");
+    common::dev_token(&hsm);
+    let run = |extra: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_lavabeacon"))
+            .args(["serve", "--period", "1s", "--config"])
+            .arg(common::dev_config(&hsm))
+            .args(extra)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = busy.local_addr().unwrap().to_string();
+    let (code, err) = run(&["--listen", &addr]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains(&format!("cannot listen on {addr}")), "{err}");
+
+    let pin = hsm.join("user.pin");
+    let good = std::fs::read_to_string(&pin).unwrap();
+    std::fs::write(&pin, "31415926\n").unwrap();
+    let (code, err) = run(&["--listen", "127.0.0.1:0"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("signer") && err.to_lowercase().contains("pin"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("31415926") && !err.contains(good.trim()),
+        "no PIN in messages: {err}"
     );
 }

@@ -41,14 +41,28 @@ impl Clock for SystemClock {
     fn sleep_until(&self, t_ms: i64) -> BoxFuture<'_, ()> {
         Box::pin(async move {
             loop {
-                let left = t_ms - self.now_ms();
-                if left <= 0 {
+                let left_us = t_ms * 1000 - now_us();
+                if left_us <= 0 {
                     return;
                 }
-                tokio::time::sleep(Duration::from_millis(left as u64)).await;
+                if left_us > 3_000 {
+                    tokio::time::sleep(Duration::from_micros(left_us as u64 - 2_000)).await;
+                } else {
+                    // The last milliseconds on a blocking thread: tokio's timer works in whole
+                    // milliseconds and would publish up to 1–2 ms late.
+                    let d = Duration::from_micros(left_us as u64);
+                    let _ = tokio::task::spawn_blocking(move || std::thread::sleep(d)).await;
+                }
             }
         })
     }
+}
+
+fn now_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
 }
 
 /// A clock for tests: time moves only when someone sleeps (to the time they asked for) or

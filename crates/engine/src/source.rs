@@ -64,25 +64,43 @@ fn from_raw(
     })
 }
 
-/// The operating system's CSPRNG (getrandom).
-pub struct OsSource {
+/// A source made of a sampling function: raw bytes go through the same health tests and
+/// hashing as the built-in sources. For sources of one's own, and for fault injection in tests
+/// (a sampler that returns the same bytes every time is caught by the real tests).
+pub struct Sampled {
+    name: String,
     tests: HealthTests,
     bytes: usize,
+    credited_bits: u32,
+    sample: Box<Sampler>,
 }
 
-impl OsSource {
-    /// Takes `bytes` bytes per pulse (at least 64); credits half of their bits, at most 256.
-    pub fn new(bytes: usize) -> Self {
-        OsSource {
-            tests: HealthTests::new(7.0),
-            bytes: bytes.max(64),
+/// Fills a buffer with a source's raw output.
+type Sampler = dyn FnMut(&mut [u8]) -> Result<(), SourceError> + Send;
+
+impl Sampled {
+    /// `name`, assessed at `min_entropy` bits per byte, `bytes` per pulse, credited
+    /// `credited_bits`; `sample` fills a buffer with raw output.
+    pub fn new(
+        name: &str,
+        min_entropy: f64,
+        bytes: usize,
+        credited_bits: u32,
+        sample: impl FnMut(&mut [u8]) -> Result<(), SourceError> + Send + 'static,
+    ) -> Self {
+        Sampled {
+            name: name.to_string(),
+            tests: HealthTests::new(min_entropy),
+            bytes: bytes.max(1),
+            credited_bits,
+            sample: Box::new(sample),
         }
     }
 }
 
-impl EntropySource for OsSource {
+impl EntropySource for Sampled {
     fn name(&self) -> &str {
-        "os"
+        &self.name
     }
     fn collect(&mut self) -> Result<Contribution, SourceError> {
         // The start-up test needs 1,024 samples: the first pulse reads that many.
@@ -92,10 +110,38 @@ impl EntropySource for OsSource {
             self.bytes.max(crate::health::STARTUP_SAMPLES)
         };
         let mut raw = Zeroizing::new(vec![0u8; n]);
-        rand::rngs::OsRng
-            .try_fill_bytes(&mut raw)
-            .map_err(|e| SourceError::Unavailable(e.to_string()))?;
-        from_raw(&mut self.tests, &raw, (self.bytes as u32 * 4).min(256))
+        (self.sample)(&mut raw)?;
+        from_raw(&mut self.tests, &raw, self.credited_bits)
+    }
+}
+
+/// The operating system's CSPRNG (getrandom).
+pub struct OsSource(Sampled);
+
+impl OsSource {
+    /// Takes `bytes` bytes per pulse (at least 64); credits half of their bits, at most 256.
+    pub fn new(bytes: usize) -> Self {
+        let bytes = bytes.max(64);
+        OsSource(Sampled::new(
+            "os",
+            7.0,
+            bytes,
+            (bytes as u32 * 4).min(256),
+            |raw| {
+                rand::rngs::OsRng
+                    .try_fill_bytes(raw)
+                    .map_err(|e| SourceError::Unavailable(e.to_string()))
+            },
+        ))
+    }
+}
+
+impl EntropySource for OsSource {
+    fn name(&self) -> &str {
+        self.0.name()
+    }
+    fn collect(&mut self) -> Result<Contribution, SourceError> {
+        self.0.collect()
     }
 }
 

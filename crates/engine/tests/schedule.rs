@@ -5,7 +5,7 @@
 
 use lavabeacon_engine::engine::{Clock, Engine, EngineConfig, EngineError, ManualClock};
 use lavabeacon_engine::frame::SyntheticCamera;
-use lavabeacon_engine::source::{Contribution, EntropySource, OsSource, SourceError};
+use lavabeacon_engine::source::{Contribution, EntropySource, OsSource, Sampled, SourceError};
 use lavabeacon_format::builder::ChainParams;
 use lavabeacon_format::cert::CertificateSet;
 use lavabeacon_format::verify::{Options, Verifier};
@@ -19,16 +19,12 @@ use std::time::Duration;
 const PERIOD: i64 = 60_000;
 const T0: i64 = 1_798_761_600_000 - 30 * PERIOD; // half an hour before 2027
 
-struct Stuck;
-impl EntropySource for Stuck {
-    fn name(&self) -> &str {
-        "stuck"
-    }
-    fn collect(&mut self) -> Result<Contribution, SourceError> {
-        Err(SourceError::Unhealthy(
-            "repetition count test: the same value 5 times in a row (cutoff 5)".into(),
-        ))
-    }
+/// A source stuck at one value, caught by the real health tests on its first pulse.
+fn stuck() -> Box<dyn EntropySource> {
+    Box::new(Sampled::new("stuck", 7.0, 64, 256, |b| {
+        b.fill(0x42);
+        Ok(())
+    }))
 }
 
 fn config() -> EngineConfig {
@@ -43,7 +39,7 @@ fn sources() -> Vec<Box<dyn EntropySource>> {
     vec![
         Box::new(OsSource::new(64)),
         Box::new(SyntheticCamera::new(64, 48, 2)),
-        Box::new(Stuck),
+        stuck(),
     ]
 }
 
@@ -178,7 +174,7 @@ async fn without_a_healthy_source_the_slot_is_skipped_and_the_gap_recorded() {
     }
     drop(engine);
     // Only the stuck source is left: no pulse can be made.
-    let only_stuck: Vec<Box<dyn EntropySource>> = vec![Box::new(Stuck)];
+    let only_stuck: Vec<Box<dyn EntropySource>> = vec![stuck()];
     let mut broken = start(&store, &signer, only_stuck, &clock).await;
     assert!(
         matches!(broken.step().await, Err(EngineError::NoEntropy(why)) if why.contains("stuck: unhealthy"))
