@@ -110,7 +110,7 @@ async fn serve_publishes_pulses_that_verify_through_the_api_and_says_it_is_a_tes
             "pulse {i}: the served manifest recombines to the served localRandomValue"
         );
         let names: Vec<&str> = m.sources.iter().map(|s| s.name.as_str()).collect();
-        assert_eq!(names, ["os", "hsm", "cpu", "camera", "spool"]);
+        assert_eq!(names, ["os", "hsm", "cpu", "synthetic-camera", "spool"]);
         for s in &m.sources[..4] {
             assert_eq!(s.status, "ok", "pulse {i}: {s:?}");
         }

@@ -267,7 +267,8 @@ pub(super) async fn lead(who: &str, parts: Parts, api: Option<Arc<Beacon>>) -> E
             r = engine.step() => match r {
                 Ok(p) => {
                     if let Some(api) = &api {
-                        api.published(&p.pulse, p.manifest.clone());
+                        let t = p.pulse.time_ms().unwrap_or(0);
+                        api.published(&p.pulse, p.manifest.clone(), p.published_at_us - t * 1000);
                     }
                     println!(
                         "pulse {}/{} {} status {} published",

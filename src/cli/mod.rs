@@ -1,6 +1,7 @@
 //! The command line. Each subcommand is a module; `run` parses arguments and maps outcomes to
 //! exit statuses: 0 success, 1 a check failed, 2 usage or I/O error.
 
+mod api;
 mod engine;
 mod keys;
 mod serve;
@@ -29,6 +30,8 @@ enum Command {
     Serve(serve::Args),
     /// Run the engine alone (no API): one signed pulse every period into the database.
     Engine(engine::Args),
+    /// Serve the public API alone, read-only from the database (API nodes behind a balancer).
+    Api(api::Args),
     /// Manage signing keys in the HSM.
     #[command(subcommand)]
     Keys(keys::KeysCommand),
@@ -48,6 +51,7 @@ pub fn run() -> ExitCode {
         Command::Verify(args) => verify::run(args),
         Command::Serve(args) => serve::run(args),
         Command::Engine(args) => engine::run(args),
+        Command::Api(args) => api::run(args),
         Command::Keys(cmd) => keys::keys(cmd),
         Command::Cert(cmd) => keys::cert(cmd),
     }

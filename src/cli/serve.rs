@@ -56,8 +56,12 @@ pub fn run(args: Args) -> ExitCode {
                 chain: c.beacon.chain,
                 period_ms: c.beacon.period_ms,
                 test: parts.test.clone(),
+                engine: true,
+                bulk_max_periods: lavabeacon_api::DEFAULT_BULK_PERIODS,
             },
         );
+        // Pulses another engine writes (while this one is a standby) are served too.
+        tokio::spawn(beacon.clone().watch(watch_interval(c.beacon.period_ms)));
         let server = match lavabeacon_api::serve(beacon.clone(), listener, c.api.workers) {
             Ok(s) => s,
             Err(e) => return fail("serve", "starting the HTTP server", e),
@@ -71,4 +75,10 @@ pub fn run(args: Args) -> ExitCode {
         handle.stop(true).await;
         code
     })
+}
+
+/// How often the API looks in the store for pulses it was not told about: a quarter period,
+/// at most a second.
+pub(super) fn watch_interval(period_ms: u32) -> std::time::Duration {
+    std::time::Duration::from_millis(u64::from(period_ms / 4).clamp(50, 1000))
 }

@@ -3,32 +3,55 @@
 //!
 //! A pulse whose time has not come is never served, whoever wrote it to the store: every
 //! answer is checked against the wall clock.
+//!
+//! New pulses reach the API two ways: the engine in the same process tells it at once
+//! ([`Beacon::published`]), and a watcher polls the store ([`Beacon::watch`]) so that a
+//! read-only API node, or a standby, serves what another engine writes.
 
 #![warn(missing_docs)]
 
+mod bulk;
 pub mod error;
+pub mod metrics;
+mod openapi;
 mod page;
 mod routes;
+mod stream;
 pub mod when;
+pub mod xml;
 
 pub use error::ApiError;
+pub use openapi::{openapi, Param, RouteDoc};
+pub use routes::ROUTES;
 
+use actix_web::web::Bytes;
 use lavabeacon_format::manifest::Manifest;
 use lavabeacon_format::Pulse;
 use lavabeacon_store::Store;
+use metrics::Metrics;
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
+use tokio::sync::broadcast;
 
 /// What the API says about the beacon it serves.
 #[derive(Debug, Clone)]
 pub struct BeaconInfo {
-    /// The chain the engine writes (`chain/last` answers from the newest chain in the store).
+    /// The chain the engine writes.
     pub chain: u64,
     /// The period, in milliseconds.
     pub period_ms: u32,
     /// Why this is a test beacon (a software key, the synthetic camera…), or `None`.
     /// A test beacon says so in every response.
     pub test: Option<String>,
+    /// Whether an engine runs in this process (`serve`) or not (`api`, read-only).
+    pub engine: bool,
+    /// Periods covered by one answer of the bulk route ([`DEFAULT_BULK_PERIODS`]).
+    pub bulk_max_periods: u32,
 }
+
+/// Periods one bulk answer covers unless configured otherwise (20,000: two weeks of 60-second
+/// pulses, about 40 MB).
+pub const DEFAULT_BULK_PERIODS: u32 = bulk::MAX_PERIODS;
 
 /// The engine's view, for `/health`: each source's status in the newest pulse, and how the
 /// last attempt went. Without an engine (a read-only API node) it stays empty.
@@ -42,12 +65,13 @@ pub struct EngineStatus {
     pub signer_ok: Option<bool>,
 }
 
-/// A pulse ready to serve: the pulse and its response body, made once.
+/// A pulse ready to serve: the pulse, its JSON response body and ETag, made once.
 #[derive(Debug)]
 pub(crate) struct Served {
     pub pulse: Pulse,
     pub time_ms: i64,
-    pub body: String,
+    pub body: Bytes,
+    pub etag: String,
 }
 
 /// The API's shared state.
@@ -56,6 +80,8 @@ pub struct Beacon {
     info: BeaconInfo,
     last: RwLock<Option<Arc<Served>>>,
     engine: RwLock<EngineStatus>,
+    news: broadcast::Sender<Arc<Served>>,
+    metrics: Metrics,
 }
 
 impl Beacon {
@@ -66,13 +92,16 @@ impl Beacon {
             info,
             last: RwLock::new(None),
             engine: RwLock::new(EngineStatus::default()),
+            news: broadcast::channel(256).0,
+            metrics: Metrics::default(),
         })
     }
 
-    /// Told by the engine the moment a pulse is stored: `/beacon/last` serves it from memory
-    /// from then on (it would also find it in the store on its own).
-    pub fn published(&self, pulse: &Pulse, manifest: Option<Manifest>) {
+    /// Told by the engine the moment a pulse is stored, `latency_us` after its timestamp:
+    /// `/beacon/last` serves it from memory and the stream sends it from then on.
+    pub fn published(&self, pulse: &Pulse, manifest: Option<Manifest>, latency_us: i64) {
         self.remember(pulse);
+        self.metrics.published(latency_us);
         let mut e = self.engine.write().expect("engine status lock");
         if manifest.is_some() {
             e.manifest = manifest;
@@ -83,9 +112,25 @@ impl Beacon {
 
     /// Told by the engine that a slot was skipped, and why.
     pub fn skipped(&self, why: String, signer_ok: bool) {
+        self.metrics
+            .skipped
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut e = self.engine.write().expect("engine status lock");
         e.last_error = Some(why);
         e.signer_ok = Some(signer_ok);
+    }
+
+    /// Watches the store for pulses written elsewhere (another engine, or this one before the
+    /// API was told), every `every`. Runs until the process ends.
+    pub async fn watch(self: Arc<Self>, every: Duration) {
+        loop {
+            tokio::time::sleep(every).await;
+            if let Ok(Some(p)) = self.store.last().await {
+                if p.time_ms().is_ok_and(|t| t <= now_ms()) {
+                    self.remember(&p);
+                }
+            }
+        }
     }
 
     /// The beacon's description.
@@ -97,20 +142,31 @@ impl Beacon {
         self.store.as_ref()
     }
 
+    pub(crate) fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    pub(crate) fn subscribe(&self) -> broadcast::Receiver<Arc<Served>> {
+        self.news.subscribe()
+    }
+
     pub(crate) fn engine_status(&self) -> EngineStatus {
         self.engine.read().expect("engine status lock").clone()
     }
 
+    /// Keeps `pulse` as the newest if it is newer than the one kept, and tells the streams.
     pub(crate) fn remember(&self, pulse: &Pulse) -> Arc<Served> {
         let served = Arc::new(self.served(pulse));
-        let mut last = self.last.write().expect("last pulse lock");
-        match &*last {
-            Some(s) if s.time_ms >= served.time_ms => s.clone(),
-            _ => {
-                *last = Some(served.clone());
-                served
+        {
+            let mut last = self.last.write().expect("last pulse lock");
+            match &*last {
+                Some(s) if s.time_ms >= served.time_ms => return s.clone(),
+                _ => *last = Some(served.clone()),
             }
         }
+        // Nobody listening is fine.
+        let _ = self.news.send(served.clone());
+        served
     }
 
     pub(crate) fn cached_last(&self) -> Option<Arc<Served>> {
@@ -121,7 +177,8 @@ impl Beacon {
         Served {
             pulse: pulse.clone(),
             time_ms: pulse.time_ms().unwrap_or(i64::MAX),
-            body: self.envelope(pulse),
+            body: Bytes::from(self.envelope(pulse)),
+            etag: format!("\"{}\"", pulse.output_value.to_hex_lower()),
         }
     }
 
@@ -136,6 +193,10 @@ impl Beacon {
                 serde_json::json!({"test": true, "warning": test_warning(why)})
             ),
         }
+    }
+
+    pub(crate) fn test_warning(&self) -> Option<String> {
+        self.info.test.as_deref().map(test_warning)
     }
 }
 
@@ -159,13 +220,25 @@ pub fn serve(
     listener: std::net::TcpListener,
     workers: usize,
 ) -> std::io::Result<actix_web::dev::Server> {
-    let test = beacon.info.test.as_deref().map(test_warning);
+    use actix_web::dev::Service;
+    let test = beacon.test_warning();
     let data = actix_web::web::Data::from(beacon);
     Ok(actix_web::HttpServer::new(move || {
         let (cors, warning) = routes::headers(test.as_deref());
+        let counted = data.clone();
         actix_web::App::new()
             .wrap(cors)
             .wrap(warning)
+            .wrap_fn(move |req, srv| {
+                let route = req.match_pattern().unwrap_or_else(|| "unmatched".into());
+                let fut = srv.call(req);
+                let counted = counted.clone();
+                async move {
+                    let res = fut.await?;
+                    counted.metrics().request(route, res.status().as_u16());
+                    Ok(res)
+                }
+            })
             .app_data(data.clone())
             .configure(routes::configure)
     })

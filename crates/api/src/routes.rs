@@ -2,6 +2,7 @@
 //! returns a pulse response; every failure is an [`ApiError`].
 
 use crate::error::{error_body, ApiError};
+use crate::openapi::{Param, RouteDoc};
 use crate::when::{parse_index, parse_millis, parse_when};
 use crate::{now_ms, Beacon, Served};
 use actix_web::http::{header, StatusCode};
@@ -15,33 +16,126 @@ type Reply = Result<HttpResponse, ApiError>;
 type B = web::Data<Beacon>;
 
 /// Past pulses never change.
-const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+pub(crate) const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 
-/// Registers every route, the test-mode and CORS headers, and JSON answers for unknown paths.
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(get("/", crate::page::index))
-        .service(get("/health", health))
-        .service(get("/beacon/last", beacon_last))
-        .service(get("/beacon/{timestamp}", beacon_at))
-        .service(
-            web::scope("/beacon/2.0")
-                .service(get("/pulse/last", nist_last))
-                .service(get("/pulse/time/previous/{t}", nist_previous))
-                .service(get("/pulse/time/next/{t}", nist_next))
-                .service(get("/pulse/time/{t}", nist_at))
-                .service(get("/chain/last/pulse/last", nist_last))
-                .service(get("/chain/{c}/pulse/last", chain_last))
-                .service(get("/chain/{c}/pulse/first", chain_first))
-                .service(get("/chain/{c}/pulse/{p}/sources", sources))
-                .service(get("/chain/{c}/pulse/{p}", chain_pulse))
-                .service(get("/certificate/{id}", certificate))
-                .default_service(web::to(not_found)),
-        )
-        .default_service(web::to(not_found));
+/// One table makes both the routes and `/openapi.json`.
+macro_rules! routes {
+    ($($path:literal => $handler:path {
+        $summary:literal,
+        params: [$(($pn:literal, $pin:literal, $pd:literal)),* $(,)?],
+        produces: $produces:literal,
+        statuses: [$($st:literal),* $(,)?] $(,)?
+    })*) => {
+        fn register(cfg: &mut web::ServiceConfig) {
+            $( cfg.service(get($path, $handler)); )*
+        }
+        /// Every route the API serves, in the order they are matched.
+        pub const ROUTES: &[RouteDoc] = &[$(RouteDoc {
+            path: $path,
+            summary: $summary,
+            params: &[$(Param { name: $pn, location: $pin, description: $pd }),*],
+            produces: $produces,
+            statuses: &[$($st),*],
+        }),*];
+    };
 }
 
-/// Wraps an app in the headers every response carries: CORS for reads, and a test beacon's
-/// warning.
+routes! {
+    "/" => crate::page::index {
+        "The web page: the newest pulse and its sources", params: [],
+        produces: "text/html", statuses: [200],
+    }
+    "/health" => health {
+        "The pulse expected now against the newest, each source, the HSM and the database", params: [],
+        produces: "application/json", statuses: [200, 503],
+    }
+    "/metrics" => metrics {
+        "Prometheus metrics", params: [],
+        produces: "text/plain; version=0.0.4", statuses: [200],
+    }
+    "/openapi.json" => openapi_json {
+        "This description", params: [],
+        produces: "application/json", statuses: [200],
+    }
+    "/beacon/last" => beacon_last {
+        "The newest pulse", params: [],
+        produces: "application/json", statuses: [200, 304, 404, 503],
+    }
+    "/beacon/2.0/pulse/last" => beacon_last {
+        "The newest pulse (NIST path)", params: [],
+        produces: "application/json", statuses: [200, 304, 404, 503],
+    }
+    "/beacon/2.0/pulse/time/previous/{t}" => nist_previous {
+        "The newest pulse strictly before t", params: [("t", "path", "Unix milliseconds (RFC 3339 also accepted)")],
+        produces: "application/json", statuses: [200, 304, 400, 404, 503],
+    }
+    "/beacon/2.0/pulse/time/next/{t}" => nist_next {
+        "The first pulse strictly after t", params: [("t", "path", "Unix milliseconds (RFC 3339 also accepted)")],
+        produces: "application/json", statuses: [200, 304, 400, 404, 503],
+    }
+    "/beacon/2.0/pulse/time/{t}" => nist_at {
+        "The pulse at t, else the first after it", params: [("t", "path", "Unix milliseconds (RFC 3339 also accepted)")],
+        produces: "application/json", statuses: [200, 304, 400, 404, 503],
+    }
+    "/beacon/2.0/chain/last/pulse/last" => beacon_last {
+        "The newest pulse of the newest chain", params: [],
+        produces: "application/json", statuses: [200, 304, 404, 503],
+    }
+    "/beacon/2.0/chain/{c}/pulse/last" => chain_last {
+        "The newest pulse of chain c", params: [("c", "path", "chain index, from 1")],
+        produces: "application/json", statuses: [200, 304, 400, 404, 503],
+    }
+    "/beacon/2.0/chain/{c}/pulse/first" => chain_first {
+        "The first pulse of chain c", params: [("c", "path", "chain index, from 1")],
+        produces: "application/json", statuses: [200, 304, 400, 404, 503],
+    }
+    "/beacon/2.0/chain/{c}/pulse/{p}/sources" => sources {
+        "The source manifest of pulse p: recombines to its localRandomValue",
+        params: [("c", "path", "chain index, from 1"), ("p", "path", "pulse index, from 1")],
+        produces: "application/json", statuses: [200, 400, 404, 503],
+    }
+    "/beacon/2.0/chain/{c}/pulse/{p}" => chain_pulse {
+        "Pulse p of chain c", params: [("c", "path", "chain index, from 1"), ("p", "path", "pulse index, from 1")],
+        produces: "application/json", statuses: [200, 304, 400, 404, 503],
+    }
+    "/beacon/2.0/certificate/{id}" => certificate {
+        "The certificate a pulse's certificateId names (PEM)", params: [("id", "path", "certificateId: 128 hex digits")],
+        produces: "application/x-pem-file", statuses: [200, 400, 404, 503],
+    }
+    "/beacon/2.0/skipList/{c}/{p1}/{p2}" => crate::bulk::skip_list_by_index {
+        "A skip path from pulse p1 to pulse p2 of chain c: a JSON array of pulses, each linked to the one before by a skip-list value",
+        params: [("c", "path", "chain index"), ("p1", "path", "pulse index of the start"), ("p2", "path", "pulse index of the end")],
+        produces: "application/json", statuses: [200, 400, 404, 503],
+    }
+    "/beacon/2.0/skipList/{t1}/{t2}" => crate::bulk::skip_list_by_time {
+        "A skip path from the pulse at t1 (or after) to the pulse at t2 (or before)",
+        params: [("t1", "path", "Unix milliseconds (RFC 3339 also accepted)"), ("t2", "path", "Unix milliseconds (RFC 3339 also accepted)")],
+        produces: "application/json", statuses: [200, 400, 404, 503],
+    }
+    "/beacon/2.0/pulses" => crate::bulk::pulses {
+        "Pulses with from <= timeStamp <= to, oldest first, as JSON Lines; at most 20,000 periods per answer, then a Link header rel=next",
+        params: [("from", "query", "RFC 3339, Unix seconds or Unix milliseconds"), ("to", "query", "same forms; default now")],
+        produces: "application/x-ndjson", statuses: [200, 400, 503],
+    }
+    "/beacon/2.0/stream" => crate::stream::stream {
+        "Server-Sent Events: one event per new pulse (id chain-index); resumes after Last-Event-ID",
+        params: [("Last-Event-ID", "header", "the id of the last event received, e.g. 1-42")],
+        produces: "text/event-stream", statuses: [200, 400, 404, 503],
+    }
+    "/beacon/{timestamp}" => beacon_at {
+        "The pulse at that time or the first after it; 425 with Retry-After before it is published",
+        params: [("timestamp", "path", "RFC 3339 (2026-11-21T10:00:00Z), Unix seconds (below 100,000,000,000) or Unix milliseconds")],
+        produces: "application/json", statuses: [200, 304, 400, 425, 503],
+    }
+}
+
+/// Registers every route, and JSON answers for unknown paths.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    register(cfg);
+    cfg.default_service(web::to(not_found));
+}
+
+/// The headers every response carries: CORS for reads, and a test beacon's warning.
 pub fn headers(test: Option<&str>) -> (DefaultHeaders, Condition<DefaultHeaders>) {
     let cors = DefaultHeaders::new().add((header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"));
     let warning = DefaultHeaders::new().add((
@@ -69,7 +163,7 @@ async fn not_found(req: HttpRequest) -> HttpResponse {
     json_error(
         StatusCode::NOT_FOUND,
         &format!(
-            "no such path: {}; see /beacon/last, /beacon/{{timestamp}} and /beacon/2.0/pulse/last",
+            "no such path: {}; see /openapi.json for every route",
             req.path().chars().take(200).collect::<String>()
         ),
     )
@@ -88,16 +182,42 @@ async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
     r
 }
 
-fn json_error(status: StatusCode, message: &str) -> HttpResponse {
+pub(crate) fn json_error(status: StatusCode, message: &str) -> HttpResponse {
     HttpResponse::build(status)
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .content_type("application/json")
         .body(error_body(status, message))
 }
 
-/// A pulse answer: the body, its ETag (the outputValue) and a 304 when the client has it.
-fn pulse_reply(req: &HttpRequest, body: &str, pulse: &Pulse, cache: &str) -> HttpResponse {
-    let etag = format!("\"{}\"", pulse.output_value.to_hex_lower());
+/// Whether the client asked for XML: the first media range of `Accept` we can serve decides
+/// (q-values are not weighed).
+fn wants_xml(req: &HttpRequest) -> bool {
+    let Some(accept) = req
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    for range in accept.split(',') {
+        match range.split(';').next().unwrap_or("").trim() {
+            "application/xml" | "text/xml" => return true,
+            "application/json" | "*/*" | "application/*" => return false,
+            _ => {}
+        }
+    }
+    false
+}
+
+/// A pulse answer, JSON or XML as asked: the body, its ETag (from the outputValue), `Vary:
+/// Accept`, and a 304 when the client already has it.
+fn pulse_reply(b: &Beacon, req: &HttpRequest, served: &Served, cache: &str) -> HttpResponse {
+    let xml = wants_xml(req);
+    let etag = if xml {
+        format!("{}-xml\"", &served.etag[..served.etag.len() - 1])
+    } else {
+        served.etag.clone()
+    };
     let fresh = req
         .headers()
         .get(header::IF_NONE_MATCH)
@@ -109,16 +229,28 @@ fn pulse_reply(req: &HttpRequest, body: &str, pulse: &Pulse, cache: &str) -> Htt
         HttpResponse::Ok()
     };
     r.insert_header((header::ETAG, etag))
+        .insert_header((header::VARY, "Accept"))
         .insert_header((header::CACHE_CONTROL, cache.to_string()));
     if fresh {
         r.finish()
+    } else if xml {
+        r.content_type("application/xml")
+            .body(crate::xml::pulse_xml(
+                &served.pulse,
+                b.test_warning().as_deref(),
+            ))
     } else {
-        r.content_type("application/json").body(body.to_string())
+        r.content_type("application/json").body(served.body.clone())
     }
 }
 
+/// An answer for a pulse found in the store.
+fn reply_for(b: &Beacon, req: &HttpRequest, p: &Pulse, cache: &str) -> HttpResponse {
+    pulse_reply(b, req, &b.served(p), cache)
+}
+
 /// A pulse that is public: its time has come.
-fn public(p: Option<Pulse>) -> Option<Pulse> {
+pub(crate) fn public(p: Option<Pulse>) -> Option<Pulse> {
     p.filter(|p| p.time_ms().is_ok_and(|t| t <= now_ms()))
 }
 
@@ -151,11 +283,7 @@ fn no_pulses() -> ApiError {
 
 async fn beacon_last(b: B, req: HttpRequest) -> Reply {
     let s = newest(&b).await?.ok_or_else(no_pulses)?;
-    Ok(pulse_reply(&req, &s.body, &s.pulse, &until_next(&b, &s)))
-}
-
-async fn nist_last(b: B, req: HttpRequest) -> Reply {
-    beacon_last(b, req).await
+    Ok(pulse_reply(&b, &req, &s, &until_next(&b, &s)))
 }
 
 /// `/beacon/{timestamp}`: the pulse at that time or the first after it; 425 when it is not
@@ -163,7 +291,7 @@ async fn nist_last(b: B, req: HttpRequest) -> Reply {
 async fn beacon_at(b: B, t: web::Path<String>, req: HttpRequest) -> Reply {
     let t = parse_when(&t)?;
     if let Some(p) = public(b.store().at_or_after(t).await?) {
-        return Ok(pulse_reply(&req, &b.envelope(&p), &p, IMMUTABLE));
+        return Ok(reply_for(&b, &req, &p, IMMUTABLE));
     }
     // The first period boundary at or after `t` that is still to come.
     let period = i64::from(b.info().period_ms);
@@ -190,13 +318,13 @@ fn not_out(t: i64) -> ApiError {
 async fn nist_at(b: B, t: web::Path<String>, req: HttpRequest) -> Reply {
     let t = parse_millis(&t)?;
     let p = public(b.store().at_or_after(t).await?).ok_or_else(|| not_out(t))?;
-    Ok(pulse_reply(&req, &b.envelope(&p), &p, IMMUTABLE))
+    Ok(reply_for(&b, &req, &p, IMMUTABLE))
 }
 
 async fn nist_next(b: B, t: web::Path<String>, req: HttpRequest) -> Reply {
     let t = parse_millis(&t)?;
     let p = public(b.store().after(t).await?).ok_or_else(|| not_out(t))?;
-    Ok(pulse_reply(&req, &b.envelope(&p), &p, IMMUTABLE))
+    Ok(reply_for(&b, &req, &p, IMMUTABLE))
 }
 
 async fn nist_previous(b: B, t: web::Path<String>, req: HttpRequest) -> Reply {
@@ -210,7 +338,7 @@ async fn nist_previous(b: B, t: web::Path<String>, req: HttpRequest) -> Reply {
         Some(n) => until_next(&b, n),
         None => "no-store".into(),
     };
-    Ok(pulse_reply(&req, &b.envelope(&p), &p, &cache))
+    Ok(reply_for(&b, &req, &p, &cache))
 }
 
 fn unknown_chain(c: u64) -> ApiError {
@@ -226,16 +354,16 @@ async fn chain_last(b: B, c: web::Path<String>, req: HttpRequest) -> Reply {
             .ok_or_else(|| unknown_chain(c))?,
     };
     let s = b.served(&p);
-    Ok(pulse_reply(&req, &s.body, &p, &until_next(&b, &s)))
+    Ok(pulse_reply(&b, &req, &s, &until_next(&b, &s)))
 }
 
 async fn chain_first(b: B, c: web::Path<String>, req: HttpRequest) -> Reply {
     let c = parse_index("chain", &c)?;
     let p = public(b.store().first_in_chain(c).await?).ok_or_else(|| unknown_chain(c))?;
-    Ok(pulse_reply(&req, &b.envelope(&p), &p, IMMUTABLE))
+    Ok(reply_for(&b, &req, &p, IMMUTABLE))
 }
 
-async fn pulse_by_index(b: &Beacon, cp: &(String, String)) -> Result<Pulse, ApiError> {
+pub(crate) async fn pulse_by_index(b: &Beacon, cp: &(String, String)) -> Result<Pulse, ApiError> {
     let c = parse_index("chain", &cp.0)?;
     let i = parse_index("pulse", &cp.1)?;
     public(b.store().by_index(c, i).await?)
@@ -244,7 +372,7 @@ async fn pulse_by_index(b: &Beacon, cp: &(String, String)) -> Result<Pulse, ApiE
 
 async fn chain_pulse(b: B, cp: web::Path<(String, String)>, req: HttpRequest) -> Reply {
     let p = pulse_by_index(&b, &cp).await?;
-    Ok(pulse_reply(&req, &b.envelope(&p), &p, IMMUTABLE))
+    Ok(reply_for(&b, &req, &p, IMMUTABLE))
 }
 
 /// The source manifest of a published pulse: what an auditor needs to recompute its
@@ -333,4 +461,45 @@ async fn health(b: B) -> HttpResponse {
     .insert_header((header::CACHE_CONTROL, "no-store"))
     .content_type("application/json")
     .body(body.to_string())
+}
+
+async fn metrics(b: B) -> HttpResponse {
+    let mut gauges = String::new();
+    use std::fmt::Write;
+    let newest = newest(&b).await.ok().flatten();
+    let _ = writeln!(gauges, "# HELP lavabeacon_test_beacon 1 when this is a test beacon.\n# TYPE lavabeacon_test_beacon gauge\nlavabeacon_test_beacon {}", u8::from(b.info().test.is_some()));
+    if let Some(s) = &newest {
+        let _ = writeln!(gauges, "# HELP lavabeacon_last_pulse_timestamp_seconds timeStamp of the newest public pulse.\n# TYPE lavabeacon_last_pulse_timestamp_seconds gauge\nlavabeacon_last_pulse_timestamp_seconds {}", s.time_ms as f64 / 1000.0);
+        let _ = writeln!(gauges, "# HELP lavabeacon_last_pulse_index pulseIndex of the newest public pulse.\n# TYPE lavabeacon_last_pulse_index gauge\nlavabeacon_last_pulse_index{{chain=\"{}\"}} {}", s.pulse.chain_index, s.pulse.pulse_index);
+    }
+    if let Some(m) = b.engine_status().manifest {
+        let _ = writeln!(gauges, "# HELP lavabeacon_source_healthy 1 when the source contributed to the newest pulse.\n# TYPE lavabeacon_source_healthy gauge");
+        for s in &m.sources {
+            let _ = writeln!(
+                gauges,
+                "lavabeacon_source_healthy{{source=\"{}\"}} {}",
+                s.name,
+                u8::from(s.status == "ok")
+            );
+        }
+        let _ = writeln!(gauges, "# HELP lavabeacon_source_credited_bits Entropy credited to the source in the newest pulse.\n# TYPE lavabeacon_source_credited_bits gauge");
+        for s in &m.sources {
+            let _ = writeln!(
+                gauges,
+                "lavabeacon_source_credited_bits{{source=\"{}\"}} {}",
+                s.name, s.credited_bits
+            );
+        }
+    }
+    HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .content_type("text/plain; version=0.0.4")
+        .body(b.metrics().render(&gauges))
+}
+
+async fn openapi_json() -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "public, max-age=300"))
+        .content_type("application/json")
+        .body(crate::openapi::openapi(ROUTES).to_string())
 }

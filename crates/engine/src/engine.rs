@@ -125,8 +125,10 @@ pub struct Published {
     pub pulse: Pulse,
     /// Its source manifest.
     pub manifest: Option<Manifest>,
-    /// The clock when it was stored (never before its timestamp).
+    /// The clock when it was stored (never before its timestamp), Unix milliseconds.
     pub published_at_ms: i64,
+    /// The same, Unix microseconds by the wall clock (for latency metrics).
+    pub published_at_us: i64,
 }
 
 type SharedSource = Arc<Mutex<Box<dyn EntropySource>>>;
@@ -366,6 +368,7 @@ impl Engine {
             .append(&pulse, manifest_json.as_deref(), self.leader.as_ref())
             .await?;
         let published_at_ms = self.clock.now_ms();
+        let published_at_us = now_us();
         self.store.drop_pending_secrets(chain, index).await?;
         self.builder = builder;
         self.last = Some(pulse.clone());
@@ -375,6 +378,7 @@ impl Engine {
             pulse,
             manifest,
             published_at_ms,
+            published_at_us,
         })
     }
 }

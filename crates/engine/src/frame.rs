@@ -161,8 +161,9 @@ impl SyntheticCamera {
 }
 
 impl EntropySource for SyntheticCamera {
+    /// Not `camera`: a manifest must say that its frames were made up.
     fn name(&self) -> &str {
-        "camera"
+        "synthetic-camera"
     }
     fn is_test(&self) -> bool {
         true
