@@ -331,3 +331,59 @@ fn serve_refuses_to_start_on_a_wrong_pin_or_a_busy_port_and_says_why() {
         "no PIN in messages: {err}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_only_api_node_serves_and_streams_what_the_engine_writes() {
+    if !softhsm_present() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let hsm = dir.path().join("hsm");
+    common::dev_token(&hsm);
+    let mut toml = std::fs::read_to_string(common::dev_config(&hsm)).unwrap();
+    // The read-only node must be told the period: it has no engine to ask.
+    toml = toml.replace("period_ms = 60000", "period_ms = 1000");
+    let config = hsm.join("period-1s.toml");
+    std::fs::write(&config, toml).unwrap();
+    let store = lavabeacon_store::open(&format!("sqlite:{}", hsm.join("lavabeacon.db").display()))
+        .await
+        .unwrap();
+    let engine = Beacon::start("engine", &config, &[]);
+    wait_for(store.as_ref(), 1, 30).await;
+    let api = Beacon::start("api", &config, &[]);
+
+    // Its stream pushes each new pulse, found by watching the database.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let url = format!("{}/beacon/2.0/stream", api.base);
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        let resp = ureq::get(&url).call().unwrap();
+        for line in std::io::BufReader::new(resp.into_reader()).lines() {
+            let Ok(line) = line else { return };
+            if let Some(id) = line.strip_prefix("id: ") {
+                if tx.send(id.to_string()).is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    let first = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("an event within 10 s");
+    let second = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("another within 10 s");
+    let index = |id: &str| id.split_once('-').unwrap().1.parse::<u64>().unwrap();
+    assert_eq!(index(&second), index(&first) + 1);
+
+    let (status, h, body) = get(&format!("{}/beacon/last", api.base), &["Lavabeacon-Test"]);
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        h[0].as_deref().unwrap_or("").contains("TEST certificate"),
+        "{h:?}"
+    );
+    let (status, _, body) = get(&format!("{}/health", api.base), &[]);
+    assert_eq!(status, 200, "{body}");
+    engine.kill();
+    api.kill();
+}

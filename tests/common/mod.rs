@@ -4,27 +4,40 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-/// Whether SoftHSM2 is installed; without it the test is skipped with a message, except under
-/// `CI=true`, where that fails the run.
-pub fn softhsm_present() -> bool {
-    let present = Path::new("/usr/lib/softhsm/libsofthsm2.so").exists();
+/// `present`, or, when it is not, a skip with a message naming `what` is missing — except
+/// under `CI=true`, where a missing component fails the run.
+pub fn present_or_skip(present: bool, what: &str) -> bool {
     if !present {
         assert_ne!(
             std::env::var("CI").as_deref(),
             Ok("true"),
-            "CI=true and SoftHSM2 is not installed"
+            "CI=true and {what} is not installed (scripts/test.sh installs it)"
         );
-        eprintln!("skipped: SoftHSM2 is not installed");
+        eprintln!("skipped: {what} is not installed");
     }
     present
+}
+
+/// Whether SoftHSM2 is installed (see [`present_or_skip`]).
+pub fn softhsm_present() -> bool {
+    present_or_skip(
+        Path::new("/usr/lib/softhsm/libsofthsm2.so").exists(),
+        "SoftHSM2",
+    )
 }
 
 /// Runs `softhsm-setup/dev-token.sh DIR` with this build's binary; it must succeed. Returns
 /// what it printed.
 pub fn dev_token(dir: &Path) -> String {
+    dev_token_with(dir, &[])
+}
+
+/// `softhsm-setup/dev-token.sh DIR ARGS…` (e.g. `--suite rsa-3072`).
+pub fn dev_token_with(dir: &Path, args: &[&str]) -> String {
     let out: Output =
         Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("softhsm-setup/dev-token.sh"))
             .arg(dir)
+            .args(args)
             .env("LAVABEACON_BIN", env!("CARGO_BIN_EXE_lavabeacon"))
             .output()
             .unwrap();
@@ -50,18 +63,21 @@ pub struct Beacon {
 }
 
 impl Beacon {
-    /// Starts `lavabeacon <command> --config CONFIG --period 1s` plus `extra`; for `serve`,
-    /// on a free port, waiting until it listens.
+    /// Starts `lavabeacon <command> --config CONFIG` plus `extra`, with `--period 1s` (not for
+    /// `api`); `serve` and `api` on a free port, waiting until they listen.
     pub fn start(command: &str, config: &Path, extra: &[&str]) -> Beacon {
         use std::io::BufRead;
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_lavabeacon"));
         cmd.arg(command)
-            .args(["--period", "1s", "--config"])
+            .arg("--config")
             .arg(config)
             .args(extra)
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null());
-        if command == "serve" {
+        if command != "api" {
+            cmd.args(["--period", "1s"]);
+        }
+        if command != "engine" {
             cmd.args(["--listen", "127.0.0.1:0"]);
         }
         let mut child = cmd.spawn().unwrap();
@@ -75,7 +91,7 @@ impl Beacon {
                 }
             }
         });
-        let base = if command == "serve" {
+        let base = if command != "engine" {
             rx.recv_timeout(std::time::Duration::from_secs(30))
                 .expect("serve printed no address within 30 s")
         } else {

@@ -29,6 +29,7 @@ use lavabeacon_format::manifest::Manifest;
 use lavabeacon_format::Pulse;
 use lavabeacon_store::Store;
 use metrics::Metrics;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use tokio::sync::broadcast;
@@ -82,6 +83,7 @@ pub struct Beacon {
     engine: RwLock<EngineStatus>,
     news: broadcast::Sender<Arc<Served>>,
     metrics: Metrics,
+    checked_ms: AtomicI64,
 }
 
 impl Beacon {
@@ -94,6 +96,7 @@ impl Beacon {
             engine: RwLock::new(EngineStatus::default()),
             news: broadcast::channel(256).0,
             metrics: Metrics::default(),
+            checked_ms: AtomicI64::new(0),
         })
     }
 
@@ -112,9 +115,7 @@ impl Beacon {
 
     /// Told by the engine that a slot was skipped, and why.
     pub fn skipped(&self, why: String, signer_ok: bool) {
-        self.metrics
-            .skipped
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.metrics.skipped.fetch_add(1, Ordering::Relaxed);
         let mut e = self.engine.write().expect("engine status lock");
         e.last_error = Some(why);
         e.signer_ok = Some(signer_ok);
@@ -167,6 +168,17 @@ impl Beacon {
         // Nobody listening is fine.
         let _ = self.news.send(served.clone());
         served
+    }
+
+    /// Whether this request should look in the store for a newer pulse: one request does, every
+    /// [`routes::RECHECK_MS`]; the others meanwhile serve what is in memory.
+    pub(crate) fn time_to_recheck(&self, now: i64) -> bool {
+        let last = self.checked_ms.load(Ordering::Relaxed);
+        now - last >= routes::RECHECK_MS
+            && self
+                .checked_ms
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
     }
 
     pub(crate) fn cached_last(&self) -> Option<Arc<Served>> {

@@ -261,12 +261,17 @@ fn until_next(b: &Beacon, served: &Served) -> String {
     format!("public, max-age={secs}")
 }
 
-/// The newest public pulse: from memory while no newer one can be due, else from the store.
+/// The newest public pulse: from memory while no newer one can be due; after that (the
+/// engine is late, or stopped) from the store, asked at most every [`RECHECK_MS`] however many
+/// requests come.
 pub(crate) async fn newest(b: &Beacon) -> Result<Option<Arc<Served>>, ApiError> {
     let now = now_ms();
-    if let Some(s) = b.cached_last() {
-        if now < s.time_ms + i64::from(b.info().period_ms) && s.time_ms <= now {
-            return Ok(Some(s));
+    let cached = b.cached_last();
+    if let Some(s) = &cached {
+        if s.time_ms <= now
+            && (now < s.time_ms + i64::from(b.info().period_ms) || !b.time_to_recheck(now))
+        {
+            return Ok(cached);
         }
     }
     let last = match public(b.store().last().await?) {
@@ -276,6 +281,9 @@ pub(crate) async fn newest(b: &Beacon) -> Result<Option<Arc<Served>>, ApiError> 
     };
     Ok(last.map(|p| b.remember(&p)))
 }
+
+/// How often an overdue newest pulse is looked for in the store.
+pub(crate) const RECHECK_MS: i64 = 20;
 
 fn no_pulses() -> ApiError {
     ApiError::NotFound("the beacon has published no pulse yet".into())

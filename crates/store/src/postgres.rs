@@ -148,6 +148,19 @@ fn without_url(message: &str, url: &str) -> String {
 
 /// What only this backend does differently; the rest of `Store` is `store_impl!`.
 impl PostgresStore {
+    /// A one-pulse lookup (`store_impl!`): through the pool.
+    pub(crate) async fn one_row(
+        &self,
+        q: &'static str,
+        args: &[i64],
+    ) -> Result<Option<Pulse>, StoreError> {
+        let mut query = sqlx::query_as::<_, PulseRow>(q);
+        for a in args {
+            query = query.bind(*a);
+        }
+        one(&self.pool, query).await
+    }
+
     pub(crate) async fn acquire_leadership_impl(
         &self,
         wait: Option<Duration>,

@@ -1,7 +1,8 @@
 //! The `Store` methods both backends implement with the same code: the SQL is shared
 //! (`sql.rs`) and so are these bodies. Each backend provides what differs: `begin_append`
 //! (its way of serialising writers and checking leadership), `insert` (its statement size
-//! limits) and `acquire_leadership_impl` (its lock).
+//! limits), `acquire_leadership_impl` (its lock) and `one_row` (a one-pulse lookup: SQLite
+//! answers those on its own read connections, much faster than through the async driver).
 
 /// Implements `Store` for a backend type with a `pool` field.
 #[macro_export]
@@ -63,37 +64,25 @@ macro_rules! store_impl {
             }
 
             async fn last(&self) -> Result<Option<Pulse>, StoreError> {
-                one(&self.pool, sqlx::query_as(sql::LAST)).await
+                self.one_row(sql::LAST, &[]).await
             }
             async fn last_in_chain(&self, chain: u64) -> Result<Option<Pulse>, StoreError> {
-                one(
-                    &self.pool,
-                    sqlx::query_as(sql::LAST_IN_CHAIN).bind(i(chain)),
-                )
-                .await
+                self.one_row(sql::LAST_IN_CHAIN, &[i(chain)]).await
             }
             async fn first_in_chain(&self, chain: u64) -> Result<Option<Pulse>, StoreError> {
-                one(
-                    &self.pool,
-                    sqlx::query_as(sql::FIRST_IN_CHAIN).bind(i(chain)),
-                )
-                .await
+                self.one_row(sql::FIRST_IN_CHAIN, &[i(chain)]).await
             }
             async fn by_index(&self, chain: u64, index: u64) -> Result<Option<Pulse>, StoreError> {
-                one(
-                    &self.pool,
-                    sqlx::query_as(sql::BY_INDEX).bind(i(chain)).bind(i(index)),
-                )
-                .await
+                self.one_row(sql::BY_INDEX, &[i(chain), i(index)]).await
             }
             async fn at_or_after(&self, time_ms: i64) -> Result<Option<Pulse>, StoreError> {
-                one(&self.pool, sqlx::query_as(sql::AT_OR_AFTER).bind(time_ms)).await
+                self.one_row(sql::AT_OR_AFTER, &[time_ms]).await
             }
             async fn before(&self, time_ms: i64) -> Result<Option<Pulse>, StoreError> {
-                one(&self.pool, sqlx::query_as(sql::BEFORE).bind(time_ms)).await
+                self.one_row(sql::BEFORE, &[time_ms]).await
             }
             async fn after(&self, time_ms: i64) -> Result<Option<Pulse>, StoreError> {
-                one(&self.pool, sqlx::query_as(sql::AFTER).bind(time_ms)).await
+                self.one_row(sql::AFTER, &[time_ms]).await
             }
             async fn first_in_period(
                 &self,
@@ -104,14 +93,8 @@ macro_rules! store_impl {
                 let Some(start) = period.start_of(time_ms) else {
                     return Ok(None);
                 };
-                one(
-                    &self.pool,
-                    sqlx::query_as(sql::FIRST_IN_SPAN)
-                        .bind(i(chain))
-                        .bind(start)
-                        .bind(time_ms),
-                )
-                .await
+                self.one_row(sql::FIRST_IN_SPAN, &[i(chain), start, time_ms])
+                    .await
             }
             fn range_by_time(
                 &self,
