@@ -2,8 +2,12 @@
 //! exit statuses: 0 success, 1 a check failed, 2 usage or I/O error.
 
 mod api;
+mod dev;
 mod engine;
+mod export;
 mod keys;
+mod layout;
+mod replay;
 mod serve;
 mod verify;
 
@@ -32,6 +36,15 @@ enum Command {
     Engine(engine::Args),
     /// Serve the public API alone, read-only from the database (API nodes behind a balancer).
     Api(api::Args),
+    /// Audit everything a beacon published, from an export, a database or its API.
+    Replay(replay::Args),
+    /// Write published pulses to JSON Lines, with certificates and manifests beside them.
+    Export(export::ExportArgs),
+    /// Check an export in full, then load it into a store (a mirror for `lavabeacon api`).
+    Import(export::ImportArgs),
+    /// Tools for developers and auditors' test benches.
+    #[command(subcommand)]
+    Dev(dev::DevCommand),
     /// Manage signing keys in the HSM.
     #[command(subcommand)]
     Keys(keys::KeysCommand),
@@ -52,6 +65,10 @@ pub fn run() -> ExitCode {
         Command::Serve(args) => serve::run(args),
         Command::Engine(args) => engine::run(args),
         Command::Api(args) => api::run(args),
+        Command::Replay(args) => replay::run(args),
+        Command::Export(args) => export::export(args),
+        Command::Import(args) => export::import(args),
+        Command::Dev(cmd) => dev::run(cmd),
         Command::Keys(cmd) => keys::keys(cmd),
         Command::Cert(cmd) => keys::cert(cmd),
     }

@@ -55,6 +55,15 @@ pub fn run(args: Args) -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     }
+    // Without certificates named, those an export keeps beside its pulses.
+    if args.certs.is_empty() && args.cert_dirs.is_empty() {
+        for f in args.files.iter().filter(|f| *f != "-") {
+            if let Err(e) = super::layout::load_beside(&mut certs, std::path::Path::new(f)) {
+                eprintln!("lavabeacon verify: {e}");
+                return ExitCode::from(EXIT_USAGE);
+            }
+        }
+    }
     // Open every input first, so a missing file is a usage error before any work is done.
     let mut inputs: Vec<(String, Box<dyn Read + Send>)> = Vec::new();
     for f in &args.files {
@@ -79,6 +88,7 @@ pub fn run(args: Args) -> ExitCode {
         Options {
             strict: args.strict,
             skip_path: args.skip_path,
+            ordered: false,
         },
     );
     let report = match verifier.verify_items(items) {

@@ -120,6 +120,100 @@ pub(crate) async fn pulses(
     Ok(r.streaming(body))
 }
 
+#[derive(serde::Deserialize)]
+pub(crate) struct IndexWindow {
+    from: Option<String>,
+    to: Option<String>,
+}
+
+/// `/beacon/2.0/chain/{c}/sources?from=P1&to=P2`: the source manifests of pulses P1..=P2 of
+/// chain c that have one (and are public), as JSON Lines, at most `bulk_max_periods` pulses per
+/// answer, then `Link: rel="next"`. A replay recombines each into its pulse's localRandomValue.
+pub(crate) async fn sources_bulk(
+    b: web::Data<Beacon>,
+    c: web::Path<String>,
+    q: web::Query<IndexWindow>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let chain = parse_index("chain", &c)?;
+    let from = parse_index("from", q.from.as_deref().unwrap_or("1"))?;
+    let newest = public(b.store().last_in_chain(chain).await?);
+    let newest = match newest {
+        Some(p) => p.pulse_index,
+        None => public(b.store().before(now_ms() + 1).await?)
+            .filter(|p| p.chain_index == chain)
+            .map_or(0, |p| p.pulse_index),
+    };
+    let to = match q.to.as_deref() {
+        Some(t) => parse_index("to", t)?,
+        None => newest,
+    };
+    if to < from && newest > 0 {
+        return Err(ApiError::BadRequest(format!(
+            "to ({to}) is before from ({from})"
+        )));
+    }
+    let max = u64::from(b.info().bulk_max_periods.max(1));
+    let window_end = to.min(from.saturating_add(max - 1));
+    let end = window_end.min(newest);
+    let mut r = HttpResponse::Ok();
+    r.content_type("application/x-ndjson");
+    if window_end < to {
+        r.insert_header((
+            header::LINK,
+            format!(
+                "<{}?from={}&to={to}>; rel=\"next\"",
+                req.path(),
+                window_end + 1
+            ),
+        ));
+    }
+    r.insert_header((
+        header::CACHE_CONTROL,
+        if end == window_end {
+            IMMUTABLE
+        } else {
+            "no-store"
+        },
+    ));
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, ApiError>>(4);
+    let beacon = b.into_inner();
+    actix_web::rt::spawn(async move {
+        if end < from {
+            return;
+        }
+        let mut s = beacon.store().manifests_by_index(chain, from, end);
+        let mut buf = String::with_capacity(CHUNK + 4096);
+        while let Some(item) = s.next().await {
+            match item {
+                Ok((_, _, m)) => {
+                    buf.push_str(&m);
+                    buf.push('\n');
+                    if buf.len() >= CHUNK
+                        && tx
+                            .send(Ok(Bytes::from(std::mem::take(&mut buf))))
+                            .await
+                            .is_err()
+                    {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    let _ = tx.send(Err(ApiError::Unavailable(e))).await;
+                    return;
+                }
+            }
+        }
+        if !buf.is_empty() {
+            let _ = tx.send(Ok(Bytes::from(buf))).await;
+        }
+    });
+    let body = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    });
+    Ok(r.streaming(body))
+}
+
 fn path_reply(path: Vec<Pulse>) -> HttpResponse {
     let mut body = String::from("[");
     for (i, p) in path.iter().enumerate() {

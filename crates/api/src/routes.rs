@@ -89,6 +89,11 @@ routes! {
         "The first pulse of chain c", params: [("c", "path", "chain index, from 1")],
         produces: "application/json", statuses: [200, 304, 400, 404, 503],
     }
+    "/beacon/2.0/chain/{c}/sources" => crate::bulk::sources_bulk {
+        "Source manifests of pulses from..=to of chain c, as JSON Lines; at most 20,000 per answer, then a Link header rel=next",
+        params: [("c", "path", "chain index, from 1"), ("from", "query", "first pulse index (default 1)"), ("to", "query", "last pulse index (default the newest)")],
+        produces: "application/x-ndjson", statuses: [200, 400, 503],
+    }
     "/beacon/2.0/chain/{c}/pulse/{p}/sources" => sources {
         "The source manifest of pulse p: recombines to its localRandomValue",
         params: [("c", "path", "chain index, from 1"), ("p", "path", "pulse index, from 1")],

@@ -117,6 +117,7 @@ fn main() {
         Options {
             strict: true,
             skip_path: false,
+            ordered: false,
         },
         runs.min(3),
     );

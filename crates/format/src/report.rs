@@ -1,11 +1,11 @@
 //! What a verification found: problems located by chain, pulse and field, and counts of what
 //! could be checked. Shared by `verify`, and by auditors' tools built on this crate.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// The kind of check that failed; a caller (or a script reading `--json`) branches on it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Check {
     /// The input is not a pulse (bad JSON, bad hex, wrong length, line too long).
@@ -42,10 +42,12 @@ pub enum Check {
     SkipValue,
     /// A skip path is broken.
     SkipPath,
+    /// A source manifest does not recombine to its pulse's localRandomValue, or cannot be read.
+    Manifest,
 }
 
 /// One thing that failed, located as precisely as the input allows.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Problem {
     /// Which check.
     pub check: Check,
@@ -152,6 +154,8 @@ pub struct Report {
     pub skip_links_checked: u64,
     /// Hops of a skip path checked (with `--skip-path`).
     pub skip_path_hops: u64,
+    /// Source manifests recombined into their pulses' localRandomValue (replay).
+    pub manifests_checked: u64,
     /// Pulses per beacon variant (`nist`, `inmetro`, `clcert`).
     pub variants: BTreeMap<String, u64>,
     /// certificateIds (hex) that pulses named but nobody provided.
@@ -171,12 +175,17 @@ impl Report {
     /// The one summary line ending a human report.
     pub fn summary(&self) -> String {
         format!(
-            "{}: {} pulses, {} signatures, {} links, {} skip links checked{}{}; {} problems",
+            "{}: {} pulses, {} signatures, {} links, {} skip links{} checked{}{}; {} problems",
             if self.passed() { "OK" } else { "FAILED" },
             self.pulses,
             self.signatures_checked,
             self.links_checked,
             self.skip_links_checked,
+            if self.manifests_checked > 0 {
+                format!(", {} source manifests", self.manifests_checked)
+            } else {
+                String::new()
+            },
             if self.skip_path_hops > 0 {
                 format!(", skip path of {} hops", self.skip_path_hops)
             } else {
@@ -208,7 +217,8 @@ impl Report {
         s
     }
 
-    pub(crate) fn note(&mut self, note: impl Into<String>) {
+    /// Adds a note on what could not be checked (once).
+    pub fn note(&mut self, note: impl Into<String>) {
         let note = note.into();
         if !self.not_checked.contains(&note) {
             self.not_checked.push(note);

@@ -29,6 +29,32 @@ pub struct Options {
     /// Treat the pulses as a skip path from the oldest to the newest instead of a run of
     /// consecutive pulses.
     pub skip_path: bool,
+    /// The input is in (chain, index) order, as exports, databases and the bulk API give it:
+    /// the chain rules run as pulses come and nothing is kept per pulse, so memory stays flat
+    /// however long the chain; a pulse out of order is reported, not sorted in.
+    pub ordered: bool,
+}
+
+/// Where the verifier finds certificates by certificateId: a [`CertificateSet`], or a source
+/// that fetches them when first needed.
+pub trait CertLookup: Sync {
+    /// The certificate with this id (SHA-512 of its DER), if known.
+    fn get(&self, id: &Hash512) -> Option<std::sync::Arc<crate::cert::Certificate>>;
+}
+
+impl CertLookup for CertificateSet {
+    fn get(&self, id: &Hash512) -> Option<std::sync::Arc<crate::cert::Certificate>> {
+        CertificateSet::get(self, id).cloned()
+    }
+}
+
+/// One pulse for [`Verifier::verify_stream`]: JSON text still to parse, or a pulse already
+/// read (from a database).
+pub enum Input {
+    /// Text from a file or stream.
+    Item(Item),
+    /// A pulse, and where it came from.
+    Pulse(Box<Pulse>, Location),
 }
 
 /// What checking one pulse on its own gave.
@@ -50,7 +76,7 @@ pub struct PulseOutcome {
 
 /// A verifier over a set of known certificates.
 pub struct Verifier<'c> {
-    certs: &'c CertificateSet,
+    certs: &'c dyn CertLookup,
     options: Options,
 }
 
@@ -83,7 +109,13 @@ struct Accumulator {
     chain_problems: Vec<Problem>,
     /// How many of `facts` the checker has seen; None once they came out of order.
     streamed: Option<usize>,
+    /// In ordered mode, the (chain, index) of the last pulse.
+    last_key: Option<(u64, u64)>,
 }
+
+/// Called with each pulse's facts, in input order, once the pulse itself has been checked;
+/// it may add problems (a replay checks source manifests here).
+pub type FactsHook<'h> = &'h mut (dyn FnMut(&Facts, &mut Vec<Problem>) + Send);
 
 impl Accumulator {
     fn new(options: Options) -> Self {
@@ -96,18 +128,45 @@ impl Accumulator {
             checker: ChainChecker::new(),
             chain_problems: Vec::new(),
             streamed: (!options.skip_path).then_some(0),
+            last_key: None,
         }
     }
 
+    /// Ordered mode: each pulse goes to the chain rules and the hook, and is not kept.
+    fn absorb_ordered(&mut self, f: Facts, hook: &mut Option<FactsHook>) {
+        let key = (f.chain, f.index);
+        if let Some(h) = hook.as_mut() {
+            h(&f, &mut self.problems);
+        }
+        if self.last_key.is_some_and(|l| key < l) {
+            let (c, i) = self.last_key.expect("checked");
+            self.problems.push(
+                Problem::new(
+                    Check::Order,
+                    format!("out of order: after pulse {i} of chain {c}"),
+                )
+                .at(f.chain, f.index)
+                .located(f.location.as_ref()),
+            );
+            return;
+        }
+        self.last_key = Some(key);
+        // Straight into the problems, so that the hook (a replay's checkpoint) sees them too.
+        self.checker.push(f, &mut self.problems);
+    }
+
     fn absorb(&mut self, outcomes: Vec<PulseOutcome>) {
-        let report = &mut self.report;
+        self.absorb_with(outcomes, &mut None)
+    }
+
+    fn absorb_with(&mut self, outcomes: Vec<PulseOutcome>, hook: &mut Option<FactsHook>) {
         for o in outcomes {
-            report.pulses += 1;
-            report.signatures_checked += u64::from(o.signature_checked);
-            report.signatures_unchecked += u64::from(!o.signature_checked);
-            report.output_values_checked += u64::from(o.output_checked);
+            self.report.pulses += 1;
+            self.report.signatures_checked += u64::from(o.signature_checked);
+            self.report.signatures_unchecked += u64::from(!o.signature_checked);
+            self.report.output_values_checked += u64::from(o.output_checked);
             if let Some(n) = o.note {
-                report.note(n);
+                self.report.note(n);
             }
             if let (Some(id), Some(f)) = (o.missing_certificate, &o.facts) {
                 self.missing
@@ -128,12 +187,24 @@ impl Accumulator {
             }
             self.problems.extend(o.problems);
             if let Some(f) = o.facts {
-                *report
+                *self
+                    .report
                     .variants
                     .entry(f.variant.name().to_string())
                     .or_default() += 1;
+                if self.options.ordered && !self.options.skip_path {
+                    self.absorb_ordered(f, hook);
+                    continue;
+                }
+                if let Some(h) = hook.as_mut() {
+                    h(&f, &mut self.problems);
+                }
                 self.facts.push(f);
             }
+        }
+        if self.options.ordered && !self.options.skip_path {
+            self.streamed = Some(0);
+            return;
         }
         if let Some(seen) = self.streamed {
             let key = |f: &Facts| (f.chain, f.index);
@@ -186,7 +257,7 @@ const PART: usize = 256;
 
 impl<'c> Verifier<'c> {
     /// A verifier that knows `certs`.
-    pub fn new(certs: &'c CertificateSet, options: Options) -> Self {
+    pub fn new(certs: &'c dyn CertLookup, options: Options) -> Self {
         Verifier { certs, options }
     }
 
@@ -208,10 +279,20 @@ impl<'c> Verifier<'c> {
     where
         I: Iterator<Item = Result<Item, InputError>> + Send,
     {
+        self.verify_stream(items.map(|r| r.map(Input::Item)), None)
+    }
+
+    /// Like [`Verifier::verify_items`], for text or pulses already read, calling `hook` with
+    /// each pulse's facts in input order (a replay checks manifests and shows progress there).
+    pub fn verify_stream<I>(&self, items: I, hook: Option<FactsHook>) -> Result<Report, InputError>
+    where
+        I: Iterator<Item = Result<Input, InputError>> + Send,
+    {
         const CHUNK: usize = 16 * PART;
+        let mut hook = hook;
         let mut acc = Accumulator::new(self.options);
         // Reading runs on its own thread so that parsing and signatures never wait for I/O.
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Vec<Item>, InputError>>(4);
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Vec<Input>, InputError>>(4);
         std::thread::scope(|s| -> Result<(), InputError> {
             s.spawn(move || {
                 let mut chunk = Vec::with_capacity(CHUNK);
@@ -240,7 +321,13 @@ impl<'c> Verifier<'c> {
             let mut previous: Option<Vec<PulseOutcome>> = None;
             for chunk in rx {
                 let chunk = chunk?;
-                let sources: Vec<Source> = chunk.iter().map(Source::Item).collect();
+                let sources: Vec<Source> = chunk
+                    .iter()
+                    .map(|i| match i {
+                        Input::Item(item) => Source::Item(item),
+                        Input::Pulse(p, location) => Source::Pulse(p, location.clone()),
+                    })
+                    .collect();
                 let (outcomes, ()) = rayon::join(
                     || {
                         sources
@@ -250,14 +337,14 @@ impl<'c> Verifier<'c> {
                     },
                     || {
                         if let Some(p) = previous.take() {
-                            acc.absorb(p)
+                            acc.absorb_with(p, &mut hook)
                         }
                     },
                 );
                 previous = Some(outcomes);
             }
             if let Some(p) = previous {
-                acc.absorb(p);
+                acc.absorb_with(p, &mut hook);
             }
             Ok(())
         })?;
@@ -490,7 +577,8 @@ impl<'c> Verifier<'c> {
                 }
                 _ => {
                     out.signature_checked = true;
-                    if let Err(e) = verify_signature(p.cipher_suite, &m, &p.signature_value, cert) {
+                    if let Err(e) = verify_signature(p.cipher_suite, &m, &p.signature_value, &cert)
+                    {
                         let check = match e {
                             SignatureError::KeyMismatch { .. }
                             | SignatureError::UnknownSuite(_) => Check::CertificateKey,

@@ -74,6 +74,7 @@ fn strict_mode_verifies_the_same_chain() {
         Options {
             strict: true,
             skip_path: false,
+            ordered: false,
         },
     )
     .verify_pulses(&pulses[..500]);
@@ -273,6 +274,7 @@ fn a_skip_path_across_the_new_year_verifies_and_a_broken_one_does_not() {
         Options {
             strict: false,
             skip_path: true,
+            ordered: false,
         },
     )
     .verify_pulses(&path);

@@ -134,6 +134,7 @@ fn suite2_vectors_match_the_published_files_and_docs() {
         Options {
             strict: true,
             skip_path: false,
+            ordered: false,
         },
     )
     .verify_pulses(&made);

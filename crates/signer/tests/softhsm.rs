@@ -63,6 +63,7 @@ fn verifies(signer: &dyn Signer, pulses: &[Pulse]) -> bool {
         Options {
             strict: true,
             skip_path: false,
+            ordered: false,
         },
     )
     .verify_pulses(pulses);

@@ -146,8 +146,20 @@ pub trait Store: Send + Sync {
     async fn put_certificate(&self, der: &[u8]) -> Result<Hash512, StoreError>;
     /// A certificate's DER by id.
     async fn certificate(&self, id: &Hash512) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Stores source manifests of pulses already stored (`import`), in one transaction.
+    async fn put_manifests(&self, manifests: &[(u64, u64, String)]) -> Result<(), StoreError>;
+    /// Every certificate (DER), oldest first.
+    async fn certificates(&self) -> Result<Vec<Vec<u8>>, StoreError>;
     /// A pulse's source manifest (JSON).
     async fn manifest(&self, chain: u64, index: u64) -> Result<Option<String>, StoreError>;
+    /// The manifests of pulses `from..=to` of `chain` that have one, in index order:
+    /// (chain, index, manifest JSON).
+    fn manifests_by_index(
+        &self,
+        chain: u64,
+        from: u64,
+        to: u64,
+    ) -> BoxStream<'_, Result<(u64, u64, String), StoreError>>;
     /// Counts.
     async fn counts(&self) -> Result<Counts, StoreError>;
 

@@ -139,6 +139,46 @@ macro_rules! store_impl {
                     .await
                     .map_err(StoreError::from_sqlx)
             }
+            async fn put_manifests(
+                &self,
+                manifests: &[(u64, u64, String)],
+            ) -> Result<(), StoreError> {
+                let mut tx = self.pool.begin().await.map_err(StoreError::from_sqlx)?;
+                for (c, p, m) in manifests {
+                    sqlx::query(sql::INSERT_MANIFEST)
+                        .bind(i(*c))
+                        .bind(i(*p))
+                        .bind(m)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(StoreError::from_sqlx)?;
+                }
+                tx.commit().await.map_err(StoreError::from_sqlx)
+            }
+            async fn certificates(&self) -> Result<Vec<Vec<u8>>, StoreError> {
+                sqlx::query_scalar(sql::ALL_CERTIFICATES)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(StoreError::from_sqlx)
+            }
+            fn manifests_by_index(
+                &self,
+                chain: u64,
+                from: u64,
+                to: u64,
+            ) -> BoxStream<'_, Result<(u64, u64, String), StoreError>> {
+                use futures_util::StreamExt;
+                sqlx::query_as::<_, (i64, i64, String)>(sql::MANIFESTS_BY_INDEX)
+                    .bind(i(chain))
+                    .bind(i(from))
+                    .bind(i(to))
+                    .fetch(&self.pool)
+                    .map(|r| {
+                        r.map(|(c, p, m)| (c as u64, p as u64, m))
+                            .map_err(StoreError::from_sqlx)
+                    })
+                    .boxed()
+            }
             async fn manifest(&self, chain: u64, index: u64) -> Result<Option<String>, StoreError> {
                 sqlx::query_scalar(sql::MANIFEST)
                     .bind(i(chain))

@@ -50,6 +50,8 @@ pub const MANIFEST: &str =
     "SELECT manifest FROM source_manifests WHERE chain_index = $1 AND pulse_index = $2";
 pub const PUT_CERTIFICATE: &str = "INSERT INTO certificates (certificate_id, der, added_ms) VALUES ($1, $2, $3) ON CONFLICT (certificate_id) DO NOTHING";
 pub const CERTIFICATE: &str = "SELECT der FROM certificates WHERE certificate_id = $1";
+pub const ALL_CERTIFICATES: &str = "SELECT der FROM certificates ORDER BY added_ms, certificate_id";
+pub const MANIFESTS_BY_INDEX: &str = "SELECT chain_index, pulse_index, manifest FROM source_manifests WHERE chain_index = $1 AND pulse_index >= $2 AND pulse_index <= $3 ORDER BY pulse_index";
 pub const COUNTS: &str = "SELECT COUNT(*), COUNT(DISTINCT chain_index) FROM pulses";
 pub const COUNT_CERTIFICATES: &str = "SELECT COUNT(*) FROM certificates";
 pub const PUT_SECRET: &str = "INSERT INTO pending_secrets (chain_index, pulse_index, sealed, created_ms) VALUES ($1, $2, $3, $4) \
