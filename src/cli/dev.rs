@@ -29,8 +29,8 @@ pub struct GenerateArgs {
     /// How many pulses.
     #[arg(long)]
     pulses: u64,
-    /// `ed25519` (cipherSuite 2) or `rsa` (cipherSuite 0, RSA-2048: about a thousand pulses a
-    /// second, the signatures being the cost).
+    /// `ed25519` (cipherSuite 2), or `rsa` (cipherSuite 0, RSA-2048: about a thousand pulses
+    /// a second, the signatures being the cost), `rsa-3072`, `rsa-4096`.
     #[arg(long, default_value = "ed25519")]
     suite: String,
     /// Write JSON Lines here (certificates beside it, as `export` does).
@@ -110,10 +110,14 @@ fn identity(suite: &str) -> Result<(Box<dyn PulseSigner + Sync>, Certificate), S
             let cert = Certificate::from_der(cert.der()).map_err(|e| fail(&e))?;
             Ok((Box::new(Ed25519KeySigner::new(key, cert.id)), cert))
         }
-        "rsa" => {
+        "rsa" | "rsa-2048" | "rsa-3072" | "rsa-4096" => {
             use rsa::pkcs8::EncodePrivateKey;
+            let bits: usize = suite
+                .strip_prefix("rsa-")
+                .map_or(Ok(2048), str::parse)
+                .map_err(|e| fail(&e))?;
             let key =
-                rsa::RsaPrivateKey::new(&mut rand::rngs::OsRng, 2048).map_err(|e| fail(&e))?;
+                rsa::RsaPrivateKey::new(&mut rand::rngs::OsRng, bits).map_err(|e| fail(&e))?;
             let pkcs8 = key
                 .to_pkcs8_der()
                 .map_err(|e| fail(&e))?
@@ -133,7 +137,9 @@ fn identity(suite: &str) -> Result<(Box<dyn PulseSigner + Sync>, Certificate), S
                 cert,
             ))
         }
-        other => Err(format!("--suite {other:?}: use ed25519 or rsa")),
+        other => Err(format!(
+            "--suite {other:?}: use ed25519, rsa (2048 bits), rsa-3072 or rsa-4096"
+        )),
     }
 }
 
