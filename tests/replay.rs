@@ -350,3 +350,55 @@ async fn every_source_manifest_is_recombined_and_a_changed_digest_is_caught() {
         text(&o)
     );
 }
+
+#[test]
+fn a_window_replays_only_its_pulses_and_reports_only_its_faults() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = generate(
+        dir.path(),
+        "bad",
+        &[
+            "--pulses",
+            "2000",
+            "--corrupt",
+            "12",
+            "--seed",
+            "5",
+            "--start",
+            "2025-01-01T00:00:00Z",
+        ],
+    );
+    let all = problems(&lavabeacon(&["replay", "--json", s(&bad)]));
+    // Pulses 500..=1500: minutes 499..=1499 after the start.
+    let from = 1_735_689_600_000i64 + 499 * 60_000;
+    let to = 1_735_689_600_000i64 + 1499 * 60_000;
+    let o = lavabeacon(&[
+        "replay",
+        "--json",
+        "--from",
+        &from.to_string(),
+        "--to",
+        &to.to_string(),
+        s(&bad),
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["pulses"], 1001, "{}", text(&o));
+    let found = problems(&o);
+    // Nothing outside the window, nothing that a whole replay does not find…
+    assert!(
+        found
+            .iter()
+            .all(|f| (500..=1500).contains(&f.0) && all.contains(f)),
+        "{found:?}"
+    );
+    // …and everything it finds from the window's first whole hour on (pulse 541: before it,
+    // the first pulse of the hour, and the pulse before the window, are not in the window).
+    let sure: Vec<&(u64, String)> = all
+        .iter()
+        .filter(|(p, _)| (541..=1500).contains(p))
+        .collect();
+    assert!(!sure.is_empty());
+    for f in sure {
+        assert!(found.contains(f), "{f:?} missing from {found:?}");
+    }
+}
