@@ -15,7 +15,7 @@ need_libclang || { say "libclang is needed to build lavabeacon (Debian: libclang
 [ -e /usr/lib/softhsm/libsofthsm2.so ] || install_pkg softhsm2 || { say "SoftHSM2 is needed for the dev token"; exit 1; }
 
 cargo build --release --locked
-bin=$PWD/target/release/lavabeacon
+bin=${CARGO_TARGET_DIR:-$PWD/target}/release/lavabeacon
 LAVABEACON_BIN=$bin softhsm-setup/dev-token.sh ./data/hsm
 
 camera=synthetic-camera

@@ -32,7 +32,7 @@ fi
 bin=${LAVABEACON_BIN:-}
 if [ -z "$bin" ]; then
     (cd "$root" && cargo build --release --locked -q)
-    bin=$root/target/release/lavabeacon
+    bin=${CARGO_TARGET_DIR:-$root/target}/release/lavabeacon
 fi
 
 mkdir -p "$dir/tokens"
