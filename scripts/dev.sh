@@ -27,5 +27,5 @@ config=./data/hsm/dev.toml
     cat ./data/hsm/lavabeacon.toml
     printf '\n[engine]\nsources = ["os", "hsm", "cpu", "%s"]\n' "$camera"
 } > "$config"
-say "sources: os, hsm, cpu, $camera; open http://localhost:8080"
+say "sources: os, hsm, cpu, $camera; listening on the address printed next (default http://localhost:8080)"
 exec "$bin" serve --config "$config" "$@"
