@@ -53,12 +53,7 @@ fn run_client(base: &str, specs: &[String]) -> (bool, String) {
         .args(specs)
         .output()
         .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
+    (out.status.success(), common::output_text(&out))
 }
 
 /// Serves `pulse` for any pulse path and `pem` for the certificate path.

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::Beacon;
+use common::{output_text, Beacon};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -15,14 +15,6 @@ fn lavabeacon(args: &[&str]) -> Output {
         .unwrap()
 }
 
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
@@ -30,7 +22,7 @@ fn s(p: &Path) -> &str {
 /// (pulse, check) of every problem in a `--json` report.
 fn problems(o: &Output) -> Vec<(u64, String)> {
     let v: serde_json::Value =
-        serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(o)));
+        serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", output_text(o)));
     let mut found: Vec<(u64, String)> = v["problems"]
         .as_array()
         .unwrap()
@@ -51,7 +43,7 @@ fn generate(dir: &Path, name: &str, extra: &[&str]) -> PathBuf {
     let mut args = vec!["dev", "generate-chain", "--output", s(&out)];
     args.extend_from_slice(extra);
     let o = lavabeacon(&args);
-    assert!(o.status.success(), "{}", text(&o));
+    assert!(o.status.success(), "{}", output_text(&o));
     out
 }
 
@@ -60,11 +52,11 @@ fn replays_of_generated_chains_report_exactly_the_planted_faults() {
     let dir = tempfile::tempdir().unwrap();
     let clean = generate(dir.path(), "clean", &["--pulses", "3000"]);
     let o = lavabeacon(&["replay", s(&clean)]);
-    assert!(o.status.success(), "{}", text(&o));
+    assert!(o.status.success(), "{}", output_text(&o));
     assert!(
-        text(&o).contains("OK: 3000 pulses, 3000 signatures, 2999 links"),
+        output_text(&o).contains("OK: 3000 pulses, 3000 signatures, 2999 links"),
         "{}",
-        text(&o)
+        output_text(&o)
     );
 
     for seed in ["1", "2", "3"] {
@@ -89,7 +81,7 @@ fn replays_of_generated_chains_report_exactly_the_planted_faults() {
         planted.sort();
         assert_eq!(planted.len(), 12);
         let o = lavabeacon(&["replay", "--json", s(&bad)]);
-        assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+        assert_eq!(o.status.code(), Some(1), "{}", output_text(&o));
         assert_eq!(problems(&o), planted, "seed {seed}");
         // `verify` finds the certificate beside the export too, and the same faults.
         let o = lavabeacon(&["verify", "--json", s(&bad)]);
@@ -117,13 +109,13 @@ fn an_interrupted_replay_resumes_from_its_checkpoint_and_finds_everything() {
         "--stop-after",
         "2100",
     ]);
-    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert_eq!(o.status.code(), Some(3), "{}", output_text(&o));
     assert!(cp.exists());
     let o = lavabeacon(&["replay", "--json", s(&bad), "--checkpoint", s(&cp)]);
     assert!(
-        text(&o).contains("resuming after 2100 pulses"),
+        output_text(&o).contains("resuming after 2100 pulses"),
         "{}",
-        text(&o)
+        output_text(&o)
     );
     assert_eq!(
         problems(&o),
@@ -150,11 +142,11 @@ fn nist_pulses_replay_clean_and_a_changed_byte_does_not() {
     let file = dir.path().join("nist.jsonl");
     std::fs::write(&file, &lines).unwrap();
     let o = lavabeacon(&["replay", "--cert", s(&cert), s(&file)]);
-    assert!(o.status.success(), "{}", text(&o));
+    assert!(o.status.success(), "{}", output_text(&o));
     assert!(
-        text(&o).contains("OK: 3 pulses, 3 signatures, 1 links"),
+        output_text(&o).contains("OK: 3 pulses, 3 signatures, 1 links"),
         "{}",
-        text(&o)
+        output_text(&o)
     );
 
     let v: serde_json::Value = serde_json::from_str(lines.lines().nth(2).unwrap()).unwrap();
@@ -185,31 +177,35 @@ async fn export_import_and_replay_from_the_database_and_a_running_api() {
         "--database",
         &db,
     ]);
-    assert!(o.status.success(), "{}", text(&o));
+    assert!(o.status.success(), "{}", output_text(&o));
     let o = lavabeacon(&["replay", "--database", &db]);
-    assert!(o.status.success(), "{}", text(&o));
+    assert!(o.status.success(), "{}", output_text(&o));
 
     // Export, then import into a fresh store: the mirror replays clean.
     let export = dir.path().join("export.jsonl");
     let o = lavabeacon(&["export", "--database", &db, "--output", s(&export)]);
-    assert!(o.status.success(), "{}", text(&o));
+    assert!(o.status.success(), "{}", output_text(&o));
     assert!(dir.path().join("export.certificates").is_dir());
     let o = lavabeacon(&["replay", s(&export)]);
-    assert!(text(&o).contains("OK: 1500 pulses"), "{}", text(&o));
+    assert!(
+        output_text(&o).contains("OK: 1500 pulses"),
+        "{}",
+        output_text(&o)
+    );
     let mirror = format!("sqlite:{}", dir.path().join("mirror.db").display());
     let o = lavabeacon(&["import", s(&export), "--database", &mirror]);
-    assert!(o.status.success(), "{}", text(&o));
+    assert!(o.status.success(), "{}", output_text(&o));
 
     // A read-only API over the mirror, replayed over HTTP.
     let config = dir.path().join("api.toml");
     std::fs::write(&config, "").unwrap();
     let api = Beacon::start("api", &config, &["--database", &mirror]);
     let o = lavabeacon(&["replay", "--url", &api.base]);
-    assert!(o.status.success(), "{}", text(&o));
+    assert!(o.status.success(), "{}", output_text(&o));
     assert!(
-        text(&o).contains("OK: 1500 pulses, 1500 signatures, 1499 links"),
+        output_text(&o).contains("OK: 1500 pulses, 1500 signatures, 1499 links"),
         "{}",
-        text(&o)
+        output_text(&o)
     );
     api.kill();
 
@@ -250,14 +246,18 @@ async fn export_import_and_replay_from_the_database_and_a_running_api() {
     }
     let refused = format!("sqlite:{}", dir.path().join("refused.db").display());
     let o = lavabeacon(&["import", s(&tampered), "--database", &refused]);
-    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
-    assert!(text(&o).contains("nothing loaded"), "{}", text(&o));
+    assert_eq!(o.status.code(), Some(1), "{}", output_text(&o));
+    assert!(
+        output_text(&o).contains("nothing loaded"),
+        "{}",
+        output_text(&o)
+    );
 
     // Served data changed on the way: a proxy in front of the mirror's API alters one pulse.
     let api = Beacon::start("api", &config, &["--database", &mirror]);
     let proxy = tampering_proxy(api.base.clone(), lrv.clone(), changed);
     let o = lavabeacon(&["replay", "--json", "--url", &proxy]);
-    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert_eq!(o.status.code(), Some(1), "{}", output_text(&o));
     let found = problems(&o);
     assert!(
         !found.is_empty() && found.iter().all(|(p, _)| *p == 701),
@@ -322,14 +322,14 @@ async fn every_source_manifest_is_recombined_and_a_changed_digest_is_caught() {
 
     let export = dir.path().join("export.jsonl");
     let o = lavabeacon(&["export", "--database", &db, "--output", s(&export)]);
-    assert!(o.status.success(), "{}", text(&o));
+    assert!(o.status.success(), "{}", output_text(&o));
     let o = lavabeacon(&["replay", "--json", s(&export)]);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(v["ok"], true, "{}", text(&o));
+    assert_eq!(v["ok"], true, "{}", output_text(&o));
     assert_eq!(v["manifests_checked"], n);
     let o = lavabeacon(&["replay", "--json", "--database", &db]);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(v["manifests_checked"], n, "{}", text(&o));
+    assert_eq!(v["manifests_checked"], n, "{}", output_text(&o));
 
     // One digest changed in the exported manifests.
     let sources = dir.path().join("export.sources.jsonl");
@@ -347,7 +347,7 @@ async fn every_source_manifest_is_recombined_and_a_changed_digest_is_caught() {
         problems(&o),
         vec![(2, "manifest".to_string())],
         "{}",
-        text(&o)
+        output_text(&o)
     );
 }
 
@@ -382,7 +382,7 @@ fn a_window_replays_only_its_pulses_and_reports_only_its_faults() {
         s(&bad),
     ]);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(v["pulses"], 1001, "{}", text(&o));
+    assert_eq!(v["pulses"], 1001, "{}", output_text(&o));
     let found = problems(&o);
     // Nothing outside the window, nothing that a whole replay does not find…
     assert!(

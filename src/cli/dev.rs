@@ -83,34 +83,27 @@ const KINDS: [(&str, &str); 4] = [
 ];
 
 fn identity(suite: &str) -> Result<(Box<dyn PulseSigner + Sync>, Certificate), String> {
-    let test_dn = |params: &mut rcgen::CertificateParams| {
-        params.distinguished_name = rcgen::DistinguishedName::new();
-        params.distinguished_name.push(
-            rcgen::DnType::CommonName,
-            format!(
-                "lavabeacon generated chain {}",
-                lavabeacon_signer::TEST_ONLY
-            ),
-        );
-    };
+    use lavabeacon_signer::cert::{issue_self_signed, CertKey};
     let fail = |e: &dyn std::fmt::Display| format!("making the test key: {e}");
+    // The same TEST ONLY certificate a software key gets, self-signed by the fresh key.
+    let certificate = |key: CertKey<'static>| -> Result<Certificate, String> {
+        let der =
+            issue_self_signed(key, "lavabeacon generated chain", true, 10).map_err(|e| fail(&e))?;
+        Certificate::from_der(&der).map_err(|e| fail(&e))
+    };
     match suite {
         "ed25519" => {
-            use ed25519_dalek::pkcs8::EncodePrivateKey;
             let key = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
-            let pkcs8 = key.to_pkcs8_der().map_err(|e| fail(&e))?;
-            let kp = rcgen::KeyPair::from_pkcs8_der_and_sign_algo(
-                &rustls_pki_types::PrivatePkcs8KeyDer::from(pkcs8.as_bytes().to_vec()),
-                &rcgen::PKCS_ED25519,
-            )
-            .map_err(|e| fail(&e))?;
-            let mut params = rcgen::CertificateParams::new(vec![]).map_err(|e| fail(&e))?;
-            test_dn(&mut params);
-            let cert = params.self_signed(&kp).map_err(|e| fail(&e))?;
-            let cert = Certificate::from_der(cert.der()).map_err(|e| fail(&e))?;
+            let k = key.clone();
+            let cert = certificate(CertKey {
+                public_key: key.verifying_key().to_bytes().to_vec(),
+                algorithm: &rcgen::PKCS_ED25519,
+                sign: Box::new(move |m| Ok(ed25519_dalek::Signer::sign(&k, m).to_bytes().to_vec())),
+            })?;
             Ok((Box::new(Ed25519KeySigner::new(key, cert.id)), cert))
         }
         "rsa" | "rsa-2048" | "rsa-3072" | "rsa-4096" => {
+            use rsa::pkcs1::EncodeRsaPublicKey;
             use rsa::pkcs8::EncodePrivateKey;
             let bits: usize = suite
                 .strip_prefix("rsa-")
@@ -123,15 +116,23 @@ fn identity(suite: &str) -> Result<(Box<dyn PulseSigner + Sync>, Certificate), S
                 .map_err(|e| fail(&e))?
                 .as_bytes()
                 .to_vec();
-            let kp = rcgen::KeyPair::from_pkcs8_der_and_sign_algo(
-                &rustls_pki_types::PrivatePkcs8KeyDer::from(pkcs8.clone()),
-                &rcgen::PKCS_RSA_SHA256,
-            )
-            .map_err(|e| fail(&e))?;
-            let mut params = rcgen::CertificateParams::new(vec![]).map_err(|e| fail(&e))?;
-            test_dn(&mut params);
-            let cert = params.self_signed(&kp).map_err(|e| fail(&e))?;
-            let cert = Certificate::from_der(cert.der()).map_err(|e| fail(&e))?;
+            let public_key = key
+                .to_public_key()
+                .to_pkcs1_der()
+                .map_err(|e| fail(&e))?
+                .as_bytes()
+                .to_vec();
+            // The pulse signer's operation (PKCS#1 v1.5, SHA-512) signs the certificate too.
+            let for_cert = RsaKeySigner::from_pkcs8(&pkcs8, Hash512::ZERO).map_err(|e| fail(&e))?;
+            let cert = certificate(CertKey {
+                public_key,
+                algorithm: &rcgen::PKCS_RSA_SHA512,
+                sign: Box::new(move |m| {
+                    for_cert
+                        .sign(m)
+                        .map_err(|e| lavabeacon_signer::SignerError::Certificate(e.to_string()))
+                }),
+            })?;
             Ok((
                 Box::new(RsaKeySigner::from_pkcs8(&pkcs8, cert.id).map_err(|e| fail(&e))?),
                 cert,

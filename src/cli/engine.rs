@@ -22,15 +22,22 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// The options every command that reads the configuration shares.
 #[derive(clap::Args)]
-pub struct Args {
+pub struct ConfigArgs {
     /// The configuration file.
     #[arg(long, short)]
-    config: Option<PathBuf>,
+    pub config: Option<PathBuf>,
     /// The database URL (overrides the configuration; a password belongs in
     /// LAVABEACON_DATABASE_URL instead).
     #[arg(long)]
-    database: Option<String>,
+    pub database: Option<String>,
+}
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    common: ConfigArgs,
     /// The period, e.g. 60s or 1s (overrides the configuration).
     #[arg(long)]
     period: Option<String>,
@@ -39,15 +46,14 @@ pub struct Args {
 /// The configuration with the command line's overrides, or the exit status of a usage error.
 pub(super) fn configure(
     who: &str,
-    config: Option<&std::path::Path>,
-    database: Option<String>,
+    args: ConfigArgs,
     period: Option<String>,
 ) -> Result<Config, ExitCode> {
-    let mut c = Config::load(config).map_err(|e| {
+    let mut c = Config::load(args.config.as_deref()).map_err(|e| {
         eprintln!("lavabeacon {who}: configuration: {e}");
         ExitCode::from(EXIT_USAGE)
     })?;
-    if let Some(db) = database {
+    if let Some(db) = args.database {
         c.database.url = db;
     }
     if let Some(p) = period {
@@ -300,7 +306,7 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 pub fn run(args: Args) -> ExitCode {
-    let c = match configure("engine", args.config.as_deref(), args.database, args.period) {
+    let c = match configure("engine", args.common, args.period) {
         Ok(c) => c,
         Err(code) => return code,
     };

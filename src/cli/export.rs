@@ -14,12 +14,8 @@ use std::process::ExitCode;
 
 #[derive(clap::Args)]
 pub struct ExportArgs {
-    /// The configuration file (for its database).
-    #[arg(long, short)]
-    config: Option<PathBuf>,
-    /// The database URL (overrides the configuration).
-    #[arg(long)]
-    database: Option<String>,
+    #[command(flatten)]
+    common: super::engine::ConfigArgs,
     /// Pulses at or after this time (RFC 3339, Unix s or ms).
     #[arg(long, conflicts_with_all = ["from_index", "to_index"])]
     from: Option<String>,
@@ -53,7 +49,7 @@ pub fn export(args: ExportArgs) -> ExitCode {
         eprintln!("lavabeacon export: {m}");
         ExitCode::from(EXIT_FAILED)
     };
-    let c = match super::engine::configure("export", args.config.as_deref(), args.database, None) {
+    let c = match super::engine::configure("export", args.common, None) {
         Ok(c) => c,
         Err(code) => return code,
     };
@@ -262,14 +258,8 @@ pub fn import(args: ImportArgs) -> ExitCode {
             let mut batch = Vec::new();
             for line in std::io::BufReader::new(f).lines() {
                 let Ok(line) = line else { break };
-                #[derive(serde::Deserialize)]
-                #[serde(rename_all = "camelCase")]
-                struct Key {
-                    chain_index: u64,
-                    pulse_index: u64,
-                }
-                if let Ok(k) = serde_json::from_str::<Key>(&line) {
-                    batch.push((k.chain_index, k.pulse_index, line));
+                if let Some((c, i)) = super::replay::manifest_key(&line) {
+                    batch.push((c, i, line));
                 }
             }
             manifests = batch.len();

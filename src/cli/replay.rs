@@ -77,14 +77,10 @@ struct Checkpoint {
     problems: Vec<serde_json::Value>,
 }
 
+/// A time in the forms the API takes (RFC 3339, Unix seconds or milliseconds; the same rule
+/// tells the numbers apart).
 pub(super) fn parse_time(t: &str) -> Result<i64, String> {
-    if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
-        let n: i64 = t
-            .parse()
-            .map_err(|_| format!("time {t:?} is out of range"))?;
-        return Ok(if n < 100_000_000_000 { n * 1000 } else { n });
-    }
-    lavabeacon_format::time::parse_time_stamp(t).map_err(|e| e.to_string())
+    lavabeacon_api::when::parse_when(t).map_err(|e| e.to_string())
 }
 
 /// Certificates fetched from the beacon when a pulse first names them, each checked against
@@ -230,7 +226,8 @@ fn file_feed(path: &Path, window: (i64, i64)) -> Result<Feed, String> {
     })
 }
 
-fn manifest_key(json: &str) -> Option<(u64, u64)> {
+/// The (chain, index) a source manifest belongs to.
+pub(super) fn manifest_key(json: &str) -> Option<(u64, u64)> {
     #[derive(serde::Deserialize)]
     #[serde(rename_all = "camelCase")]
     struct Key {

@@ -41,13 +41,18 @@ pub fn dev_token_with(dir: &Path, args: &[&str]) -> String {
             .env("LAVABEACON_BIN", env!("CARGO_BIN_EXE_lavabeacon"))
             .output()
             .unwrap();
-    let text = format!(
+    let text = output_text(&out);
+    assert!(out.status.success(), "dev-token.sh failed: {text}");
+    text
+}
+
+/// What a finished command printed, standard output then standard error.
+pub fn output_text(out: &Output) -> String {
+    format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "dev-token.sh failed: {text}");
-    text
+    )
 }
 
 /// The configuration the dev-token script writes in `dir`.

@@ -8,9 +8,12 @@ use crate::{now_ms, Beacon};
 use actix_web::http::header;
 use actix_web::web::{self, Bytes};
 use actix_web::{HttpRequest, HttpResponse};
+use futures_util::stream::{BoxStream, Stream};
 use futures_util::StreamExt;
 use lavabeacon_format::json::to_json_line;
 use lavabeacon_format::Pulse;
+use lavabeacon_store::{Store, StoreError};
+use std::sync::Arc;
 
 /// At most this many periods of pulses per bulk answer by default (so at most this many
 /// pulses); [`crate::BeaconInfo::bulk_max_periods`] sets it.
@@ -84,38 +87,11 @@ pub(crate) async fn pulses(
         header::CACHE_CONTROL,
         if closed { IMMUTABLE } else { "no-store" },
     ));
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, ApiError>>(4);
-    let beacon = b.into_inner();
-    actix_web::rt::spawn(async move {
-        let mut s = beacon.store().range_by_time(from, end.saturating_add(1));
-        let mut buf = String::with_capacity(CHUNK + 4096);
-        while let Some(item) = s.next().await {
-            match item {
-                Ok(p) => {
-                    buf.push_str(&to_json_line(&p));
-                    buf.push('\n');
-                    if buf.len() >= CHUNK
-                        && tx
-                            .send(Ok(Bytes::from(std::mem::take(&mut buf))))
-                            .await
-                            .is_err()
-                    {
-                        return; // the client left
-                    }
-                }
-                Err(e) => {
-                    // Headers are out: the client sees a cut-off body, the log the cause.
-                    let _ = tx.send(Err(ApiError::Unavailable(e))).await;
-                    return;
-                }
-            }
-        }
-        if !buf.is_empty() {
-            let _ = tx.send(Ok(Bytes::from(buf))).await;
-        }
-    });
-    let body = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|item| (item, rx))
+    let body = json_lines(b.into_inner(), move |store| {
+        store
+            .range_by_time(from, end.saturating_add(1))
+            .map(|r| r.map(|p| to_json_line(&p)))
+            .boxed()
     });
     Ok(r.streaming(body))
 }
@@ -176,18 +152,33 @@ pub(crate) async fn sources_bulk(
             "no-store"
         },
     ));
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, ApiError>>(4);
-    let beacon = b.into_inner();
-    actix_web::rt::spawn(async move {
+    let body = json_lines(b.into_inner(), move |store| {
         if end < from {
-            return;
+            return futures_util::stream::empty().boxed();
         }
-        let mut s = beacon.store().manifests_by_index(chain, from, end);
+        store
+            .manifests_by_index(chain, from, end)
+            .map(|r| r.map(|(_, _, m)| m))
+            .boxed()
+    });
+    Ok(r.streaming(body))
+}
+
+/// A JSON Lines body: the lines `make` reads from the store, on a task of its own so that the
+/// answer streams while the database is read, sent in chunks of about [`CHUNK`] bytes. A store
+/// failure after the headers are out cuts the body short (the log has the cause).
+fn json_lines<F>(beacon: Arc<Beacon>, make: F) -> impl Stream<Item = Result<Bytes, ApiError>>
+where
+    F: for<'s> FnOnce(&'s dyn Store) -> BoxStream<'s, Result<String, StoreError>> + 'static,
+{
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, ApiError>>(4);
+    actix_web::rt::spawn(async move {
+        let mut lines = make(beacon.store());
         let mut buf = String::with_capacity(CHUNK + 4096);
-        while let Some(item) = s.next().await {
+        while let Some(item) = lines.next().await {
             match item {
-                Ok((_, _, m)) => {
-                    buf.push_str(&m);
+                Ok(line) => {
+                    buf.push_str(&line);
                     buf.push('\n');
                     if buf.len() >= CHUNK
                         && tx
@@ -195,7 +186,7 @@ pub(crate) async fn sources_bulk(
                             .await
                             .is_err()
                     {
-                        return;
+                        return; // the client left
                     }
                 }
                 Err(e) => {
@@ -208,10 +199,16 @@ pub(crate) async fn sources_bulk(
             let _ = tx.send(Ok(Bytes::from(buf))).await;
         }
     });
-    let body = futures_util::stream::unfold(rx, |mut rx| async move {
+    channel_body(rx)
+}
+
+/// A response body made of what a task sends down `rx`.
+pub(crate) fn channel_body(
+    rx: tokio::sync::mpsc::Receiver<Result<Bytes, ApiError>>,
+) -> impl Stream<Item = Result<Bytes, ApiError>> {
+    futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|item| (item, rx))
-    });
-    Ok(r.streaming(body))
+    })
 }
 
 fn path_reply(path: Vec<Pulse>) -> HttpResponse {

@@ -20,6 +20,8 @@ mod stream;
 pub mod when;
 pub mod xml;
 
+/// Stops a running server ([`serve`]).
+pub use actix_web::dev::ServerHandle;
 pub use error::ApiError;
 pub use openapi::{openapi, Param, RouteDoc};
 pub use routes::ROUTES;
@@ -37,15 +39,11 @@ use tokio::sync::broadcast;
 /// What the API says about the beacon it serves.
 #[derive(Debug, Clone)]
 pub struct BeaconInfo {
-    /// The chain the engine writes.
-    pub chain: u64,
     /// The period, in milliseconds.
     pub period_ms: u32,
     /// Why this is a test beacon (a software key, the synthetic camera…), or `None`.
     /// A test beacon says so in every response.
     pub test: Option<String>,
-    /// Whether an engine runs in this process (`serve`) or not (`api`, read-only).
-    pub engine: bool,
     /// Periods covered by one answer of the bulk route ([`DEFAULT_BULK_PERIODS`]).
     pub bulk_max_periods: u32,
 }
@@ -190,7 +188,7 @@ impl Beacon {
             pulse: pulse.clone(),
             time_ms: pulse.time_ms().unwrap_or(i64::MAX),
             body: Bytes::from(self.envelope(pulse)),
-            etag: format!("\"{}\"", pulse.output_value.to_hex_lower()),
+            etag: etag_of(pulse),
         }
     }
 
@@ -210,6 +208,11 @@ impl Beacon {
     pub(crate) fn test_warning(&self) -> Option<String> {
         self.info.test.as_deref().map(test_warning)
     }
+}
+
+/// A pulse's ETag (in its JSON form): its outputValue.
+pub(crate) fn etag_of(pulse: &Pulse) -> String {
+    format!("\"{}\"", pulse.output_value.to_hex_lower())
 }
 
 /// The warning a test beacon gives with everything it serves.

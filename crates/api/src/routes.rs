@@ -216,12 +216,19 @@ fn wants_xml(req: &HttpRequest) -> bool {
 
 /// A pulse answer, JSON or XML as asked: the body, its ETag (from the outputValue), `Vary:
 /// Accept`, and a 304 when the client already has it.
-fn pulse_reply(b: &Beacon, req: &HttpRequest, served: &Served, cache: &str) -> HttpResponse {
+fn pulse_reply(
+    b: &Beacon,
+    req: &HttpRequest,
+    pulse: &Pulse,
+    made: Option<&Served>,
+    cache: &str,
+) -> HttpResponse {
     let xml = wants_xml(req);
+    let json_etag = made.map_or_else(|| crate::etag_of(pulse), |s| s.etag.clone());
     let etag = if xml {
-        format!("{}-xml\"", &served.etag[..served.etag.len() - 1])
+        format!("{}-xml\"", &json_etag[..json_etag.len() - 1])
     } else {
-        served.etag.clone()
+        json_etag
     };
     let fresh = req
         .headers()
@@ -236,22 +243,21 @@ fn pulse_reply(b: &Beacon, req: &HttpRequest, served: &Served, cache: &str) -> H
     r.insert_header((header::ETAG, etag))
         .insert_header((header::VARY, "Accept"))
         .insert_header((header::CACHE_CONTROL, cache.to_string()));
+    // The body is only made when it is sent, in the form asked for.
     if fresh {
         r.finish()
     } else if xml {
         r.content_type("application/xml")
-            .body(crate::xml::pulse_xml(
-                &served.pulse,
-                b.test_warning().as_deref(),
-            ))
+            .body(crate::xml::pulse_xml(pulse, b.test_warning().as_deref()))
     } else {
-        r.content_type("application/json").body(served.body.clone())
+        let body = made.map_or_else(|| b.envelope(pulse).into(), |s| s.body.clone());
+        r.content_type("application/json").body(body)
     }
 }
 
 /// An answer for a pulse found in the store.
 fn reply_for(b: &Beacon, req: &HttpRequest, p: &Pulse, cache: &str) -> HttpResponse {
-    pulse_reply(b, req, &b.served(p), cache)
+    pulse_reply(b, req, p, None, cache)
 }
 
 /// A pulse that is public: its time has come.
@@ -260,8 +266,8 @@ pub(crate) fn public(p: Option<Pulse>) -> Option<Pulse> {
 }
 
 /// Cache lifetime of "the newest pulse": until the next one is due.
-fn until_next(b: &Beacon, served: &Served) -> String {
-    let due = served.time_ms + i64::from(b.info().period_ms);
+fn until_next(b: &Beacon, time_ms: i64) -> String {
+    let due = time_ms.saturating_add(i64::from(b.info().period_ms));
     let secs = ((due - now_ms()).max(0) / 1000).max(0);
     format!("public, max-age={secs}")
 }
@@ -296,7 +302,13 @@ fn no_pulses() -> ApiError {
 
 async fn beacon_last(b: B, req: HttpRequest) -> Reply {
     let s = newest(&b).await?.ok_or_else(no_pulses)?;
-    Ok(pulse_reply(&b, &req, &s, &until_next(&b, &s)))
+    Ok(pulse_reply(
+        &b,
+        &req,
+        &s.pulse,
+        Some(&s),
+        &until_next(&b, s.time_ms),
+    ))
 }
 
 /// `/beacon/{timestamp}`: the pulse at that time or the first after it; 425 when it is not
@@ -348,7 +360,7 @@ async fn nist_previous(b: B, t: web::Path<String>, req: HttpRequest) -> Reply {
     let newest = newest(&b).await?;
     let cache = match &newest {
         Some(n) if n.time_ms >= t => IMMUTABLE.to_string(),
-        Some(n) => until_next(&b, n),
+        Some(n) => until_next(&b, n.time_ms),
         None => "no-store".into(),
     };
     Ok(reply_for(&b, &req, &p, &cache))
@@ -366,8 +378,8 @@ async fn chain_last(b: B, c: web::Path<String>, req: HttpRequest) -> Reply {
             .filter(|p| p.chain_index == c)
             .ok_or_else(|| unknown_chain(c))?,
     };
-    let s = b.served(&p);
-    Ok(pulse_reply(&b, &req, &s, &until_next(&b, &s)))
+    let cache = until_next(&b, p.time_ms().unwrap_or(i64::MAX));
+    Ok(pulse_reply(&b, &req, &p, None, &cache))
 }
 
 async fn chain_first(b: B, c: web::Path<String>, req: HttpRequest) -> Reply {

@@ -123,9 +123,7 @@ pub(crate) async fn stream(
             }
         }
     });
-    let body = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|item| (item, rx))
-    });
+    let body = crate::bulk::channel_body(rx);
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         // nginx and other proxies must pass events through at once.

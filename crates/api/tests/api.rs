@@ -120,10 +120,8 @@ fn new_world(period: i64, past: u64, future: u64) -> World {
             let beacon = Beacon::new(
                 store.clone(),
                 BeaconInfo {
-                    chain: 1,
                     period_ms: period as u32,
                     test: Some("software signing key".into()),
-                    engine: false,
                     bulk_max_periods: 100,
                 },
             );

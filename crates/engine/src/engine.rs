@@ -199,34 +199,17 @@ impl Engine {
     /// and cut off at the source timeout like any source.
     async fn external(&self, t: i64) -> Option<(External, ExternalEntry)> {
         let ext = self.external.clone()?;
-        let job = tokio::task::spawn_blocking(move || ext.fetch(t));
-        let failed = |why: &str| {
-            let entry = ExternalEntry {
-                description: self
-                    .external
-                    .as_ref()
-                    .map(|e| e.description().to_string())
-                    .unwrap_or_default(),
-                url: self
-                    .external
-                    .as_ref()
-                    .map(|e| e.url().to_string())
-                    .unwrap_or_default(),
-                status: format!("failed: {why}"),
-                uri: None,
-                time_stamp: None,
-                output_value: None,
-            };
-            let external = entry
-                .external()
-                .expect("an entry without a value is well formed");
-            Some((external, entry))
-        };
-        match tokio::time::timeout(self.cfg.source_timeout, job).await {
-            Ok(Ok(r)) => Some(r),
-            Ok(Err(e)) => failed(&e.to_string()),
-            Err(_) => failed("timeout"),
-        }
+        let job = tokio::task::spawn_blocking({
+            let ext = ext.clone();
+            move || ext.fetch(t)
+        });
+        Some(
+            match tokio::time::timeout(self.cfg.source_timeout, job).await {
+                Ok(Ok(r)) => r,
+                Ok(Err(e)) => ext.failed(&e.to_string()),
+                Err(_) => ext.failed("timeout"),
+            },
+        )
     }
 
     /// Samples every source (each on a blocking thread, cut off at the timeout) and combines

@@ -41,44 +41,48 @@ impl ExternalBeacon {
         }
     }
 
-    /// The description whose SHA-512 is the sourceId.
-    pub fn description(&self) -> &str {
-        &self.description
-    }
-
-    /// Where its newest pulse is fetched from.
-    pub fn url(&self) -> &str {
-        &self.url
-    }
-
     /// Fetches its newest pulse for our pulse at `our_time_ms` (blocking: run it off the
     /// async threads). Never fails: what went wrong is in the entry's status.
     pub fn fetch(&self, our_time_ms: i64) -> (External, ExternalEntry) {
-        let mut entry = ExternalEntry {
-            description: self.description.clone(),
-            url: self.url.clone(),
-            status: "ok".into(),
-            uri: None,
-            time_stamp: None,
-            output_value: None,
+        let p = match self.newest() {
+            Ok(p) => p,
+            Err(why) => return self.failed(&why),
         };
-        match self.newest() {
-            Ok(p) => {
-                let age = p.time_ms().map(|t| our_time_ms - t).unwrap_or(i64::MAX);
-                let limit = 2 * i64::from(p.period.max(1000)) + 10_000;
-                if age > limit {
-                    entry.status = format!("stale: its newest pulse is {} s old", age / 1000);
-                }
-                entry.uri = Some(p.uri.clone());
-                entry.time_stamp = Some(p.time_stamp.clone());
-                entry.output_value = Some(p.output_value.to_hex_upper());
-            }
-            Err(why) => entry.status = format!("failed: {why}"),
-        }
+        let age = p.time_ms().map(|t| our_time_ms - t).unwrap_or(i64::MAX);
+        let limit = 2 * i64::from(p.period.max(1000)) + 10_000;
+        let mut entry = self.entry(if age > limit {
+            format!("stale: its newest pulse is {} s old", age / 1000)
+        } else {
+            "ok".into()
+        });
+        entry.uri = Some(p.uri.clone());
+        entry.time_stamp = Some(p.time_stamp.clone());
+        entry.output_value = Some(p.output_value.to_hex_upper());
         let external = entry
             .external()
             .expect("an entry made from a parsed pulse is well formed");
         (external, entry)
+    }
+
+    /// What a pulse carries when the other beacon's pulse could not be had: statusCode 2,
+    /// value zero, and why in the manifest.
+    pub fn failed(&self, why: &str) -> (External, ExternalEntry) {
+        let entry = self.entry(format!("failed: {why}"));
+        let external = entry
+            .external()
+            .expect("an entry without a value is well formed");
+        (external, entry)
+    }
+
+    fn entry(&self, status: String) -> ExternalEntry {
+        ExternalEntry {
+            description: self.description.clone(),
+            url: self.url.clone(),
+            status,
+            uri: None,
+            time_stamp: None,
+            output_value: None,
+        }
     }
 
     fn newest(&self) -> Result<lavabeacon_format::Pulse, String> {
