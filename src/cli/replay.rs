@@ -334,7 +334,7 @@ fn page_through(
     let mut next = Some(first);
     while let Some(path) = next.take() {
         let url = format!("{base}{path}");
-        let resp = ureq::get(&url).call().map_err(|e| format!("{url}: {e}"))?;
+        let resp = ureq::get(&url).call().map_err(|e| e.to_string())?; // ureq names the URL
         next = resp
             .header("Link")
             .and_then(|l| l.strip_prefix('<'))
@@ -355,7 +355,7 @@ fn page_through(
 fn url_feed(base: &str, window: (i64, i64)) -> Result<Feed, String> {
     let last: serde_json::Value = ureq::get(&format!("{base}/beacon/last"))
         .call()
-        .map_err(|e| format!("{base}/beacon/last: {e}"))?
+        .map_err(|e| e.to_string())? // ureq names the URL
         .into_string()
         .ok()
         .and_then(|t| serde_json::from_str(&t).ok())
