@@ -8,9 +8,11 @@
 //! dependencies); this binary holds the commands.
 //! - `cli`: the command line (`lavabeacon verify`, `keys`, `cert`, …).
 //! - `config`: defaults, then a TOML file, then the environment.
+//! - `logging`: `tracing` to standard error (text or JSON), never fatal.
 
 mod cli;
 mod config;
+mod logging;
 
 fn main() -> std::process::ExitCode {
     cli::run()

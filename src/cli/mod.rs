@@ -21,6 +21,9 @@ use std::process::ExitCode;
     about = "A public randomness beacon (NIST Randomness Beacon 2.0 format)"
 )]
 struct Cli {
+    /// How log lines look on standard error.
+    #[arg(long, global = true, value_enum, env = "LAVABEACON_LOG_FORMAT", default_value = "text")]
+    log_format: crate::logging::LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -60,6 +63,7 @@ pub const EXIT_USAGE: u8 = 2;
 
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
+    crate::logging::init(cli.log_format);
     match cli.command {
         Command::Verify(args) => verify::run(args),
         Command::Serve(args) => serve::run(args),
