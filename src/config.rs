@@ -100,6 +100,9 @@ pub struct EngineSection {
     pub camera: CameraSection,
     /// Another beacon for the `external` field (none by default).
     pub external: Option<ExternalSection>,
+    /// A pulse not stored within this long after its timestamp is not published: the slot is
+    /// skipped and the next pulse marks the gap (default: a tenth of the period, at most 5 s).
+    pub late_tolerance_ms: Option<u64>,
 }
 
 impl Default for EngineSection {
@@ -116,6 +119,7 @@ impl Default for EngineSection {
             full_credit_bits: 256,
             camera: CameraSection::default(),
             external: None,
+            late_tolerance_ms: None,
         }
     }
 }

@@ -4,6 +4,7 @@
 
 use super::engine::{configure, fail, new_runtime, shutdown, ConfigArgs};
 use super::serve::{bind, start_api};
+use lavabeacon_store::Role;
 use lavabeacon_store::Store;
 use std::process::ExitCode;
 
@@ -38,32 +39,32 @@ async fn test_mode(store: &dyn Store) -> Option<String> {
 }
 
 pub fn run(args: Args) -> ExitCode {
-    let c = match configure("api", args.common, None) {
+    let c = match configure(args.common, None) {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let (c, listener) = match bind("api", c, args.listen) {
+    let (c, listener) = match bind(c, args.listen) {
         Ok(x) => x,
         Err(code) => return code,
     };
     new_runtime().block_on(async move {
-        let store = match lavabeacon_store::open(&c.database.url).await {
+        // Read-only: an API node never migrates (it may be on a hot standby); it checks that
+        // the schema is the one it knows.
+        let store = match lavabeacon_store::open_with(&c.database.url, Role::Api).await {
             Ok(s) => s,
-            Err(e) => return fail("api", "database", e),
+            Err(e) => return fail("database", e),
         };
         let test = test_mode(store.as_ref()).await;
         if let Some(why) = &test {
-            eprintln!(
-                "lavabeacon api: WARNING: {}",
-                lavabeacon_api::test_warning(why)
-            );
+            tracing::warn!("{}", lavabeacon_api::test_warning(why));
         }
-        let (_, handle) = match start_api("api", &c, store, test, listener) {
+        let (beacon, handle) = match start_api(&c, store, test, listener) {
             Ok(x) => x,
             Err(code) => return code,
         };
         shutdown().await;
-        handle.stop(true).await;
+        beacon.begin_shutdown();
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(4), handle.stop(true)).await;
         ExitCode::SUCCESS
     })
 }

@@ -2,13 +2,18 @@
 //! (or the development key) and appends one pulse every period. A second engine on the same
 //! database waits as a standby until the leader lock is free. `serve` runs the same engine
 //! with the API beside it.
+//!
+//! The engine runs on a thread and a runtime of its own ([`EngineThread`]) with a store
+//! opened for it alone: nothing the API does — a flood of requests, streams held open by slow
+//! clients — can take its connections or its threads.
 
 use super::{EXIT_FAILED, EXIT_USAGE};
 use crate::config::{parse_period, Config};
 use lavabeacon_api::Beacon;
-use lavabeacon_engine::engine::{Engine, EngineConfig, EngineError, SystemClock};
+use lavabeacon_engine::engine::{Engine, EngineConfig, SystemClock};
 use lavabeacon_engine::external::ExternalBeacon;
 use lavabeacon_engine::frame::SyntheticCamera;
+use lavabeacon_engine::run::Observer;
 use lavabeacon_engine::source::{CpuSource, EntropySource, HsmSource, OsSource};
 use lavabeacon_engine::spool::SpoolSource;
 use lavabeacon_format::builder::ChainParams;
@@ -16,7 +21,7 @@ use lavabeacon_format::cert::CertificateSet;
 use lavabeacon_signer::pkcs11::Pkcs11Key;
 use lavabeacon_signer::software::SoftwareSigner;
 use lavabeacon_signer::Signer;
-use lavabeacon_store::Store;
+use lavabeacon_store::{Role, Store};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -44,13 +49,9 @@ pub struct Args {
 }
 
 /// The configuration with the command line's overrides, or the exit status of a usage error.
-pub(super) fn configure(
-    who: &str,
-    args: ConfigArgs,
-    period: Option<String>,
-) -> Result<Config, ExitCode> {
+pub(super) fn configure(args: ConfigArgs, period: Option<String>) -> Result<Config, ExitCode> {
     let mut c = Config::load(args.config.as_deref()).map_err(|e| {
-        eprintln!("lavabeacon {who}: configuration: {e}");
+        tracing::error!("configuration: {e}");
         ExitCode::from(EXIT_USAGE)
     })?;
     if let Some(db) = args.database {
@@ -58,15 +59,15 @@ pub(super) fn configure(
     }
     if let Some(p) = period {
         c.beacon.period_ms = parse_period(&p).map_err(|e| {
-            eprintln!("lavabeacon {who}: {e}");
+            tracing::error!("{e}");
             ExitCode::from(EXIT_USAGE)
         })?;
     }
     Ok(c)
 }
 
-pub(super) fn fail(who: &str, what: &str, e: impl std::fmt::Display) -> ExitCode {
-    eprintln!("lavabeacon {who}: {what}: {e}");
+pub(super) fn fail(what: &str, e: impl std::fmt::Display) -> ExitCode {
+    tracing::error!("{what}: {e}");
     ExitCode::from(EXIT_FAILED)
 }
 
@@ -169,20 +170,20 @@ fn external(c: &Config) -> Result<Option<ExternalBeacon>, String> {
 }
 
 /// Everything the engine needs, opened and checked, before it waits for the leader lock.
-pub(super) struct Parts {
-    pub store: Arc<dyn Store>,
+struct Parts {
+    store: Arc<dyn Store>,
     signer: Arc<dyn Signer>,
     sources: Vec<Box<dyn EntropySource>>,
     external: Option<ExternalBeacon>,
     cfg: EngineConfig,
     /// Why this is a test beacon, if it is.
-    pub test: Option<String>,
+    test: Option<String>,
 }
 
 /// Opens the store, the signer and the sources. Every failure names the part that failed
 /// (never a PIN or a password).
-pub(super) async fn open(c: &Config) -> Result<Parts, (&'static str, String)> {
-    let store = lavabeacon_store::open(&c.database.url)
+async fn open(c: &Config) -> Result<Parts, (&'static str, String)> {
+    let store = lavabeacon_store::open_with(&c.database.url, Role::Engine)
         .await
         .map_err(|e| ("database", e.to_string()))?;
     let signer = signer(c).map_err(|e| ("signer", e))?;
@@ -213,6 +214,11 @@ pub(super) async fn open(c: &Config) -> Result<Parts, (&'static str, String)> {
             params: ChainParams::new(&c.beacon.base_uri, c.beacon.chain, c.beacon.period_ms),
             full_credit_bits: c.engine.full_credit_bits,
             source_timeout: Duration::from_millis(c.engine.source_timeout_ms),
+            late_tolerance: c
+                .engine
+                .late_tolerance_ms
+                .map(Duration::from_millis)
+                .unwrap_or_else(|| EngineConfig::default_late_tolerance(c.beacon.period_ms)),
         },
         test,
     })
@@ -228,96 +234,141 @@ pub(super) async fn shutdown() {
     }
 }
 
-/// Waits for the leader lock, then makes one pulse every period until told to stop. With
-/// `api`, each published pulse (and each skipped slot) is told to the API at once.
-pub(super) async fn lead(who: &str, parts: Parts, api: Option<Arc<Beacon>>) -> ExitCode {
-    if let Some(why) = &parts.test {
-        eprintln!(
-            "lavabeacon {who}: WARNING: {}",
-            lavabeacon_api::test_warning(why)
-        );
+/// The engine on a thread and a tokio runtime of its own, with its own store. Started in two
+/// steps: [`EngineThread::open`] opens and checks everything (so a wrong PIN ends the command
+/// before the API starts), [`EngineThread::run`] lets it lead.
+pub(super) struct EngineThread {
+    /// Why this is a test beacon, if it is.
+    pub test: Option<String>,
+    go: Option<tokio::sync::oneshot::Sender<Arc<dyn Observer>>>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    done: std::sync::mpsc::Receiver<()>,
+}
+
+impl EngineThread {
+    /// Opens the engine's store, signer and sources on its own thread; fails with the part
+    /// that failed.
+    pub fn open(c: &Config) -> Result<EngineThread, ExitCode> {
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let (go_tx, go_rx) = tokio::sync::oneshot::channel::<Arc<dyn Observer>>();
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        let c = c.clone();
+        let spawned = std::thread::Builder::new()
+            .name("engine".into())
+            .spawn(move || {
+                let rt = match tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .thread_name("engine")
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(("engine runtime", e.to_string())));
+                        return;
+                    }
+                };
+                rt.block_on(async move {
+                    let parts = match open(&c).await {
+                        Ok(p) => p,
+                        Err(e) => {
+                            let _ = ready_tx.send(Err(e));
+                            return;
+                        }
+                    };
+                    let _ = ready_tx.send(Ok(parts.test.clone()));
+                    let Ok(observer) = go_rx.await else { return };
+                    lead(parts, observer, async move {
+                        let _ = stop_rx.await;
+                    })
+                    .await;
+                });
+                // A source stuck in a driver call must not hold up the exit.
+                rt.shutdown_timeout(Duration::from_secs(1));
+                let _ = done_tx.send(());
+            });
+        if let Err(e) = spawned {
+            return Err(fail("engine thread", e));
+        }
+        match ready_rx.recv() {
+            Ok(Ok(test)) => Ok(EngineThread {
+                test,
+                go: Some(go_tx),
+                stop: Some(stop_tx),
+                done: done_rx,
+            }),
+            Ok(Err((what, e))) => Err(fail(what, e)),
+            Err(_) => Err(fail("engine", "its thread ended while starting")),
+        }
     }
-    eprintln!("lavabeacon {who}: waiting for the leader lock (another engine may be leading)");
-    let leader = tokio::select! {
-        l = parts.store.acquire_leadership(None) => match l {
-            Ok(l) => l,
-            Err(e) => return fail(who, "leader lock", e),
-        },
-        _ = shutdown() => return ExitCode::SUCCESS,
-    };
-    eprintln!(
-        "lavabeacon {who}: leading; certificate {}",
-        parts.signer.certificate().id.short()
-    );
-    let period = Duration::from_millis(u64::from(parts.cfg.params.period_ms));
-    let engine = Engine::start(
+
+    /// Lets the engine lead (waiting for the lock first); each pulse and failure goes to
+    /// `observer`.
+    pub fn run(&mut self, observer: Arc<dyn Observer>) {
+        if let Some(go) = self.go.take() {
+            let _ = go.send(observer);
+        }
+    }
+
+    /// Stops the engine (its leader lock is released at once) and waits for its thread, at
+    /// most `wait`.
+    pub fn stop(mut self, wait: Duration) {
+        self.go.take();
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if self.done.recv_timeout(wait).is_err() {
+            tracing::warn!("the engine did not stop within {} ms", wait.as_millis());
+        }
+    }
+}
+
+/// Makes pulses until `stop`, after warning when this is a test beacon.
+async fn lead(
+    parts: Parts,
+    observer: Arc<dyn Observer>,
+    stop: impl std::future::Future<Output = ()> + Send,
+) {
+    if let Some(why) = &parts.test {
+        tracing::warn!("{}", lavabeacon_api::test_warning(why));
+    }
+    tracing::info!("certificate {}", parts.signer.certificate().id.short());
+    let mut engine = Engine::new(
         parts.store,
         parts.signer,
         parts.sources,
         parts.cfg,
         Arc::new(SystemClock),
-        Some(leader),
-    )
-    .await;
-    let mut engine = match engine {
-        Ok(e) => e,
-        Err(e) => return fail(who, "start", e),
-    };
+        None,
+    );
     if let Some(x) = parts.external {
         engine = engine.with_external(x);
     }
-    let stop = shutdown();
-    tokio::pin!(stop);
-    loop {
-        tokio::select! {
-            r = engine.step() => match r {
-                Ok(p) => {
-                    if let Some(api) = &api {
-                        let t = p.pulse.time_ms().unwrap_or(0);
-                        api.published(&p.pulse, p.manifest.clone(), p.published_at_us - t * 1000);
-                    }
-                    println!(
-                        "pulse {}/{} {} status {} published",
-                        p.pulse.chain_index, p.pulse.pulse_index, p.pulse.time_stamp, p.pulse.status_code
-                    );
-                }
-                Err(EngineError::Store(lavabeacon_store::StoreError::LostLeadership(why))) => {
-                    return fail(who, "stopping: leadership lost", why);
-                }
-                Err(e) => {
-                    // This slot is skipped; the next pulse records the gap.
-                    eprintln!("lavabeacon {who}: pulse skipped: {e}");
-                    if let Some(api) = &api {
-                        api.skipped(e.to_string(), !matches!(e, EngineError::Build(_)));
-                    }
-                    tokio::time::sleep(period).await;
-                }
-            },
-            _ = &mut stop => return ExitCode::SUCCESS,
-        }
-    }
+    lavabeacon_engine::run::run(engine, observer, stop).await;
 }
 
-fn runtime() -> tokio::runtime::Runtime {
+pub(super) fn new_runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("runtime")
 }
 
+/// How long a stopping engine may take to let go of its thread.
+pub(super) const ENGINE_STOP: Duration = Duration::from_secs(2);
+
 pub fn run(args: Args) -> ExitCode {
-    let c = match configure("engine", args.common, args.period) {
+    let c = match configure(args.common, args.period) {
         Ok(c) => c,
         Err(code) => return code,
     };
-    runtime().block_on(async move {
-        match open(&c).await {
-            Ok(parts) => lead("engine", parts, None).await,
-            Err((what, e)) => fail("engine", what, e),
-        }
-    })
-}
-
-pub(super) fn new_runtime() -> tokio::runtime::Runtime {
-    runtime()
+    let mut engine = match EngineThread::open(&c) {
+        Ok(e) => e,
+        Err(code) => return code,
+    };
+    engine.run(Arc::new(lavabeacon_engine::run::NoObserver));
+    new_runtime().block_on(shutdown());
+    engine.stop(ENGINE_STOP);
+    ExitCode::SUCCESS
 }

@@ -49,7 +49,7 @@ pub fn export(args: ExportArgs) -> ExitCode {
         eprintln!("lavabeacon export: {m}");
         ExitCode::from(EXIT_FAILED)
     };
-    let c = match super::engine::configure("export", args.common, None) {
+    let c = match super::engine::configure(args.common, None) {
         Ok(c) => c,
         Err(code) => return code,
     };

@@ -1,15 +1,23 @@
 //! `lavabeacon serve`: the engine and the public API in one process. The API starts first and
 //! serves what the store holds even while this engine is a standby; once it leads, each pulse
 //! is served from memory the moment it is stored.
+//!
+//! The engine runs on its own thread and runtime with its own database connections
+//! ([`EngineThread`]); the API reads through a separate, bounded store, so no request can take
+//! what the engine needs.
 
-use super::engine::{configure, fail, lead, new_runtime, open, ConfigArgs};
+use super::engine::{
+    configure, fail, new_runtime, shutdown, ConfigArgs, EngineThread, ENGINE_STOP,
+};
 use super::EXIT_USAGE;
 use crate::config::Config;
 use lavabeacon_api::{Beacon, BeaconInfo};
-use lavabeacon_store::Store;
-use std::io::Write;
+use lavabeacon_engine::engine::{EngineConfig, EngineError, Published};
+use lavabeacon_engine::run::Observer;
+use lavabeacon_store::{Role, Store};
 use std::process::ExitCode;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -23,35 +31,80 @@ pub struct Args {
     period: Option<String>,
 }
 
+/// How long the HTTP server may take to close its connections once told to stop.
+const API_STOP: Duration = Duration::from_secs(3);
+
 pub fn run(args: Args) -> ExitCode {
-    let c = match configure("serve", args.common, args.period) {
+    let c = match configure(args.common, args.period) {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let (c, listener) = match bind("serve", c, args.listen) {
+    let (c, listener) = match bind(c, args.listen) {
         Ok(x) => x,
         Err(code) => return code,
     };
+    // The engine first: it migrates the database the API then only reads.
+    let mut engine = match EngineThread::open(&c) {
+        Ok(e) => e,
+        Err(code) => return code,
+    };
     new_runtime().block_on(async move {
-        let parts = match open(&c).await {
-            Ok(p) => p,
-            Err((what, e)) => return fail("serve", what, e),
+        let store = match lavabeacon_store::open_with(&c.database.url, Role::Api).await {
+            Ok(s) => s,
+            Err(e) => return fail("database (API)", e),
         };
-        let test = parts.test.clone();
-        let (beacon, handle) = match start_api("serve", &c, parts.store.clone(), test, listener) {
+        let (beacon, handle) = match start_api(&c, store, engine.test.clone(), listener) {
             Ok(x) => x,
             Err(code) => return code,
         };
-        let code = lead("serve", parts, Some(beacon)).await;
-        handle.stop(true).await;
-        code
+        engine.run(Arc::new(ToApi::new(beacon.clone())));
+        shutdown().await;
+        tracing::info!("stopping");
+        beacon.begin_shutdown();
+        // The engine lets go of the leader lock at once, whatever the API is doing.
+        tokio::task::spawn_blocking(move || engine.stop(ENGINE_STOP))
+            .await
+            .ok();
+        let _ = tokio::time::timeout(API_STOP + Duration::from_secs(1), handle.stop(true)).await;
+        ExitCode::SUCCESS
     })
+}
+
+/// Tells the API about each pulse the moment it is stored, and about failures by category
+/// (the cause is in the operator's log, never in a public answer).
+struct ToApi {
+    beacon: Arc<Beacon>,
+    /// The slot of the last failure told, so that retries within a slot count once.
+    failed_slot: Mutex<Option<i64>>,
+}
+
+impl ToApi {
+    fn new(beacon: Arc<Beacon>) -> ToApi {
+        ToApi {
+            beacon,
+            failed_slot: Mutex::new(None),
+        }
+    }
+}
+
+impl Observer for ToApi {
+    fn published(&self, p: &Published) {
+        let t = p.pulse.time_ms().unwrap_or(0);
+        self.beacon
+            .published(&p.pulse, p.manifest.clone(), p.published_at_us - t * 1000);
+    }
+    fn failed(&self, slot: Option<i64>, e: &EngineError) {
+        let mut last = self.failed_slot.lock().unwrap_or_else(|p| p.into_inner());
+        if slot.is_none() || *last != slot {
+            *last = slot;
+            self.beacon.skipped(e.category(), e.signer_failed());
+        }
+    }
 }
 
 /// Binds the address `--listen` or the configuration names, before anything else starts, so
 /// that a port in use is a usage error at once. Returns the configuration as used.
 pub(super) fn bind(
-    who: &str,
     mut c: Config,
     listen: Option<String>,
 ) -> Result<(Config, std::net::TcpListener), ExitCode> {
@@ -61,7 +114,7 @@ pub(super) fn bind(
     match std::net::TcpListener::bind(&c.api.listen) {
         Ok(l) => Ok((c, l)),
         Err(e) => {
-            eprintln!("lavabeacon {who}: cannot listen on {}: {e}", c.api.listen);
+            tracing::error!("cannot listen on {}: {e}", c.api.listen);
             Err(ExitCode::from(EXIT_USAGE))
         }
     }
@@ -71,7 +124,6 @@ pub(super) fn bind(
 /// finds pulses it is not told about (another engine's, or any engine's on a read-only node),
 /// and prints the address it listens on.
 pub(super) fn start_api(
-    who: &str,
     c: &Config,
     store: Arc<dyn Store>,
     test: Option<String>,
@@ -81,22 +133,23 @@ pub(super) fn start_api(
         .local_addr()
         .map(|a| a.to_string())
         .unwrap_or_default();
-    let beacon = Beacon::new(
-        store,
-        BeaconInfo {
-            period_ms: c.beacon.period_ms,
-            test,
-            bulk_max_periods: lavabeacon_api::DEFAULT_BULK_PERIODS,
-        },
-    );
+    let mut info = BeaconInfo::new(c.beacon.period_ms);
+    info.test = test;
+    info.late_tolerance_ms = c
+        .engine
+        .late_tolerance_ms
+        .map(|ms| ms.min(u64::from(u32::MAX)) as u32)
+        .unwrap_or_else(|| {
+            EngineConfig::default_late_tolerance(c.beacon.period_ms).as_millis() as u32
+        });
+    let beacon = Beacon::new(store, info);
     tokio::spawn(beacon.clone().watch(watch_interval(c.beacon.period_ms)));
     let server = lavabeacon_api::serve(beacon.clone(), listener, c.api.workers)
-        .map_err(|e| fail(who, "starting the HTTP server", e))?;
+        .map_err(|e| fail("starting the HTTP server", e))?;
     let handle = server.handle();
     tokio::spawn(server);
     // Scripts and tests read the address (with port 0, the one the system chose).
-    println!("listening on http://{addr}");
-    let _ = std::io::stdout().flush();
+    crate::logging::stdout_line(&format!("listening on http://{addr}"));
     Ok((beacon, handle))
 }
 

@@ -81,9 +81,13 @@ pub async fn recover_next(
     let value = match signer.unseal(&place(chain, index), &sealed) {
         Ok(v) => v,
         Err(SignerError::Unseal(why)) => {
+            // A token that is gone may fail a decryption the way a wrong key does; the value
+            // is declared lost (statusCode 3, for ever) only if the HSM otherwise answers.
+            let mut probe = [0u8; 1];
+            signer.random(&mut probe)?;
             return Ok(Recovered::Lost(format!(
                 "the sealed value for pulse {chain}/{index} does not open: {why}"
-            )))
+            )));
         }
         Err(e) => return Err(e.into()),
     };

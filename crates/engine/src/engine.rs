@@ -4,7 +4,6 @@
 use crate::commitment::{keep_next, recover_next, resume_builder, CommitmentError, Recovered};
 use crate::external::ExternalBeacon;
 use crate::source::EntropySource;
-use futures_util::future::BoxFuture;
 use lavabeacon_format::builder::{BuildError, ChainBuilder, ChainParams, NextPulse};
 use lavabeacon_format::hash::Hash512;
 use lavabeacon_format::manifest::{combine, ExternalEntry, Manifest, SourceEntry};
@@ -13,82 +12,12 @@ use lavabeacon_format::pulse::External;
 use lavabeacon_format::Pulse;
 use lavabeacon_signer::Signer;
 use lavabeacon_store::{Leadership, Store, StoreError};
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use thiserror::Error;
 use zeroize::Zeroizing;
 
-/// Where the engine gets the time: the only thing in the beacon that reads the wall clock is
-/// [`SystemClock`]; tests use [`ManualClock`] and run hours of pulses in milliseconds.
-pub trait Clock: Send + Sync {
-    /// Now, Unix milliseconds.
-    fn now_ms(&self) -> i64;
-    /// Returns at `t_ms` or later.
-    fn sleep_until(&self, t_ms: i64) -> BoxFuture<'_, ()>;
-}
-
-/// The wall clock.
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now_ms(&self) -> i64 {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or(0)
-    }
-    fn sleep_until(&self, t_ms: i64) -> BoxFuture<'_, ()> {
-        Box::pin(async move {
-            loop {
-                let left_us = t_ms * 1000 - now_us();
-                if left_us <= 0 {
-                    return;
-                }
-                if left_us > 3_000 {
-                    tokio::time::sleep(Duration::from_micros(left_us as u64 - 2_000)).await;
-                } else {
-                    // The last milliseconds on a blocking thread: tokio's timer works in whole
-                    // milliseconds and would publish up to 1–2 ms late.
-                    let d = Duration::from_micros(left_us as u64);
-                    let _ = tokio::task::spawn_blocking(move || std::thread::sleep(d)).await;
-                }
-            }
-        })
-    }
-}
-
-fn now_us() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_micros() as i64)
-        .unwrap_or(0)
-}
-
-/// A clock for tests: time moves only when someone sleeps (to the time they asked for) or
-/// when the test advances it.
-pub struct ManualClock(AtomicI64);
-
-impl ManualClock {
-    /// A clock showing `t_ms`.
-    pub fn new(t_ms: i64) -> Self {
-        ManualClock(AtomicI64::new(t_ms))
-    }
-    /// Moves the clock forward by `ms`.
-    pub fn advance(&self, ms: i64) {
-        self.0.fetch_add(ms, Ordering::SeqCst);
-    }
-}
-
-impl Clock for ManualClock {
-    fn now_ms(&self) -> i64 {
-        self.0.load(Ordering::SeqCst)
-    }
-    fn sleep_until(&self, t_ms: i64) -> BoxFuture<'_, ()> {
-        self.0.fetch_max(t_ms, Ordering::SeqCst);
-        Box::pin(std::future::ready(()))
-    }
-}
+pub use crate::clock::{Clock, ManualClock, SystemClock};
 
 /// How the engine runs.
 #[derive(Debug, Clone)]
@@ -99,9 +28,22 @@ pub struct EngineConfig {
     pub full_credit_bits: u32,
     /// A source that takes longer is left out of the pulse.
     pub source_timeout: Duration,
+    /// A pulse that cannot be stored within this long after its timestamp is not published:
+    /// its slot is skipped and the next pulse marks the gap. This bounds how long a value
+    /// the engine prepared stays unpublished in the operator's hands
+    /// ([`EngineConfig::default_late_tolerance`]).
+    pub late_tolerance: Duration,
 }
 
-/// Why a pulse was not published.
+impl EngineConfig {
+    /// The late-slot tolerance unless configured: a tenth of the period, at most 5 s.
+    pub fn default_late_tolerance(period_ms: u32) -> Duration {
+        Duration::from_millis(u64::from(period_ms / 10).min(5_000))
+    }
+}
+
+/// Why a pulse was not published. After any of these the engine re-reads its state from the
+/// store before the next attempt, so no error leaves it unable to make the next pulse.
 #[derive(Debug, Error)]
 pub enum EngineError {
     /// No healthy source gave full credit; the slot is skipped and becomes a gap.
@@ -116,6 +58,60 @@ pub enum EngineError {
     /// Building or signing the pulse failed (the HSM may be gone; the next pulse records the gap).
     #[error("building the pulse: {0}")]
     Build(#[from] BuildError),
+    /// The pulse could not be stored within the late tolerance of its timestamp, so it was not
+    /// published (the engine was stalled, or the store too slow).
+    #[error("pulse at {time_ms} ms not published: {late_ms} ms after its timestamp, over the tolerance of {tolerance_ms} ms")]
+    Late {
+        /// The slot's timestamp, Unix ms.
+        time_ms: i64,
+        /// How late the engine was when it gave up.
+        late_ms: i64,
+        /// The configured tolerance.
+        tolerance_ms: i64,
+    },
+}
+
+impl EngineError {
+    /// A short public word for what failed (`/health`); the full text is for the operator's log.
+    pub fn category(&self) -> &'static str {
+        match self {
+            EngineError::NoEntropy(_) => "no entropy",
+            EngineError::Store(e) => store_category(e),
+            EngineError::Commitment(CommitmentError::Store(e)) => store_category(e),
+            EngineError::Commitment(CommitmentError::Signer(_)) => "hsm unavailable",
+            EngineError::Build(BuildError::Sign(_)) => "hsm unavailable",
+            EngineError::Build(_) => "internal error",
+            EngineError::Late { .. } => "late",
+        }
+    }
+
+    /// Whether the signer (HSM) is what failed.
+    pub fn signer_failed(&self) -> bool {
+        matches!(
+            self,
+            EngineError::Commitment(CommitmentError::Signer(_))
+                | EngineError::Build(BuildError::Sign(_))
+        )
+    }
+
+    /// Whether this engine no longer holds the leader lock (it must acquire it again before
+    /// writing).
+    pub fn lost_leadership(&self) -> bool {
+        matches!(
+            self,
+            EngineError::Store(StoreError::LostLeadership(_))
+                | EngineError::Commitment(CommitmentError::Store(StoreError::LostLeadership(_)))
+        )
+    }
+}
+
+fn store_category(e: &StoreError) -> &'static str {
+    match e {
+        StoreError::Unavailable(_) => "database unavailable",
+        StoreError::Conflict(_) => "conflict",
+        StoreError::LeaderBusy(_) | StoreError::LostLeadership(_) => "leadership lost",
+        _ => "database error",
+    }
 }
 
 /// A published pulse, with the moment it became public.
@@ -127,13 +123,14 @@ pub struct Published {
     pub manifest: Option<Manifest>,
     /// The clock when it was stored (never before its timestamp), Unix milliseconds.
     pub published_at_ms: i64,
-    /// The same, Unix microseconds by the wall clock (for latency metrics).
+    /// The same, Unix microseconds (for latency metrics).
     pub published_at_us: i64,
 }
 
 type SharedSource = Arc<Mutex<Box<dyn EntropySource>>>;
 
-/// The engine.
+/// The engine. Its chain state (head, skip-list state, the sealed next value) is a cache of
+/// what the store holds: [`Engine::step`] re-reads it after any failure.
 pub struct Engine {
     store: Arc<dyn Store>,
     signer: Arc<dyn Signer>,
@@ -146,9 +143,44 @@ pub struct Engine {
     next: Option<(Zeroizing<[u8; 64]>, Option<Manifest>)>,
     commitment_lost: bool,
     external: Option<Arc<ExternalBeacon>>,
+    /// The state above must be read from the store before the next attempt.
+    stale: bool,
+    /// The slot the last attempt was for, Unix ms.
+    slot: Option<i64>,
 }
 
 impl Engine {
+    /// An engine for the chain in `store`; its state is read from the store at the first
+    /// [`Engine::step`] (so a store that is down now costs slots, not the engine).
+    pub fn new(
+        store: Arc<dyn Store>,
+        signer: Arc<dyn Signer>,
+        sources: Vec<Box<dyn EntropySource>>,
+        cfg: EngineConfig,
+        clock: Arc<dyn Clock>,
+        leader: Option<Leadership>,
+    ) -> Engine {
+        let sources = sources
+            .into_iter()
+            .map(|s| (s.name().to_string(), Arc::new(Mutex::new(s))))
+            .collect();
+        Engine {
+            builder: ChainBuilder::new_chain(cfg.params.clone()),
+            store,
+            signer,
+            sources,
+            cfg,
+            clock,
+            leader,
+            last: None,
+            next: None,
+            commitment_lost: false,
+            external: None,
+            stale: true,
+            slot: None,
+        }
+    }
+
     /// Starts (or resumes) the chain in `store`: the chain state and the sealed next value come
     /// from the store; a value that cannot be recovered makes the next pulse statusCode 3.
     pub async fn start(
@@ -159,34 +191,69 @@ impl Engine {
         clock: Arc<dyn Clock>,
         leader: Option<Leadership>,
     ) -> Result<Engine, EngineError> {
-        let (builder, last) = match resume_builder(store.as_ref(), cfg.params.clone()).await? {
-            Some((b, last)) => (b, Some(last)),
-            None => (ChainBuilder::new_chain(cfg.params.clone()), None),
-        };
+        let mut e = Engine::new(store, signer, sources, cfg, clock, leader);
+        e.reload().await?;
+        Ok(e)
+    }
+
+    /// Reads the chain state and the sealed next value from the store.
+    async fn reload(&mut self) -> Result<(), EngineError> {
+        let (builder, last) =
+            match resume_builder(self.store.as_ref(), self.cfg.params.clone()).await? {
+                Some((b, last)) => (b, Some(last)),
+                None => (ChainBuilder::new_chain(self.cfg.params.clone()), None),
+            };
         let (next, commitment_lost) = match &last {
             None => (None, false),
-            Some(l) => match recover_next(store.as_ref(), signer.as_ref(), l).await? {
+            Some(l) => match recover_next(self.store.as_ref(), self.signer.as_ref(), l).await? {
                 Recovered::Kept(v, m) => (Some((v, m)), false),
-                Recovered::Lost(_) => (None, true),
+                Recovered::Lost(why) => {
+                    tracing::warn!(
+                        "the value pulse {} committed to is lost ({why}): the next pulse carries statusCode 3",
+                        l.pulse_index
+                    );
+                    (None, true)
+                }
             },
         };
-        let sources = sources
-            .into_iter()
-            .map(|s| (s.name().to_string(), Arc::new(Mutex::new(s))))
-            .collect();
-        Ok(Engine {
-            store,
-            signer,
-            sources,
-            cfg,
-            clock,
-            leader,
-            builder,
-            last,
-            next,
-            commitment_lost,
-            external: None,
-        })
+        self.builder = builder;
+        self.last = last;
+        self.next = next;
+        self.commitment_lost = commitment_lost;
+        self.stale = false;
+        Ok(())
+    }
+
+    /// The store this engine writes.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// The chain parameters.
+    pub fn config(&self) -> &EngineConfig {
+        &self.cfg
+    }
+
+    /// The clock.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    /// Replaces the leader lock (after it was lost and acquired again); the state is read
+    /// from the store again, since another engine may have written meanwhile.
+    pub fn set_leader(&mut self, leader: Option<Leadership>) {
+        self.leader = leader;
+        self.stale = true;
+    }
+
+    /// The timestamp of the slot the last [`Engine::step`] was for.
+    pub fn attempted_slot(&self) -> Option<i64> {
+        self.slot
+    }
+
+    /// The newest pulse this engine knows of.
+    pub fn last(&self) -> Option<&Pulse> {
+        self.last.as_ref()
     }
 
     /// Fills each pulse's `external` field from another beacon's newest pulse.
@@ -290,27 +357,36 @@ impl Engine {
         }
     }
 
-    /// Prepares, signs and publishes the next pulse at its timestamp.
+    /// Prepares, signs and publishes the next pulse at its timestamp. On any error the slot is
+    /// not published and the state is re-read from the store before the next attempt.
     pub async fn step(&mut self) -> Result<Published, EngineError> {
+        if self.stale {
+            self.slot = None;
+            self.reload().await?;
+        }
+        let r = self.try_step().await;
+        if r.is_err() {
+            self.stale = true;
+        }
+        r
+    }
+
+    async fn try_step(&mut self) -> Result<Published, EngineError> {
+        if let Some(l) = &self.leader {
+            l.check().await?;
+        }
         let t = self.next_slot();
+        self.slot = Some(t);
         let chain = self.cfg.params.chain_index;
         let index = self.last.as_ref().map_or(1, |l| l.pulse_index + 1);
-        let (value, manifest) = match self.next.take() {
-            Some((v, m)) => (Hash512(*v), m),
+        let (value, manifest) = match &self.next {
+            Some((v, m)) => (Hash512(**v), m.clone()),
             None => {
                 let (v, m) = self.gather(chain, index).await?;
                 (v, Some(m))
             }
         };
-        let gathered = self.gather(chain, index + 1).await;
-        let (next_value, next_manifest) = match gathered {
-            Ok(g) => g,
-            Err(e) => {
-                // Keep this pulse's value: it is still committed to.
-                self.next = Some((Zeroizing::new(value.0), manifest));
-                return Err(e);
-            }
-        };
+        let (next_value, next_manifest) = self.gather(chain, index + 1).await?;
         let mut input = NextPulse::new(t, value, precommitment(&next_value));
         input.commitment_lost = self.commitment_lost && self.last.is_some();
         let mut manifest = manifest;
@@ -322,18 +398,11 @@ impl Engine {
         }
         let signer = self.signer.clone();
         let mut builder = self.builder.clone();
-        let built = tokio::task::spawn_blocking(move || {
+        let (builder, pulse) = tokio::task::spawn_blocking(move || {
             builder.next(input, signer.as_ref()).map(|p| (builder, p))
         })
         .await
-        .map_err(|e| EngineError::Build(BuildError::BadState(e.to_string())))?;
-        let (builder, pulse) = match built {
-            Ok(b) => b,
-            Err(e) => {
-                self.next = Some((Zeroizing::new(value.0), manifest));
-                return Err(e.into());
-            }
-        };
+        .map_err(|e| EngineError::Build(BuildError::BadState(e.to_string())))??;
         keep_next(
             self.store.as_ref(),
             self.signer.as_ref(),
@@ -344,15 +413,49 @@ impl Engine {
         )
         .await?;
         self.clock.sleep_until(t).await;
+        let tolerance = self.cfg.late_tolerance.as_millis() as i64;
+        let late = |now: i64| EngineError::Late {
+            time_ms: t,
+            late_ms: now - t,
+            tolerance_ms: tolerance,
+        };
+        let now = self.clock.now_ms();
+        if now - t > tolerance {
+            return Err(late(now));
+        }
         let manifest_json = manifest
             .as_ref()
             .map(|m| serde_json::to_string(m).expect("manifest serialises"));
-        self.store
-            .append(&pulse, manifest_json.as_deref(), self.leader.as_ref())
-            .await?;
+        // The append gets what is left of the tolerance: a store that answers later than that
+        // would publish a late pulse. If it gives up (or fails) after the database committed,
+        // the head says so and the pulse counts as published.
+        let budget = Duration::from_millis((t + tolerance - now).max(1) as u64);
+        let appended = tokio::time::timeout(
+            budget,
+            self.store
+                .append(&pulse, manifest_json.as_deref(), self.leader.as_ref()),
+        )
+        .await;
+        let failure = match appended {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => Some(EngineError::Store(e)),
+            Err(_) => Some(late(self.clock.now_ms())),
+        };
+        if let Some(e) = failure {
+            if !self.stored(&pulse).await {
+                return Err(e);
+            }
+            tracing::warn!(
+                "pulse {chain}/{index}: the store reported a failure ({e}) but holds the pulse: it is published"
+            );
+        }
         let published_at_ms = self.clock.now_ms();
-        let published_at_us = now_us();
-        self.store.drop_pending_secrets(chain, index).await?;
+        let published_at_us = self.clock.now_us();
+        // Housekeeping: a secret left behind is dropped with the next pulse's, and is no
+        // secret any more once its pulse is public.
+        if let Err(e) = self.store.drop_pending_secrets(chain, index).await {
+            tracing::warn!("pulse {chain}/{index}: dropping its published secret: {e}");
+        }
         self.builder = builder;
         self.last = Some(pulse.clone());
         self.next = Some((Zeroizing::new(next_value.0), Some(next_manifest)));
@@ -363,5 +466,16 @@ impl Engine {
             published_at_ms,
             published_at_us,
         })
+    }
+
+    /// Whether the store's head of the chain is `pulse` (after an append that reported an error
+    /// or gave up, the database may still have committed it).
+    async fn stored(&self, pulse: &Pulse) -> bool {
+        let head = tokio::time::timeout(
+            Duration::from_secs(2),
+            self.store.last_in_chain(pulse.chain_index),
+        )
+        .await;
+        matches!(head, Ok(Ok(Some(h))) if h.pulse_index == pulse.pulse_index && h.output_value == pulse.output_value)
     }
 }

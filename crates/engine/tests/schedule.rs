@@ -32,6 +32,7 @@ fn config() -> EngineConfig {
         params: ChainParams::new("https://beacon.example.org/beacon/2.0", 1, PERIOD as u32),
         full_credit_bits: 256,
         source_timeout: Duration::from_secs(5),
+        late_tolerance: EngineConfig::default_late_tolerance(PERIOD as u32),
     }
 }
 
