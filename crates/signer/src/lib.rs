@@ -11,6 +11,10 @@
 //! - [`software`]: a software Ed25519 key for development and tests.
 //! - [`cert`]: X.509 certificates issued by the key itself.
 //! - [`self_test`]: the start-up check: sign a fresh message, verify it with the certificate.
+//! - [`SignerError`]: the operator's text (`Display`) and a public word
+//!   ([`SignerError::category`]); neither contains a PIN.
+//!
+//! An HSM that goes away and comes back needs no restart: see [`pkcs11`]'s recovery notes.
 
 pub mod cert;
 pub mod pkcs11;
@@ -93,21 +97,31 @@ pub fn is_env_var_name(name: &str) -> bool {
 const NOT_A_VAR_NAME: &str = "pin_env must name an environment variable; the value given is not a \
 variable name (is it the PIN itself?)";
 
-/// Whether a PIN file path may be shown in messages. A bare name without a directory or an
-/// extension (`pin_file = "548083359663"`) may be the PIN typed where its file belongs, so it
-/// is withheld; `./user.pin`, `/etc/lavabeacon/pin` and `user.pin` are shown.
-fn pin_path_shown(p: &std::path::Path) -> Option<String> {
-    let bare = p.components().count() == 1 && !p.to_string_lossy().contains('.');
-    (!bare).then(|| p.display().to_string())
+/// A PIN file's path as messages show it. A file name that looks like a PIN (no extension,
+/// four or more characters, at least half of them digits: `pin_file = "548083359663"`, which
+/// the configuration makes `/etc/lavabeacon/548083359663`) may be the PIN typed where its file
+/// belongs, so it is withheld; `./user.pin`, `/etc/lavabeacon/pin` and `/run/secrets/hsm_pin`
+/// are shown in full.
+fn shown_pin_path(p: &std::path::Path) -> String {
+    let name = p
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let digits = name.chars().filter(char::is_ascii_digit).count();
+    let chars = name.chars().count();
+    if name.contains('.') || chars < 4 || digits * 2 < chars {
+        return p.display().to_string();
+    }
+    match p.parent().filter(|d| !d.as_os_str().is_empty()) {
+        Some(dir) => format!("{}/<a name that looks like a PIN, withheld>", dir.display()),
+        None => "<a name that looks like a PIN, withheld>".into(),
+    }
 }
 
 impl std::fmt::Debug for PinSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            PinSource::File(p) => match pin_path_shown(p) {
-                Some(shown) => write!(f, "PIN from file {shown}"),
-                None => write!(f, "PIN from a file (bare name withheld)"),
-            },
+            PinSource::File(p) => write!(f, "PIN from file {}", shown_pin_path(p)),
             PinSource::Env(v) if is_env_var_name(v) => write!(f, "PIN from ${v}"),
             PinSource::Env(_) => write!(f, "PIN from pin_env (not a variable name; withheld)"),
         }
@@ -147,19 +161,9 @@ impl PinSource {
 /// others have no access to it.
 fn read_pin_file(p: &std::path::Path) -> Result<String, SignerError> {
     use std::io::Read;
-    let shown = pin_path_shown(p);
-    let name = shown
-        .as_deref()
-        .unwrap_or("named by pin_file (bare name withheld)");
-    let mut file = std::fs::File::open(p).map_err(|e| {
-        SignerError::Pin(match (&shown, e.kind()) {
-            (None, std::io::ErrorKind::NotFound) => "the PIN file named by pin_file does not \
-exist (its name is not shown: a bare name without a directory or extension may be the PIN \
-itself; use a path such as ./user.pin)"
-                .to_string(),
-            _ => format!("cannot read the PIN file {name}: {e}"),
-        })
-    })?;
+    let name = shown_pin_path(p);
+    let mut file = std::fs::File::open(p)
+        .map_err(|e| SignerError::Pin(format!("cannot read the PIN file {name}: {e}")))?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;

@@ -12,10 +12,11 @@
 //! directory only at `C_Initialize`: once its token files vanish, every call fails with
 //! `CKR_GENERAL_ERROR` until the module is finalised and initialised again. So when an
 //! operation fails with a code that says the device, the token, the session or the login is
-//! gone ([`lost`]), the module is finalised and initialised again (at most once per
-//! [`REINIT_INTERVAL`], so a missing token fails fast), the token is found again by its label
-//! (its slot may change), the key handles by their labels (handles change), the key checked to
-//! be the same key, and the operation retried once.
+//! gone ([`lost`]), the signer recovers and retries: a lost login or session is regained in
+//! place (log in again, new sessions); a lost device or token, or a second failure, finalises
+//! the module and initialises it again (at most once per [`REINIT_INTERVAL`], so a missing
+//! token fails fast), finds the token again by its label (its slot may change), the key
+//! handles by their labels (handles change), and checks it is the same key.
 //!
 //! The module is shared by every key of the process. Its state sits behind a read-write lock:
 //! every PKCS#11 call is made under the read lock, re-initialisation takes the write lock, so

@@ -93,17 +93,24 @@ fn variable_names_are_told_from_values() {
 }
 
 #[test]
-fn a_bare_pin_file_name_that_may_be_the_pin_is_not_shown() {
-    // `pin_file = "548083359663"`: the PIN typed where its file belongs.
-    let e = PinSource::File(PIN.into()).read().unwrap_err();
-    let t = text(&e);
-    assert!(t.contains("does not exist"), "{t}");
-    assert!(!format!("{:?}", PinSource::File(PIN.into())).contains(PIN));
+fn a_pin_file_name_that_looks_like_the_pin_is_not_shown() {
+    // `pin_file = "548083359663"`: the PIN typed where its file belongs (the configuration
+    // makes it absolute).
+    for p in [PIN.to_string(), format!("/etc/lavabeacon/{PIN}")] {
+        let e = PinSource::File(p.clone().into()).read().unwrap_err();
+        let t = text(&e);
+        assert!(t.contains("No such file") && t.contains("withheld"), "{t}");
+        assert!(!format!("{:?}", PinSource::File(p.into())).contains(PIN));
+    }
     // A real path is shown, so the operator can fix it.
-    let e = PinSource::File("/nonexistent/user.pin".into())
-        .read()
-        .unwrap_err();
-    assert!(e.to_string().contains("/nonexistent/user.pin"), "{e}");
+    for p in [
+        "/nonexistent/user.pin",
+        "/nonexistent/pin",
+        "/run/secrets/hsm_pin2",
+    ] {
+        let e = PinSource::File(p.into()).read().unwrap_err();
+        assert!(e.to_string().contains(p), "{e}");
+    }
 }
 
 #[test]
