@@ -11,6 +11,10 @@
 //! - [`software`]: a software Ed25519 key for development and tests.
 //! - [`cert`]: X.509 certificates issued by the key itself.
 //! - [`self_test`]: the start-up check: sign a fresh message, verify it with the certificate.
+//! - [`SignerError`]: the operator's text (`Display`) and a public word
+//!   ([`SignerError::category`]); neither contains a PIN.
+//!
+//! An HSM that goes away and comes back needs no restart: see [`pkcs11`]'s recovery notes.
 
 pub mod cert;
 pub mod pkcs11;
@@ -73,39 +77,118 @@ impl std::str::FromStr for Suite {
 /// clear, never a log line.
 #[derive(Clone, PartialEq, Eq)]
 pub enum PinSource {
-    /// A file holding the PIN (trailing newline ignored); keep it mode 0600.
+    /// A file holding the PIN (trailing newline ignored). It must be mode 0600 or stricter: a
+    /// file that group or others may read or write is refused.
     File(PathBuf),
-    /// An environment variable holding the PIN.
+    /// An environment variable holding the PIN: its name (`[A-Za-z_][A-Za-z0-9_]*`), never the
+    /// PIN itself.
     Env(String),
+}
+
+/// Whether `name` can name an environment variable (`[A-Za-z_][A-Za-z0-9_]*`). A value that
+/// cannot is most likely the PIN put where its variable's name belongs, and is never shown.
+pub fn is_env_var_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c == '_' || c.is_ascii_alphabetic())
+        && chars.all(|c| c == '_' || c.is_ascii_alphanumeric())
+}
+
+/// The message for a `pin_env` that is not a variable name; it never repeats the value.
+const NOT_A_VAR_NAME: &str = "pin_env must name an environment variable; the value given is not a \
+variable name (is it the PIN itself?)";
+
+/// A PIN file's path as messages show it. A file name that looks like a PIN (no extension,
+/// four or more characters, at least half of them digits: `pin_file = "548083359663"`, which
+/// the configuration makes `/etc/lavabeacon/548083359663`) may be the PIN typed where its file
+/// belongs, so it is withheld; `./user.pin`, `/etc/lavabeacon/pin` and `/run/secrets/hsm_pin`
+/// are shown in full.
+fn shown_pin_path(p: &std::path::Path) -> String {
+    let name = p
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let digits = name.chars().filter(char::is_ascii_digit).count();
+    let chars = name.chars().count();
+    if name.contains('.') || chars < 4 || digits * 2 < chars {
+        return p.display().to_string();
+    }
+    match p.parent().filter(|d| !d.as_os_str().is_empty()) {
+        Some(dir) => format!("{}/<a name that looks like a PIN, withheld>", dir.display()),
+        None => "<a name that looks like a PIN, withheld>".into(),
+    }
 }
 
 impl std::fmt::Debug for PinSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            PinSource::File(p) => write!(f, "PIN from file {}", p.display()),
-            PinSource::Env(v) => write!(f, "PIN from ${v}"),
+            PinSource::File(p) => write!(f, "PIN from file {}", shown_pin_path(p)),
+            PinSource::Env(v) if is_env_var_name(v) => write!(f, "PIN from ${v}"),
+            PinSource::Env(_) => write!(f, "PIN from pin_env (not a variable name; withheld)"),
         }
     }
 }
 
 impl PinSource {
-    /// Reads the PIN. The error names the source, never the PIN.
+    /// Reads the PIN. The error names the source, never the PIN: a file that group or others
+    /// may read or write is refused (`chmod 600`), and a `pin_env` that is not a variable name
+    /// is refused without being repeated.
     pub fn read(&self) -> Result<secrecy::SecretString, SignerError> {
         let pin = match self {
-            PinSource::File(p) => std::fs::read_to_string(p).map_err(|e| {
-                SignerError::Pin(format!("cannot read the PIN file {}: {e}", p.display()))
-            })?,
-            PinSource::Env(v) => std::env::var(v).map_err(|_| {
-                SignerError::Pin(format!("environment variable {v} (the HSM PIN) is not set"))
-            })?,
+            PinSource::File(p) => Zeroizing::new(read_pin_file(p)?),
+            PinSource::Env(v) if !is_env_var_name(v) => {
+                return Err(SignerError::Pin(NOT_A_VAR_NAME.into()))
+            }
+            PinSource::Env(v) => Zeroizing::new(std::env::var(v).map_err(|e| {
+                SignerError::Pin(match e {
+                    std::env::VarError::NotPresent => {
+                        format!("environment variable {v} (the HSM PIN) is not set")
+                    }
+                    std::env::VarError::NotUnicode(_) => {
+                        format!("environment variable {v} (the HSM PIN) is not valid UTF-8")
+                    }
+                })
+            })?),
         };
-        let pin = Zeroizing::new(pin);
         let trimmed = pin.trim_end_matches(['\n', '\r']);
         if trimmed.is_empty() {
             return Err(SignerError::Pin(format!("{self:?} is empty")));
         }
         Ok(secrecy::SecretString::from(trimmed))
     }
+}
+
+/// Reads a PIN file after checking, on the open file (no race with a rename), that group and
+/// others have no access to it.
+fn read_pin_file(p: &std::path::Path) -> Result<String, SignerError> {
+    use std::io::Read;
+    let name = shown_pin_path(p);
+    let mut file = std::fs::File::open(p)
+        .map_err(|e| SignerError::Pin(format!("cannot read the PIN file {name}: {e}")))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = file
+            .metadata()
+            .map_err(|e| SignerError::Pin(format!("cannot read the PIN file {name}: {e}")))?
+            .permissions()
+            .mode();
+        if mode & 0o077 != 0 {
+            return Err(SignerError::Pin(format!(
+                "the PIN file {name} is mode {:04o}: group or others may read or write it; \
+restrict it with `chmod 600 {name}`",
+                mode & 0o7777
+            )));
+        }
+    }
+    let mut pin = String::new();
+    if let Err(e) = file.read_to_string(&mut pin) {
+        // What was read so far is the PIN's: wipe it.
+        zeroize::Zeroize::zeroize(&mut pin);
+        return Err(SignerError::Pin(format!(
+            "cannot read the PIN file {name}: {e}"
+        )));
+    }
+    Ok(pin)
 }
 
 /// What went wrong with a key. Messages say what to fix and never contain a PIN or key.
@@ -158,9 +241,15 @@ pub enum SignerError {
         /// What it needs.
         needs: String,
     },
-    /// The HSM failed an operation (gone, busy, out of sessions…).
+    /// The HSM failed an operation that it was able to answer (a refused mechanism, a bad
+    /// argument…).
     #[error("HSM: {0}")]
     Hsm(String),
+    /// The HSM cannot be reached: token removed, device error, module not initialised,
+    /// sessions or login lost and not regained. The signer has already re-initialised the
+    /// module and retried (at most once a second); a later call may succeed.
+    #[error("HSM unavailable: {0}")]
+    Unavailable(String),
     /// The start-up self-test failed.
     #[error("self-test failed: {0}")]
     SelfTest(String),
@@ -173,6 +262,32 @@ pub enum SignerError {
     /// The configuration is wrong.
     #[error("configuration: {0}")]
     Config(String),
+}
+
+impl SignerError {
+    /// A short public word for what went wrong, for `/health` and other public answers. The
+    /// full text (`Display`) is for the operator's log; neither ever contains a PIN.
+    pub fn category(&self) -> &'static str {
+        match self {
+            SignerError::Module { .. } | SignerError::Unavailable(_) => "hsm unavailable",
+            SignerError::UnknownToken { .. } => "token not found",
+            SignerError::WrongPin { .. } => "wrong PIN",
+            SignerError::Pin(_) => "PIN unavailable",
+            SignerError::MissingKey { .. } => "key not found",
+            SignerError::KeyType { .. } => "wrong key type",
+            SignerError::Hsm(_) => "hsm operation failed",
+            SignerError::SelfTest(_) => "self-test failed",
+            SignerError::Unseal(_) => "sealed value unreadable",
+            SignerError::Certificate(_) => "certificate error",
+            SignerError::Config(_) => "configuration error",
+        }
+    }
+
+    /// Whether trying again later may succeed without the operator doing anything (the HSM
+    /// was unavailable).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, SignerError::Unavailable(_))
+    }
 }
 
 /// A pulse signing key with its certificate.

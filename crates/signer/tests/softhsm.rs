@@ -11,6 +11,7 @@ use lavabeacon_format::verify::{Options, Verifier};
 use lavabeacon_format::{Hash512, Pulse};
 use lavabeacon_signer::pkcs11::{Pkcs11Key, Pkcs11Signer};
 use lavabeacon_signer::{PinSource, Signer, SignerError, Suite};
+use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use x509_cert::der::Decode;
@@ -255,6 +256,7 @@ fn a_wrong_pin_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let pin_file = dir.path().join("pin");
     std::fs::write(&pin_file, "000000\n").unwrap();
+    std::fs::set_permissions(&pin_file, std::fs::Permissions::from_mode(0o600)).unwrap();
     let mut c = config("lb-pin", "pulse-key", Suite::Ed25519);
     c.pin = PinSource::File(pin_file);
     let e = Pkcs11Key::open(&c).unwrap_err();
@@ -338,4 +340,49 @@ fn a_certificate_can_come_from_an_operator_ca() {
     let signer = key.into_signer(&der).unwrap();
     assert!(!signer.is_test(), "no TEST mark when not asked for");
     assert!(verifies(&signer, &chain(&signer, 3)));
+}
+
+#[test]
+fn a_pin_file_others_can_read_is_refused_before_the_token_sees_it() {
+    if tokens().is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let pin_file = dir.path().join("user.pin");
+    std::fs::write(&pin_file, format!("{PIN}\n")).unwrap();
+    std::fs::set_permissions(&pin_file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let mut c = config("lb-errors", "pulse-key", Suite::Ed25519);
+    c.pin = PinSource::File(pin_file.clone());
+    let e = Pkcs11Key::open(&c).unwrap_err();
+    let t = no_pin_in(&e);
+    assert!(
+        t.contains(&pin_file.display().to_string())
+            && t.contains("0644")
+            && t.contains("chmod 600"),
+        "{t}"
+    );
+    assert_eq!(e.category(), "PIN unavailable");
+    // The same file, restricted, opens the key.
+    std::fs::set_permissions(&pin_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let mut c = config("lb-ed25519", "pulse-key", Suite::Ed25519);
+    c.pin = PinSource::File(pin_file);
+    if ed25519().is_some() {
+        Pkcs11Key::open(&c).expect("a 0600 PIN file is accepted");
+    }
+}
+
+#[test]
+fn the_pin_put_where_its_variable_name_belongs_is_refused_without_being_echoed() {
+    if tokens().is_none() {
+        return;
+    }
+    let mut c = config("lb-errors", "pulse-key", Suite::Ed25519);
+    c.pin = PinSource::Env(PIN.into());
+    let e = Pkcs11Key::open(&c).unwrap_err();
+    let t = no_pin_in(&e);
+    assert!(
+        t.contains("pin_env must name an environment variable; the value given is not a variable name (is it the PIN itself?)"),
+        "{t}"
+    );
+    assert!(!format!("{c:?}").contains(PIN), "{c:?}");
 }

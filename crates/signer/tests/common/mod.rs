@@ -24,7 +24,23 @@ pub const TOKENS: [&str; 7] = [
 /// Makes the tokens once per process, before the module is first loaded (SoftHSM reads its
 /// configuration and token list at C_Initialize). None when SoftHSM2 is not installed.
 pub fn tokens() -> Option<&'static PathBuf> {
-    static DIR: OnceLock<Option<PathBuf>> = OnceLock::new();
+    softhsm(&TOKENS)
+}
+
+/// The directory SoftHSM keeps this process's tokens in.
+pub fn token_dir() -> PathBuf {
+    tokens_root().expect("tokens made").join("tokens")
+}
+
+fn tokens_root() -> Option<&'static PathBuf> {
+    DIR.get().and_then(|d| d.as_ref())
+}
+
+static DIR: OnceLock<Option<PathBuf>> = OnceLock::new();
+
+/// Makes the tokens `labels` once per process (the first call decides), in a temporary
+/// directory that SOFTHSM2_CONF points at. None when SoftHSM2 is not installed.
+pub fn softhsm(labels: &[&str]) -> Option<&'static PathBuf> {
     DIR.get_or_init(|| {
         let have = std::path::Path::new(MODULE).exists()
             && Command::new("softhsm2-util")
@@ -54,7 +70,7 @@ pub fn tokens() -> Option<&'static PathBuf> {
         // Set before any thread loads the module; the tests read them only after this.
         std::env::set_var("SOFTHSM2_CONF", &conf);
         std::env::set_var(PIN_VAR, PIN);
-        for label in TOKENS {
+        for label in labels {
             let out = Command::new("softhsm2-util")
                 .args([
                     "--init-token",
