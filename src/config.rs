@@ -135,11 +135,20 @@ pub struct BeaconConfig {
     pub data_dir: PathBuf,
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct DatabaseConfig {
     /// `sqlite:PATH` or `postgres://user@host/db` (no password here: use the environment).
     pub url: String,
+}
+
+/// The URL with its password taken out: `LAVABEACON_DATABASE_URL` may carry one.
+impl std::fmt::Debug for DatabaseConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatabaseConfig")
+            .field("url", &lavabeacon_store::redact(&self.url))
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -220,6 +229,17 @@ impl Config {
             // A file names a PIN file: the default environment variable does not apply.
             c.signer.pin_env = None;
         }
+        if let Some(v) = &c.signer.pin_env {
+            if !is_variable_name(v) {
+                // Most likely the PIN itself: say so without repeating it.
+                return Err(format!(
+                    "{}signer.pin_env must be the name of an environment variable that holds \
+                     the PIN (e.g. LAVABEACON_HSM_PIN), never the PIN itself; its value is \
+                     not shown",
+                    path.map(|p| format!("{}: ", p.display())).unwrap_or_default()
+                ));
+            }
+        }
         Ok(c)
     }
 
@@ -255,6 +275,11 @@ impl Config {
     }
 
     /// The PKCS#11 key this configuration names. Sets SOFTHSM2_CONF first when configured.
+    ///
+    /// Note: `std::env::set_var` is not thread-safe on Unix (another thread reading the
+    /// environment at the same time is undefined behaviour, and it is `unsafe` from Rust
+    /// 2024 on). It is called here before the module is loaded and, in every command today,
+    /// before any other thread is started; keep it that way, or pass the path to the signer.
     pub fn pkcs11(&self) -> Result<Pkcs11Config, String> {
         if let Some(conf) = &self.signer.softhsm_conf {
             // Before the module is first loaded in this process: SoftHSM reads it at C_Initialize.
@@ -285,16 +310,115 @@ impl Config {
     }
 }
 
-/// `file: line N: message`, without the offending line itself: a PIN typed into the file by
-/// mistake must not reach a terminal or a log through this message.
+/// `file: line N: key: message`, without the offending line and without the value: a PIN or a
+/// password typed into the file by mistake (an unquoted `pin_file = 548083359663` is a type
+/// error) must not reach a terminal or a log through this message. serde's type errors quote
+/// the value (``invalid type: integer `548083359663`, expected …``); only its kind and what was
+/// expected are kept, whatever the key, so that no key with an unexpected name can leak.
 fn describe_toml_error(path: &Path, text: &str, e: &toml::de::Error) -> String {
-    let line = e
-        .span()
-        .map(|s| text[..s.start.min(text.len())].lines().count().max(1));
-    match line {
-        Some(l) => format!("{}: line {l}: {}", path.display(), e.message()),
-        None => format!("{}: {}", path.display(), e.message()),
+    let at = e.span().map(|s| s.start.min(text.len()));
+    let line = at.map(|a| text[..a].lines().count().max(1));
+    let key = at.and_then(|a| key_at(text, a));
+    let message = without_values(e.message());
+    let mut out = path.display().to_string();
+    if let Some(l) = line {
+        out.push_str(&format!(": line {l}"));
     }
+    if let Some(k) = key {
+        out.push_str(&format!(": {k}"));
+    }
+    out.push_str(&format!(": {message}"));
+    out
+}
+
+/// The dotted name (`signer.pin_file`) of the key whose value starts at byte `at`: the key
+/// left of the `=` on that line, under the last `[table]` header before it. Only names, never
+/// what follows the `=`.
+fn key_at(text: &str, at: usize) -> Option<String> {
+    let line_start = text[..at].rfind('\n').map_or(0, |i| i + 1);
+    let before = &text[line_start..at];
+    let (lhs, _) = before.rsplit_once('=')?;
+    // In an inline table the key follows `{` or `,`.
+    let key = lhs.rsplit(['{', ',']).next()?.trim();
+    let plain = |k: &str| {
+        !k.is_empty()
+            && k
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '"' | ' '))
+    };
+    if !plain(key) {
+        return None;
+    }
+    let key = key.replace(['"', ' '], "");
+    let table = text[..line_start]
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('[') && l.ends_with(']'))
+        .map(|l| l.trim_matches(['[', ']', ' ']).to_string());
+    Some(match table {
+        Some(t) if plain(&t) => format!("{}.{key}", t.replace(['"', ' '], "")),
+        _ => key,
+    })
+}
+
+/// A deserialiser's message with any quoted value taken out: "invalid type: integer
+/// `548083359663`, expected path string" becomes "invalid type: integer, expected path
+/// string (the value is not shown)". Messages that quote no value pass unchanged.
+fn without_values(message: &str) -> String {
+    let message = message.trim();
+    for head in ["invalid type: ", "invalid value: ", "invalid length "] {
+        let Some(rest) = message.strip_prefix(head) else {
+            continue;
+        };
+        let (found, expected) = rest.split_once(", expected ").unwrap_or((rest, ""));
+        // The kind is what precedes the quoted value: `integer`, `string`, `floating point`.
+        let kind = found
+            .split(['`', '"'])
+            .next()
+            .unwrap_or("")
+            .trim()
+            .trim_end_matches(':');
+        let mut out = format!("{}{kind}", head.trim_end_matches([' ', ':']));
+        if !expected.is_empty() {
+            out.push_str(&format!(", expected {expected}"));
+        }
+        out.push_str(" (the value is not shown)");
+        return out;
+    }
+    message.to_string()
+}
+
+/// Whether `name` can be an environment variable's name (letters, digits and `_`, not
+/// starting with a digit). A PIN put in `pin_env` by mistake is all digits, or at least not
+/// a name anyone gives a variable.
+fn is_variable_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// `text` with every URL in it (a word holding `://`) passed through
+/// [`lavabeacon_store::redact`]: for messages that quote a URL given by the user, or an
+/// error of a library that names the URL it failed on, so that no password in it is shown.
+pub fn redact_urls(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("://") {
+        // The word around `://`: back to the last space, quote or bracket, on to the next.
+        let stop = |c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '<' | '>' | '(' | ')' | '`');
+        let start = rest[..i].rfind(stop).map_or(0, |j| j + rest[j..].chars().next().map_or(1, char::len_utf8));
+        let end = rest[i..].find(stop).map_or(rest.len(), |j| i + j);
+        // A URL ends before trailing punctuation of the sentence.
+        let word = rest[start..end].trim_end_matches([',', ';', '.', ':']);
+        out.push_str(&rest[..start]);
+        out.push_str(&lavabeacon_store::redact(word));
+        rest = &rest[start + word.len()..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Reads a period such as `1s`, `60s`, `500ms` or `1m` as milliseconds; at least one second.
@@ -352,5 +476,54 @@ mod tests {
             "{e}"
         );
         assert!(!e.contains("1234"), "the value must not be echoed: {e}");
+    }
+
+    fn load_text(text: &str) -> Result<Config, String> {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.toml");
+        std::fs::write(&p, text).unwrap();
+        Config::load(Some(&p))
+    }
+
+    #[test]
+    fn a_type_error_names_key_line_and_type_but_not_the_value() {
+        let e = load_text("[beacon]\nchain = 1\n\n[signer]\npin_file = 548083359663\n").unwrap_err();
+        assert!(!e.contains("548083359663"), "the value must not be echoed: {e}");
+        assert!(e.contains("line 5"), "{e}");
+        assert!(e.contains("signer.pin_file"), "{e}");
+        assert!(e.contains("invalid type: integer, expected"), "{e}");
+        // The same in an inline table, and for a string where a number belongs.
+        let e = load_text("signer = { pin_file = 548083359663 }\n").unwrap_err();
+        assert!(!e.contains("548083359663") && e.contains("pin_file"), "{e}");
+        let e = load_text("[beacon]\nchain = \"s3cret-value\"\n").unwrap_err();
+        assert!(!e.contains("s3cret-value") && e.contains("beacon.chain"), "{e}");
+    }
+
+    #[test]
+    fn a_pin_in_pin_env_is_refused_without_being_echoed() {
+        let e = load_text("[signer]\npin_env = \"548083359663\"\n").unwrap_err();
+        assert!(!e.contains("548083359663"), "{e}");
+        assert!(e.contains("signer.pin_env must be the name of an environment variable"), "{e}");
+        let e = load_text("[signer]\npin_env = \"my pin 1234\"\n").unwrap_err();
+        assert!(!e.contains("1234"), "{e}");
+        let c = load_text("[signer]\npin_env = \"LAVABEACON_HSM_PIN\"\n").unwrap();
+        assert_eq!(c.signer.pin_env.as_deref(), Some("LAVABEACON_HSM_PIN"));
+    }
+
+    #[test]
+    fn the_debug_form_hides_the_database_password() {
+        let mut c = Config::default();
+        c.database.url = "postgres://beacon:Pw-4-debug@127.0.0.1/beacon".into();
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("Pw-4-debug"), "{shown}");
+        assert!(shown.contains("127.0.0.1"), "{shown}");
+    }
+
+    #[test]
+    fn urls_in_messages_are_redacted() {
+        let m = redact_urls("error: http://u:pw1@host:1/x: Connection refused");
+        assert!(!m.contains("pw1") && m.contains("host:1/x: Connection refused"), "{m}");
+        let m = redact_urls("no URL here");
+        assert_eq!(m, "no URL here");
     }
 }

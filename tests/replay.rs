@@ -402,3 +402,51 @@ fn a_window_replays_only_its_pulses_and_reports_only_its_faults() {
         assert!(found.contains(f), "{f:?} missing from {found:?}");
     }
 }
+
+#[test]
+fn replaying_nothing_fails_with_no_pulses() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, content) in [
+        ("empty.jsonl", ""),
+        ("blank.jsonl", " \n\n"),
+        ("array.jsonl", "[]\n"),
+    ] {
+        let path = dir.path().join(name);
+        std::fs::write(&path, content).unwrap();
+        let o = lavabeacon(&["replay", s(&path)]);
+        let out = output_text(&o);
+        assert_eq!(o.status.code(), Some(1), "{name}: {out}");
+        assert!(
+            out.contains(&format!("no pulses in {}", path.display())),
+            "{name}: {out}"
+        );
+    }
+    // A window that holds no pulse of a good chain is no pass either.
+    let chain = generate(dir.path(), "c", &["--pulses", "5"]);
+    let o = lavabeacon(&["replay", s(&chain), "--to", "1000000000"]);
+    assert_eq!(o.status.code(), Some(1), "{}", output_text(&o));
+    assert!(
+        output_text(&o).contains("no pulses in"),
+        "{}",
+        output_text(&o)
+    );
+}
+
+#[test]
+fn a_compact_json_array_on_one_line_replays_in_full() {
+    let dir = tempfile::tempdir().unwrap();
+    let chain = generate(dir.path(), "chain", &["--pulses", "2000"]);
+    let lines = std::fs::read_to_string(&chain).unwrap();
+    let array = format!("[{}]", lines.lines().collect::<Vec<_>>().join(","));
+    assert!(array.len() > 1 << 20 && !array.contains('\n'));
+    let path = dir.path().join("array.json");
+    std::fs::write(&path, array).unwrap();
+    let certs = dir.path().join("chain.certificates");
+    let o = lavabeacon(&["replay", "--certs", s(&certs), s(&path)]);
+    assert!(o.status.success(), "{}", output_text(&o));
+    assert!(
+        output_text(&o).contains("OK: 2000 pulses, 2000 signatures, 1999 links"),
+        "{}",
+        output_text(&o)
+    );
+}

@@ -310,3 +310,81 @@ fn skip_path_mode_checks_hops() {
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert!(text(&o).contains("skip path of 2 hops"), "{}", text(&o));
 }
+
+#[test]
+fn empty_input_is_an_error_naming_the_file_not_ok_0_pulses() {
+    let cert = nist_cert();
+    for (name, content) in [
+        ("empty.jsonl", &b""[..]),
+        ("blank.jsonl", &b"  \n\n\t\r\n"[..]),
+        ("empty-array.json", &b"[]"[..]),
+        ("spaced-array.json", &b"\n[\n  \n]\n"[..]),
+    ] {
+        let (_d, path) = temp_file(name, content);
+        let o = verify(&["--cert", &cert, &path]);
+        let out = text(&o);
+        assert_eq!(o.status.code(), Some(1), "{name}: {out}");
+        assert!(out.contains(&format!("no pulses in {path}")), "{name}: {out}");
+        assert!(!out.contains("OK:"), "{name}: {out}");
+    }
+    let o = verify_stdin(&["--cert", &cert, "-"], b"");
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("no pulses in <stdin>"), "{}", text(&o));
+
+    // One empty file among good ones is still a failure, and only it is named.
+    let (_d, path) = temp_file("empty.jsonl", b"");
+    let mut files = nist_pulses();
+    files.push(path.clone());
+    let o = verify(&["--json", "--cert", &cert, &files[0], &files[1], &files[2], &path]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["ok"], false);
+    assert_eq!(v["pulses"], 3);
+    let problems = v["problems"].as_array().unwrap();
+    assert_eq!(problems.len(), 1, "{v}");
+    assert_eq!(problems[0]["message"], format!("no pulses in {path}"));
+}
+
+#[test]
+fn a_compact_json_array_over_1_mib_on_one_line_verifies() {
+    let dir = tempfile::tempdir().unwrap();
+    let chain = dir.path().join("chain.jsonl");
+    let o = Command::new(env!("CARGO_BIN_EXE_lavabeacon"))
+        .args(["dev", "generate-chain", "--pulses", "1500", "--output"])
+        .arg(&chain)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    // What `jq -c -s .` makes of it: one line, no newline inside.
+    let lines = std::fs::read_to_string(&chain).unwrap();
+    let array = format!("[{}]", lines.lines().collect::<Vec<_>>().join(","));
+    assert!(array.len() > 1 << 20 && !array.contains('\n'));
+    let path = dir.path().join("array.json");
+    std::fs::write(&path, &array).unwrap();
+    let certs = dir.path().join("chain.certificates");
+    let o = verify(&["--certs", certs.to_str().unwrap(), path.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(
+        text(&o).starts_with("OK: 1500 pulses, 1500 signatures, 1499 links"),
+        "{}",
+        text(&o)
+    );
+}
+
+#[test]
+fn a_closed_stdout_does_not_make_verify_panic() {
+    let (cert, files) = (nist_cert(), nist_pulses());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lavabeacon"))
+        .arg("verify")
+        .args(args(&cert, &files))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The reader goes away before anything is written, as `| head -c 0` would.
+    drop(child.stdout.take());
+    let o = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}

@@ -200,7 +200,7 @@ fn plant(
 pub fn run(cmd: DevCommand) -> ExitCode {
     let DevCommand::GenerateChain(a) = cmd;
     let usage = |m: String| {
-        eprintln!("lavabeacon dev generate-chain: {m}");
+        tracing::error!("lavabeacon dev generate-chain: {m}");
         ExitCode::from(EXIT_USAGE)
     };
     let period = match crate::config::parse_period(&a.period) {
@@ -271,7 +271,13 @@ pub fn run(cmd: DevCommand) -> ExitCode {
         let url = a.database.clone().expect("clap requires one");
         let store = match rt.block_on(lavabeacon_store::open(&url)) {
             Ok(s) => s,
-            Err(e) => return usage(format!("database: {e}")),
+            Err(e) => {
+                return usage(format!(
+                    "database {}: {}",
+                    lavabeacon_store::redact(&url),
+                    crate::config::redact_urls(&e.to_string())
+                ))
+            }
         };
         if let Err(e) = rt.block_on(store.put_certificate(&cert.der)) {
             return usage(format!("storing the certificate: {e}"));
@@ -289,7 +295,7 @@ pub fn run(cmd: DevCommand) -> ExitCode {
         let mut p = match b.next(input, signer.as_ref()) {
             Ok(p) => p,
             Err(e) => {
-                eprintln!("lavabeacon dev generate-chain: pulse {i}: {e}");
+                tracing::error!("lavabeacon dev generate-chain: pulse {i}: {e}");
                 return ExitCode::from(EXIT_FAILED);
             }
         };
@@ -297,7 +303,7 @@ pub fn run(cmd: DevCommand) -> ExitCode {
             next_fault.next();
             let (kind, check) = KINDS[faults.len() % KINDS.len()];
             if let Err(e) = plant(&mut p, kind, &mut rng, signer.as_ref(), &mut b) {
-                eprintln!("lavabeacon dev generate-chain: pulse {i}: {e}");
+                tracing::error!("lavabeacon dev generate-chain: pulse {i}: {e}");
                 return ExitCode::from(EXIT_FAILED);
             }
             faults.push(Fault {
@@ -324,7 +330,7 @@ pub fn run(cmd: DevCommand) -> ExitCode {
             }
         };
         if let Err(e) = written {
-            eprintln!("lavabeacon dev generate-chain: writing pulse {i}: {e}");
+            tracing::error!("lavabeacon dev generate-chain: writing pulse {i}: {e}");
             return ExitCode::from(EXIT_FAILED);
         }
     }
@@ -332,23 +338,23 @@ pub fn run(cmd: DevCommand) -> ExitCode {
     match &mut sink {
         Sink::File(w, out) => {
             if let Err(e) = w.flush() {
-                eprintln!("lavabeacon dev generate-chain: {}: {e}", out.display());
+                tracing::error!("lavabeacon dev generate-chain: {}: {e}", out.display());
                 return ExitCode::from(EXIT_FAILED);
             }
             if !faults.is_empty() {
                 if let Err(e) = std::fs::write(layout::faults_file(out), &faults_json) {
-                    eprintln!("lavabeacon dev generate-chain: {e}");
+                    tracing::error!("lavabeacon dev generate-chain: {e}");
                     return ExitCode::from(EXIT_FAILED);
                 }
             }
         }
         Sink::Db(..) => {
             if !faults.is_empty() {
-                println!("{faults_json}");
+                crate::logging::stdout_line(&faults_json);
             }
         }
     }
-    eprintln!(
+    tracing::info!(
         "lavabeacon dev generate-chain: {} pulses ({}, TEST key {}) in {:.1} s; {} faults planted",
         a.pulses,
         a.suite,

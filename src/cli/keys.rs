@@ -6,6 +6,14 @@ use lavabeacon_signer::pkcs11::{list_keys, Pkcs11Key};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// Like `println!` for the command's output, but a closed standard output loses the line
+/// instead of panicking.
+macro_rules! out {
+    ($($t:tt)*) => {
+        crate::logging::stdout_line(&format!($($t)*))
+    };
+}
+
 #[derive(clap::Subcommand)]
 pub enum KeysCommand {
     /// Generate the signing key pair and the sealing key inside the token.
@@ -64,13 +72,17 @@ pub enum CertCommand {
 
 fn load(config: Option<&PathBuf>) -> Result<Config, ExitCode> {
     Config::load(config.map(|p| p.as_path())).map_err(|e| {
-        eprintln!("lavabeacon: configuration: {e}");
+        tracing::error!("lavabeacon: configuration: {e}");
         ExitCode::from(EXIT_USAGE)
     })
 }
 
 fn fail(what: &str, e: impl std::fmt::Display) -> ExitCode {
-    eprintln!("lavabeacon: {what}: {e}");
+    // A database error may quote the URL: never with its password.
+    tracing::error!(
+        "lavabeacon: {what}: {}",
+        crate::config::redact_urls(&e.to_string())
+    );
     ExitCode::from(EXIT_FAILED)
 }
 
@@ -94,11 +106,11 @@ pub fn keys(cmd: KeysCommand) -> ExitCode {
             &lavabeacon_signer::PinSource::File(so_pin_file.clone()),
         ) {
             Ok(true) => {
-                println!("initialised token {:?}", p.token_label);
+                out!("initialised token {:?}", p.token_label);
                 ExitCode::SUCCESS
             }
             Ok(false) => {
-                println!("token {:?} already exists", p.token_label);
+                out!("token {:?} already exists", p.token_label);
                 ExitCode::SUCCESS
             }
             Err(e) => fail("keys init-token", e),
@@ -107,7 +119,7 @@ pub fn keys(cmd: KeysCommand) -> ExitCode {
     if matches!(cmd, KeysCommand::Generate { .. }) {
         match Pkcs11Key::generate(&p) {
             Ok(k) => {
-                println!(
+                out!(
                     "generated {} key {:?} and its sealing key in token {:?}",
                     p.suite.name(),
                     p.key_label,
@@ -115,10 +127,10 @@ pub fn keys(cmd: KeysCommand) -> ExitCode {
                 );
                 match k.public_key() {
                     lavabeacon_signer::pkcs11::PublicKeyBytes::Ed25519(b) => {
-                        println!("public key: {}", hex::encode(b))
+                        out!("public key: {}", hex::encode(b))
                     }
                     lavabeacon_signer::pkcs11::PublicKeyBytes::Rsa { modulus, .. } => {
-                        println!("public modulus: {}", hex::encode(modulus))
+                        out!("public modulus: {}", hex::encode(modulus))
                     }
                 }
                 ExitCode::SUCCESS
@@ -134,7 +146,7 @@ pub fn keys(cmd: KeysCommand) -> ExitCode {
                         Some(false) => "EXTRACTABLE OR NOT SENSITIVE",
                         None => "-",
                     };
-                    println!("{:<24} {:<8} {:<10} {guard}", k.label, k.class, k.kind);
+                    out!("{:<24} {:<8} {:<10} {guard}", k.label, k.class, k.kind);
                 }
                 ExitCode::SUCCESS
             }
@@ -207,12 +219,12 @@ pub fn cert(cmd: CertCommand) -> ExitCode {
             if let Err(e) = stored {
                 return fail("storing the certificate", e);
             }
-            println!(
+            out!(
                 "certificate {} written to {} and stored",
                 cert.id.to_hex_lower(),
                 c.signer.certificate.display()
             );
-            println!("subject: {}", cert.subject);
+            out!("subject: {}", cert.subject);
             ExitCode::SUCCESS
         }
         CertCommand::Show { file, config } => {
@@ -226,17 +238,17 @@ pub fn cert(cmd: CertCommand) -> ExitCode {
             let bytes = match std::fs::read(&path) {
                 Ok(b) => b,
                 Err(e) => {
-                    eprintln!("lavabeacon: {}: {e}", path.display());
+                    tracing::error!("lavabeacon: {}: {e}", path.display());
                     return ExitCode::from(EXIT_USAGE);
                 }
             };
             match lavabeacon_format::cert::parse_certificates(&bytes) {
                 Ok(certs) => {
                     for c in certs {
-                        println!("certificateId: {}", c.id.to_hex_lower());
-                        println!("subject:       {}", c.subject);
-                        println!("key:           {}", c.key.describe());
-                        println!(
+                        out!("certificateId: {}", c.id.to_hex_lower());
+                        out!("subject:       {}", c.subject);
+                        out!("key:           {}", c.key.describe());
+                        out!(
                             "valid:         {} to {}",
                             lavabeacon_format::time::format_time_stamp(c.not_before * 1000)
                                 .unwrap_or_default(),

@@ -152,15 +152,17 @@ impl Progress {
         let of = self.total.map(|t| format!(" of {t}")).unwrap_or_default();
         let line = format!("replay: {done}{of} pulses, {rate:.0}/s{eta}");
         if self.tty {
-            eprint!("\r{line}   ");
+            // Redrawn in place for a person watching; not a log line. A failed write only
+            // loses the line.
+            let _ = write!(std::io::stderr(), "\r{line}   ");
         } else {
-            eprintln!("{line}");
+            tracing::info!("{line}");
         }
     }
 
     fn done(&self) {
         if self.tty {
-            eprintln!();
+            let _ = writeln!(std::io::stderr());
         }
     }
 }
@@ -334,14 +336,17 @@ fn page_through(
     let mut next = Some(first);
     while let Some(path) = next.take() {
         let url = format!("{base}{path}");
-        let resp = ureq::get(&url).call().map_err(|e| e.to_string())?; // ureq names the URL
+        // ureq names the URL: once, with any password in it taken out.
+        let resp = ureq::get(&url)
+            .call()
+            .map_err(|e| crate::config::redact_urls(&e.to_string()))?;
         next = resp
             .header("Link")
             .and_then(|l| l.strip_prefix('<'))
             .and_then(|l| l.split('>').next())
             .map(str::to_string);
         for line in std::io::BufReader::new(resp.into_reader()).lines() {
-            let line = line.map_err(|e| format!("{url}: {e}"))?;
+            let line = line.map_err(|e| format!("{}: {e}", lavabeacon_store::redact(&url)))?;
             if !line.is_empty() && !each(line) {
                 return Ok(());
             }
@@ -355,15 +360,15 @@ fn page_through(
 fn url_feed(base: &str, window: (i64, i64)) -> Result<Feed, String> {
     let last: serde_json::Value = ureq::get(&format!("{base}/beacon/last"))
         .call()
-        .map_err(|e| e.to_string())? // ureq names the URL
+        .map_err(|e| crate::config::redact_urls(&e.to_string()))? // ureq names the URL
         .into_string()
         .ok()
         .and_then(|t| serde_json::from_str(&t).ok())
-        .ok_or_else(|| format!("{base}/beacon/last: not a pulse"))?;
+        .ok_or_else(|| format!("{}/beacon/last: not a pulse", lavabeacon_store::redact(base)))?;
     let newest_chain = last["pulse"]["chainIndex"].as_u64().unwrap_or(1);
     let total = last["pulse"]["pulseIndex"].as_u64();
     let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Input, InputError>>(8192);
-    let name: Arc<str> = Arc::from(base);
+    let name: Arc<str> = Arc::from(lavabeacon_store::redact(base).as_str());
     let b = base.to_string();
     let to = if window.1 == i64::MAX {
         String::new()
@@ -406,13 +411,14 @@ fn url_feed(base: &str, window: (i64, i64)) -> Result<Feed, String> {
         items: channel_iter(rx),
         manifests: mrx,
         total,
-        name: base.to_string(),
+        name: name.to_string(),
     })
 }
 
 pub fn run(args: Args) -> ExitCode {
     let usage = |m: String| {
-        eprintln!("lavabeacon replay: {m}");
+        // Any URL in a message (the library errors name theirs) is shown without a password.
+        tracing::error!("lavabeacon replay: {}", crate::config::redact_urls(&m));
         ExitCode::from(EXIT_USAGE)
     };
     let mut certs = CertificateSet::new();
@@ -444,7 +450,7 @@ pub fn run(args: Args) -> ExitCode {
         .as_ref()
         .map(|f| f.display().to_string())
         .or(args.database.as_ref().map(|d| lavabeacon_store::redact(d)))
-        .or(args.url.clone())
+        .or(args.url.as_ref().map(|u| lavabeacon_store::redact(u)))
         .unwrap_or_default();
     // Resume: start again at the last pulse checked, with what was found so far.
     let resumed: Option<Checkpoint> = match &args.checkpoint {
@@ -460,7 +466,7 @@ pub fn run(args: Args) -> ExitCode {
     };
     if let Some(c) = &resumed {
         window.0 = window.0.max(c.last_time_ms);
-        eprintln!(
+        tracing::info!(
             "lavabeacon replay: resuming after {} pulses, from {}",
             c.pulses,
             lavabeacon_format::time::format_time_stamp(c.last_time_ms).unwrap_or_default()
@@ -587,7 +593,7 @@ pub fn run(args: Args) -> ExitCode {
             }
         }
         if stop {
-            eprintln!("lavabeacon replay: stopped after {n} pulses (--stop-after)");
+            tracing::warn!("lavabeacon replay: stopped after {n} pulses (--stop-after)");
             std::process::exit(3);
         }
     };
@@ -608,6 +614,7 @@ pub fn run(args: Args) -> ExitCode {
         Err(e) => return usage(format!("{name}: {e}")),
     };
     report.manifests_checked = manifests_checked;
+    let resumed_none = resumed.is_none();
     if let Some(c) = resumed {
         report.note(format!(
             "resumed from a checkpoint after {} pulses: signatures, links and skip links are counted for this run only, and skip values in the period it resumed in could not be recomputed",
@@ -634,18 +641,32 @@ pub fn run(args: Args) -> ExitCode {
         }
         report.problems = earlier;
     }
+    if report.pulses == 0 {
+        // An audit that checked nothing has not passed.
+        let within = if (args.from.is_some() || args.to.is_some()) && resumed_none {
+            " in the window given"
+        } else {
+            ""
+        };
+        report.problems.insert(
+            0,
+            Problem::new(Check::Parse, format!("no pulses in {name}{within}")),
+        );
+    }
     if let Some(cp) = &args.checkpoint {
         // A finished replay leaves no checkpoint to resume.
         let _ = std::fs::remove_file(cp);
     }
-    if args.json {
+    let text = if args.json {
         let mut v = serde_json::to_value(&report).expect("report serialises");
         v["ok"] = serde_json::Value::Bool(report.passed());
-        println!("{}", serde_json::to_string_pretty(&v).expect("json"));
+        serde_json::to_string_pretty(&v).expect("json") + "\n"
     } else {
-        print!("{}", report.render_text());
-    }
-    let _ = std::io::stdout().flush();
+        report.render_text()
+    };
+    // The report is the command's output; a closed pipe loses it but is no reason to panic.
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
     if report.passed() {
         ExitCode::SUCCESS
     } else {

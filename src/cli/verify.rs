@@ -5,10 +5,12 @@ use super::{EXIT_FAILED, EXIT_USAGE};
 use lavabeacon_format::cert::CertificateSet;
 use lavabeacon_format::input::{read_items, InputError, Item};
 use lavabeacon_format::verify::{Options, Verifier};
-use lavabeacon_format::Report;
-use std::io::Read;
+use lavabeacon_format::{Check, Problem, Report};
+use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -45,13 +47,13 @@ pub fn run(args: Args) -> ExitCode {
     let mut certs = CertificateSet::new();
     for path in &args.certs {
         if let Err(e) = certs.load_file(path) {
-            eprintln!("lavabeacon verify: certificate {e}");
+            tracing::error!("lavabeacon verify: certificate {e}");
             return ExitCode::from(EXIT_USAGE);
         }
     }
     for dir in &args.cert_dirs {
         if let Err(e) = certs.load_dir(dir) {
-            eprintln!("lavabeacon verify: certificates {e}");
+            tracing::error!("lavabeacon verify: certificates {e}");
             return ExitCode::from(EXIT_USAGE);
         }
     }
@@ -59,7 +61,7 @@ pub fn run(args: Args) -> ExitCode {
     if args.certs.is_empty() && args.cert_dirs.is_empty() {
         for f in args.files.iter().filter(|f| *f != "-") {
             if let Err(e) = super::layout::load_beside(&mut certs, std::path::Path::new(f)) {
-                eprintln!("lavabeacon verify: {e}");
+                tracing::error!("lavabeacon verify: {e}");
                 return ExitCode::from(EXIT_USAGE);
             }
         }
@@ -73,15 +75,27 @@ pub fn run(args: Args) -> ExitCode {
             match std::fs::File::open(f) {
                 Ok(file) => inputs.push((f.clone(), Box::new(file))),
                 Err(e) => {
-                    eprintln!("lavabeacon verify: {f}: {e}");
+                    tracing::error!("lavabeacon verify: {f}: {e}");
                     return ExitCode::from(EXIT_USAGE);
                 }
             }
         }
     }
+    // Records read from each input: one that gives none is an error, not "OK: 0 pulses".
+    let counts: Vec<(String, Arc<AtomicU64>)> = inputs
+        .iter()
+        .map(|(name, _)| (name.clone(), Arc::new(AtomicU64::new(0))))
+        .collect();
     let items = inputs
         .into_iter()
-        .flat_map(|(name, reader)| read_items(&name, reader))
+        .zip(counts.iter().map(|(_, c)| c.clone()).collect::<Vec<_>>())
+        .flat_map(|((name, reader), count)| {
+            read_items(&name, reader).inspect(move |r| {
+                if r.is_ok() {
+                    count.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
         .map(|r: Result<Item, InputError>| r);
     let verifier = Verifier::new(
         &certs,
@@ -91,25 +105,33 @@ pub fn run(args: Args) -> ExitCode {
             ordered: false,
         },
     );
-    let report = match verifier.verify_items(items) {
+    let mut report = match verifier.verify_items(items) {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("lavabeacon verify: {e}");
+            tracing::error!("lavabeacon verify: {e}");
             return ExitCode::from(EXIT_USAGE);
         }
     };
-    if args.json {
+    // Problems without a pulse come first in a report, as the verifier orders them.
+    let empty: Vec<Problem> = counts
+        .iter()
+        .filter(|(_, count)| count.load(Ordering::Relaxed) == 0)
+        .map(|(name, _)| Problem::new(Check::Parse, format!("no pulses in {name}")))
+        .collect();
+    report.problems.splice(0..0, empty);
+    let text = if args.json {
         let out = JsonReport {
             ok: report.passed(),
             report: &report,
         };
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&out).expect("report serialises")
-        );
+        serde_json::to_string_pretty(&out).expect("report serialises") + "\n"
     } else {
-        print!("{}", report.render_text());
-    }
+        report.render_text()
+    };
+    // The report is the command's output: on standard output, and a closed pipe (`| head`)
+    // is not a reason to panic.
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
     if report.passed() {
         ExitCode::SUCCESS
     } else {
