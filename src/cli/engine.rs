@@ -269,21 +269,29 @@ impl EngineThread {
                         return;
                     }
                 };
-                rt.block_on(async move {
-                    let parts = match open(&c).await {
-                        Ok(p) => p,
-                        Err(e) => {
-                            let _ = ready_tx.send(Err(e));
-                            return;
-                        }
-                    };
-                    let _ = ready_tx.send(Ok(parts.test.clone()));
-                    let Ok(observer) = go_rx.await else { return };
-                    lead(parts, observer, async move {
-                        let _ = stop_rx.await;
+                // A panic here is a bug, not a fault the loop can retry: end the process so
+                // that its supervisor restarts it, rather than serve on with a dead engine.
+                let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    rt.block_on(async move {
+                        let parts = match open(&c).await {
+                            Ok(p) => p,
+                            Err(e) => {
+                                let _ = ready_tx.send(Err(e));
+                                return;
+                            }
+                        };
+                        let _ = ready_tx.send(Ok(parts.test.clone()));
+                        let Ok(observer) = go_rx.await else { return };
+                        lead(parts, observer, async move {
+                            let _ = stop_rx.await;
+                        })
+                        .await;
                     })
-                    .await;
-                });
+                }));
+                if outcome.is_err() {
+                    tracing::error!("the engine panicked; exiting so that the service restarts");
+                    std::process::exit(70);
+                }
                 // A source stuck in a driver call must not hold up the exit.
                 rt.shutdown_timeout(Duration::from_secs(1));
                 let _ = done_tx.send(());
