@@ -61,6 +61,23 @@ else
     say "PostgreSQL not reachable: its tests will be skipped"
 fi
 
+# The fault-injection and replica tests (tests/faults.rs, tests/replica.rs) run PostgreSQL
+# clusters of their own: they need the server programs (initdb, pg_ctl, pg_basebackup), the
+# `postgres` user the package makes (as root, initdb runs as that user), mount for a tmpfs and
+# wrk for the flood bench.
+pg_bin_ok() { ls /usr/lib/postgresql/*/bin/pg_basebackup >/dev/null 2>&1 && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; }
+if ! pg_bin_ok || ! id postgres >/dev/null 2>&1; then
+    install_pkg postgresql || true
+fi
+if ! pg_bin_ok; then
+    if [ "${CI:-}" = true ]; then
+        say "CI=true and the PostgreSQL server programs (initdb, pg_ctl, pg_basebackup) cannot be installed"
+        exit 1
+    fi
+    say "PostgreSQL server programs not installed: the fault and replica tests will skip them"
+fi
+need wrk wrk || say "wrk not installed: cargo bench --bench faults needs it"
+
 # The format crate must build without the server stack, so auditors can read and build it alone.
 server_deps=$(cargo tree -p lavabeacon-format -e normal --prefix none --locked | sed 's/ .*//' | sort -u |
     grep -E '^(tokio|sqlx|actix-web|actix-rt|cryptoki|nokhwa)$' || true)

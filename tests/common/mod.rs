@@ -1,6 +1,9 @@
 //! Shared by the command-line tests that need SoftHSM2.
 #![allow(dead_code)]
 
+pub mod faults;
+pub mod pg;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
