@@ -68,7 +68,7 @@ pub fn export(args: ExportArgs) -> ExitCode {
     };
     let rt = super::engine::new_runtime();
     rt.block_on(async move {
-        let store = match lavabeacon_store::open(&c.database.url).await {
+        let store = match lavabeacon_store::open_with(&c.database.url, lavabeacon_store::Role::Audit).await {
             Ok(s) => s,
             Err(e) => return fail(format!("database: {e}")),
         };

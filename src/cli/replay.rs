@@ -250,7 +250,10 @@ fn database_feed(
     use futures_util::StreamExt;
     let rt = super::engine::new_runtime();
     let store = rt
-        .block_on(lavabeacon_store::open(url))
+        .block_on(lavabeacon_store::open_with(
+            url,
+            lavabeacon_store::Role::Audit,
+        ))
         .map_err(|e| format!("database: {e}"))?;
     for der in rt
         .block_on(store.certificates())

@@ -2,7 +2,19 @@
 //!
 //! The pulse store: pulses, certificates, source manifests and sealed pending secrets, in
 //! SQLite (embedded, the default) or PostgreSQL (production, replicas, standby engines). The
-//! URL picks the backend at run time: [`open`].
+//! URL picks the backend at run time: [`open`] (for the engine) or [`open_with`] and a
+//! [`Role`] (the engine, an API node, an offline audit), which decides whether the store
+//! migrates, may write, may create an SQLite file, and how long its reads wait.
+//!
+//! ## Under faults
+//! - Range reads ([`Store::range_by_time`], [`Store::range_by_index`],
+//!   [`Store::manifests_by_index`]) go page by page and never hold a connection while their
+//!   consumer is slow.
+//! - PostgreSQL pools test each connection before use and reconnect by themselves after a
+//!   server restart; API reads give up within about a second while the database is down.
+//! - [`Leadership`] waits through outages and reports the lock lost when its session died.
+//! - [`StoreError::category`] is a public word; the text is for the operator's log, with
+//!   passwords removed ([`redact`]).
 //!
 //! ## Layout
 //! - [`Store`]: the trait the engine, API and auditors use; `sqlite.rs` and `postgres.rs`
@@ -14,10 +26,15 @@
 //! - [`Leadership`]: one writer at a time.
 
 mod postgres;
+mod redact;
 mod row;
+mod schema;
 mod shared;
 mod sql;
 mod sqlite;
+
+pub use redact::redact;
+pub(crate) use redact::scrub;
 
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
@@ -31,7 +48,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use thiserror::Error;
 
-/// What went wrong in the store. Variants are the cases a caller handles differently.
+/// What went wrong in the store. Variants are the cases a caller handles differently. The
+/// text is for the operator's log (never with a password in it); [`StoreError::category`] is
+/// the short word the public may see.
 #[derive(Debug, Error)]
 pub enum StoreError {
     /// The pulse does not extend the head of its chain (a fork attempt, a replay, a race lost).
@@ -49,34 +68,109 @@ pub enum StoreError {
     /// A stored row does not make a pulse (the database was altered behind our back).
     #[error("corrupt row: {0}")]
     Corrupt(String),
-    /// The database refused a change (an append-only trigger, a constraint).
+    /// The database refused a change (an append-only trigger, a constraint, a read-only store).
     #[error("refused by the database: {0}")]
     Refused(String),
     /// The database cannot be reached or opened.
     #[error("database unavailable: {0}")]
     Unavailable(String),
+    /// The disk (or the database's space) is full: SQLITE_FULL, PostgreSQL's 53100, ENOSPC.
+    /// Nothing was written; the same write succeeds once there is space again.
+    #[error("disk full: {0}")]
+    DiskFull(String),
+    /// The database's schema is not the one this build expects (older: not migrated yet;
+    /// newer: this lavabeacon is older than the database).
+    #[error("schema version mismatch: {0}")]
+    Schema(String),
     /// Any other database error.
     #[error("database error: {0}")]
     Database(String),
 }
 
 impl StoreError {
+    /// A short public word for the error (what `/health` may show to anyone); the full text,
+    /// from `Display`, is for the operator's log.
+    pub fn category(&self) -> &'static str {
+        match self {
+            StoreError::Conflict(_) => "conflict",
+            StoreError::LeaderBusy(_) => "not the leader",
+            StoreError::LostLeadership(_) => "leadership lost",
+            StoreError::Unsupported(_) => "cannot store",
+            StoreError::Corrupt(_) => "corrupt data",
+            StoreError::Refused(_) => "refused by the database",
+            StoreError::Unavailable(_) => "database unavailable",
+            StoreError::DiskFull(_) => "disk full",
+            StoreError::Schema(_) => "schema version mismatch",
+            StoreError::Database(_) => "database error",
+        }
+    }
+
     pub(crate) fn from_sqlx(e: sqlx::Error) -> StoreError {
+        let text = || scrub(&e.to_string());
         match &e {
             sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::Conflict(format!(
                 "another pulse already has this index or time ({})",
-                d.message()
+                scrub(d.message())
             )),
             sqlx::Error::Database(d) if d.message().contains("append-only") => {
-                StoreError::Refused(d.message().to_string())
+                StoreError::Refused(scrub(d.message()))
+            }
+            sqlx::Error::Database(d) => {
+                let code = d.code().map(|c| c.to_string()).unwrap_or_default();
+                let kind = if d
+                    .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+                    .is_some()
+                {
+                    postgres_kind(&code)
+                } else {
+                    sqlite_kind(code.parse().unwrap_or(-1))
+                };
+                kind(text())
+            }
+            sqlx::Error::Io(io) if io.kind() == std::io::ErrorKind::StorageFull => {
+                StoreError::DiskFull(text())
             }
             sqlx::Error::Io(_)
             | sqlx::Error::Tls(_)
             | sqlx::Error::PoolTimedOut
             | sqlx::Error::PoolClosed
-            | sqlx::Error::WorkerCrashed => StoreError::Unavailable(e.to_string()),
-            _ => StoreError::Database(e.to_string()),
+            | sqlx::Error::WorkerCrashed => StoreError::Unavailable(text()),
+            _ => StoreError::Database(text()),
         }
+    }
+
+    pub(crate) fn from_rusqlite(e: rusqlite::Error) -> StoreError {
+        let kind = match &e {
+            rusqlite::Error::SqliteFailure(f, _) => sqlite_kind(f.extended_code),
+            _ => StoreError::Database,
+        };
+        kind(scrub(&e.to_string()))
+    }
+}
+
+/// The variant for a PostgreSQL SQLSTATE.
+fn postgres_kind(code: &str) -> fn(String) -> StoreError {
+    match code {
+        "53100" => StoreError::DiskFull,
+        // Connection exceptions, too many connections, out of memory, the server shutting
+        // down or starting up: all pass once the server is back.
+        c if c.starts_with("08") => StoreError::Unavailable,
+        "53200" | "53300" | "57P01" | "57P02" | "57P03" => StoreError::Unavailable,
+        // A write on a read-only session (an API node, a hot standby).
+        "25006" => StoreError::Refused,
+        "XX001" | "XX002" => StoreError::Corrupt,
+        _ => StoreError::Database,
+    }
+}
+
+/// The variant for an SQLite (extended) result code.
+fn sqlite_kind(code: i32) -> fn(String) -> StoreError {
+    match code & 0xff {
+        13 => StoreError::DiskFull,            // SQLITE_FULL
+        5 | 6 | 14 => StoreError::Unavailable, // SQLITE_BUSY, SQLITE_LOCKED, SQLITE_CANTOPEN
+        8 => StoreError::Refused,              // SQLITE_READONLY
+        11 | 26 => StoreError::Corrupt,        // SQLITE_CORRUPT, SQLITE_NOTADB
+        _ => StoreError::Database,
     }
 }
 
@@ -186,7 +280,8 @@ pub struct Leadership {
 }
 
 pub(crate) enum LeaderLock {
-    /// An exclusive lock on `<data dir>/leader.lock`, held by this open file.
+    /// An exclusive lock on `leader.lock` beside the real database file (symlinks resolved),
+    /// held by this open file.
     Sqlite {
         #[allow(dead_code)] // held, never read: closing it releases the lock
         file: std::fs::File,
@@ -196,8 +291,16 @@ pub(crate) enum LeaderLock {
     Postgres {
         conn: tokio::sync::Mutex<sqlx::PgConnection>,
         pid: i32,
+        /// The session's `backend_start` (µs since the epoch): with the pid, it names this very
+        /// session, even if a later session gets the same pid.
+        started_us: i64,
+        /// Set once the lock is known lost; it never comes back (acquire a new one).
+        lost: std::sync::atomic::AtomicBool,
     },
 }
+
+/// How long [`Leadership::check`] waits for the lock's session to answer.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(3);
 
 impl Leadership {
     /// For PostgreSQL, the server process id of the session holding the lock (what an operator
@@ -209,23 +312,43 @@ impl Leadership {
         }
     }
 
-    /// Checks that the lock is still held; an engine calls it before each pulse and stops
-    /// writing on an error. (Appends with a leadership check it themselves too.)
+    /// Checks that the lock is still held; an engine calls it before each pulse and, on
+    /// `LostLeadership`, drops this leadership and acquires a new one. (Appends with a
+    /// leadership check it themselves too.) For PostgreSQL it asks the lock's own session
+    /// whether it still holds the lock: after a server restart (or a killed session) that
+    /// session is gone, and so is the lock. Once lost, always lost.
     pub async fn check(&self) -> Result<(), StoreError> {
+        use std::sync::atomic::Ordering;
         match &self.inner {
             // The lock file stays locked while this process holds it open.
             LeaderLock::Sqlite { .. } => Ok(()),
-            LeaderLock::Postgres { conn, pid } => {
-                let mut conn = conn.lock().await;
-                sqlx::query("SELECT 1")
-                    .execute(&mut *conn)
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| {
-                        StoreError::LostLeadership(format!(
-                            "the leader lock's session (pid {pid}) is gone: {e}"
-                        ))
-                    })
+            LeaderLock::Postgres {
+                conn, pid, lost, ..
+            } => {
+                if lost.load(Ordering::SeqCst) {
+                    return Err(StoreError::LostLeadership(format!(
+                        "the leader lock's session (pid {pid}) was lost"
+                    )));
+                }
+                let asked = tokio::time::timeout(CHECK_TIMEOUT, async {
+                    let mut conn = conn.lock().await;
+                    sqlx::query_scalar::<_, bool>(postgres::HOLDS_OWN_LOCK)
+                        .bind(i64::from(postgres::LOCK_KEYS.0))
+                        .bind(i64::from(postgres::LOCK_KEYS.1))
+                        .fetch_one(&mut *conn)
+                        .await
+                })
+                .await;
+                let why = match asked {
+                    Ok(Ok(true)) => return Ok(()),
+                    Ok(Ok(false)) => "no longer holds it".to_string(),
+                    Ok(Err(e)) => format!("is gone: {}", scrub(&e.to_string())),
+                    Err(_) => format!("did not answer within {CHECK_TIMEOUT:?}"),
+                };
+                lost.store(true, Ordering::SeqCst);
+                Err(StoreError::LostLeadership(format!(
+                    "the leader lock's session (pid {pid}) {why}"
+                )))
             }
         }
     }
@@ -244,41 +367,74 @@ impl std::fmt::Debug for Leadership {
     }
 }
 
-/// Opens the store a URL names, running its migrations: `sqlite:PATH` (or a path ending in
-/// `.db`/`.sqlite`) or `postgres://…`. Credentials in the URL never appear in errors.
+/// Who opens the store, which decides what it may do and how long it waits.
+///
+/// | | Engine | Api | Audit |
+/// |---|---|---|---|
+/// | migrations | runs them | never; checks the schema version | never; checks it |
+/// | writes | yes | refused (`Refused`) | refused; SQLite opened read-only |
+/// | SQLite file missing | created | "no database at …" | "no database at …" |
+/// | pool (SQLite / PostgreSQL) | 2 / 4 connections | 4 / 8 | 2 / 2 |
+/// | waits for a connection | 2 s | 1 s | 1 s |
+/// | SQLite busy timeout | 2 s | 1 s | 1 s |
+///
+/// PostgreSQL connections of the Api and Audit roles are read-only sessions
+/// (`default_transaction_read_only`), so they work on a hot standby and cannot write even by
+/// mistake. Every PostgreSQL pool pings a connection before handing it out, so a connection
+/// left stale by a server restart is replaced instead of failing the caller's query; the pool
+/// reconnects by itself once the server is back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// The engine: the one writer (with [`Leadership`]); runs the migrations. Its pool is its
+    /// own: a process that also serves the API opens a second store for it.
+    Engine,
+    /// An API node: reads only, fails fast (a read waits at most about 1 s for the database).
+    Api,
+    /// An offline tool (`replay --database`, `export`): reads only, never creates or changes
+    /// anything, not even an SQLite file or its directory.
+    Audit,
+}
+
+impl Role {
+    /// `engine`, `api` or `audit`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Engine => "engine",
+            Role::Api => "api",
+            Role::Audit => "audit",
+        }
+    }
+
+    pub(crate) fn refuse_writes(self) -> Result<(), StoreError> {
+        match self {
+            Role::Engine => Ok(()),
+            r => Err(StoreError::Refused(format!(
+                "this store was opened for the {} role, which never writes",
+                r.name()
+            ))),
+        }
+    }
+}
+
+/// Opens the store a URL names for the engine ([`Role::Engine`]), running its migrations:
+/// `sqlite:PATH` (or a path ending in `.db`/`.sqlite`) or `postgres://…`. Credentials in the
+/// URL never appear in errors.
 pub async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
+    open_with(url, Role::Engine).await
+}
+
+/// Opens the store a URL names for `role` (see [`Role`]).
+pub async fn open_with(url: &str, role: Role) -> Result<Arc<dyn Store>, StoreError> {
+    redact::remember(url);
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(Arc::new(PostgresStore::open(url).await?))
+        Ok(Arc::new(PostgresStore::open_with(url, role).await?))
     } else if url.starts_with("sqlite:") || url.ends_with(".db") || url.ends_with(".sqlite") {
-        Ok(Arc::new(SqliteStore::open(url).await?))
+        Ok(Arc::new(SqliteStore::open_with(url, role).await?))
     } else {
         Err(StoreError::Unavailable(format!(
             "unknown database URL {:?}: use sqlite:PATH or postgres://HOST/DB",
             redact(url)
         )))
-    }
-}
-
-/// The URL with any password replaced by `***`.
-///
-/// ```
-/// assert_eq!(lavabeacon_store::redact("postgres://beacon:hunter2@db/lb"), "postgres://beacon:***@db/lb");
-/// assert_eq!(lavabeacon_store::redact("sqlite:data/lb.db"), "sqlite:data/lb.db");
-/// ```
-pub fn redact(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
-    };
-    match rest.split_once('@') {
-        Some((userinfo, host)) => {
-            let user = userinfo.split(':').next().unwrap_or("");
-            if userinfo.contains(':') {
-                format!("{scheme}://{user}:***@{host}")
-            } else {
-                format!("{scheme}://{userinfo}@{host}")
-            }
-        }
-        None => url.to_string(),
     }
 }
 

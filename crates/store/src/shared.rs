@@ -4,6 +4,19 @@
 //! limits), `acquire_leadership_impl` (its lock) and `one_row` (a one-pulse lookup: SQLite
 //! answers those on its own read connections, much faster than through the async driver).
 
+/// After a failed write transaction the connection is closed, never reused: its state is not
+/// to be trusted (SQLite rolls a transaction back by itself on SQLITE_FULL, after which sqlx
+/// still counts it as open and refuses every later `BEGIN` on that connection; a COMMIT that
+/// failed may leave the transaction open). The pool opens a fresh one when needed.
+pub(crate) fn discard_if_failed<DB: sqlx::Database, T>(
+    conn: &mut sqlx::pool::PoolConnection<DB>,
+    result: &Result<T, crate::StoreError>,
+) {
+    if result.is_err() {
+        conn.close_on_drop();
+    }
+}
+
 /// Implements `Store` for a backend type with a `pool` field.
 #[macro_export]
 #[doc(hidden)]
@@ -21,27 +34,37 @@ macro_rules! store_impl {
                 manifest: Option<&str>,
                 leader: Option<&Leadership>,
             ) -> Result<(), StoreError> {
+                self.role.refuse_writes()?;
                 let row = PulseRow::from_pulse(pulse)?;
-                let (mut tx, head, newest) = self.begin_append(pulse.chain_index, leader).await?;
-                check_extends(
-                    pulse,
-                    head.as_ref().map(|(i, t, o)| (*i, *t, o.as_slice())),
-                    newest,
-                )?;
-                Self::insert(&mut tx, vec![row]).await?;
-                if let Some(m) = manifest {
-                    sqlx::query(sql::INSERT_MANIFEST)
-                        .bind(i(pulse.chain_index))
-                        .bind(i(pulse.pulse_index))
-                        .bind(m)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(StoreError::from_sqlx)?;
+                let mut conn = self.pool.acquire().await.map_err(StoreError::from_sqlx)?;
+                let result = async {
+                    let (mut tx, head, newest) = self
+                        .begin_append(&mut conn, pulse.chain_index, leader)
+                        .await?;
+                    check_extends(
+                        pulse,
+                        head.as_ref().map(|(i, t, o)| (*i, *t, o.as_slice())),
+                        newest,
+                    )?;
+                    Self::insert(&mut tx, vec![row]).await?;
+                    if let Some(m) = manifest {
+                        sqlx::query(sql::INSERT_MANIFEST)
+                            .bind(i(pulse.chain_index))
+                            .bind(i(pulse.pulse_index))
+                            .bind(m)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(StoreError::from_sqlx)?;
+                    }
+                    tx.commit().await.map_err(StoreError::from_sqlx)
                 }
-                tx.commit().await.map_err(StoreError::from_sqlx)
+                .await;
+                $crate::shared::discard_if_failed(&mut conn, &result);
+                result
             }
 
             async fn bulk_load(&self, pulses: &[Pulse]) -> Result<u64, StoreError> {
+                self.role.refuse_writes()?;
                 let Some(first) = pulses.first() else {
                     return Ok(0);
                 };
@@ -49,17 +72,26 @@ macro_rules! store_impl {
                     .iter()
                     .map(PulseRow::from_pulse)
                     .collect::<Result<Vec<_>, _>>()?;
-                let (mut tx, head, newest) = self.begin_append(first.chain_index, None).await?;
-                $crate::check_run(pulses, head, newest)?;
-                Self::insert(&mut tx, rows).await?;
-                tx.commit().await.map_err(StoreError::from_sqlx)?;
-                Ok(pulses.len() as u64)
+                let mut conn = self.pool.acquire().await.map_err(StoreError::from_sqlx)?;
+                let result = async {
+                    let (mut tx, head, newest) = self
+                        .begin_append(&mut conn, first.chain_index, None)
+                        .await?;
+                    $crate::check_run(pulses, head, newest)?;
+                    Self::insert(&mut tx, rows).await?;
+                    tx.commit().await.map_err(StoreError::from_sqlx)?;
+                    Ok(pulses.len() as u64)
+                }
+                .await;
+                $crate::shared::discard_if_failed(&mut conn, &result);
+                result
             }
 
             async fn acquire_leadership(
                 &self,
                 wait: Option<Duration>,
             ) -> Result<Leadership, StoreError> {
+                self.role.refuse_writes()?;
                 self.acquire_leadership_impl(wait).await
             }
 
@@ -101,10 +133,23 @@ macro_rules! store_impl {
                 from_ms: i64,
                 to_ms: i64,
             ) -> BoxStream<'_, Result<Pulse, StoreError>> {
-                many(
-                    &self.pool,
-                    sqlx::query_as(sql::RANGE_BY_TIME).bind(from_ms).bind(to_ms),
+                use futures_util::StreamExt;
+                let pool = &self.pool;
+                sql::paged(
+                    from_ms,
+                    move |cursor| async move {
+                        sqlx::query_as::<_, PulseRow>(sql::RANGE_BY_TIME_PAGE)
+                            .bind(cursor)
+                            .bind(to_ms)
+                            .bind(sql::PAGE)
+                            .fetch_all(pool)
+                            .await
+                            .map_err(StoreError::from_sqlx)
+                    },
+                    |r: &PulseRow| r.time_ms.checked_add(1),
                 )
+                .map(|r| r.and_then(PulseRow::into_pulse))
+                .boxed()
             }
             fn range_by_index(
                 &self,
@@ -112,16 +157,28 @@ macro_rules! store_impl {
                 from: u64,
                 to: u64,
             ) -> BoxStream<'_, Result<Pulse, StoreError>> {
-                many(
-                    &self.pool,
-                    sqlx::query_as(sql::RANGE_BY_INDEX)
-                        .bind(i(chain))
-                        .bind(i(from))
-                        .bind(i(to)),
+                use futures_util::StreamExt;
+                let pool = &self.pool;
+                sql::paged(
+                    i(from),
+                    move |cursor| async move {
+                        sqlx::query_as::<_, PulseRow>(sql::RANGE_BY_INDEX_PAGE)
+                            .bind(i(chain))
+                            .bind(cursor)
+                            .bind(i(to))
+                            .bind(sql::PAGE)
+                            .fetch_all(pool)
+                            .await
+                            .map_err(StoreError::from_sqlx)
+                    },
+                    |r: &PulseRow| r.pulse_index.checked_add(1),
                 )
+                .map(|r| r.and_then(PulseRow::into_pulse))
+                .boxed()
             }
 
             async fn put_certificate(&self, der: &[u8]) -> Result<Hash512, StoreError> {
+                self.role.refuse_writes()?;
                 let id = certificate_id(der);
                 sqlx::query(sql::PUT_CERTIFICATE)
                     .bind(id.0.to_vec())
@@ -143,17 +200,26 @@ macro_rules! store_impl {
                 &self,
                 manifests: &[(u64, u64, String)],
             ) -> Result<(), StoreError> {
-                let mut tx = self.pool.begin().await.map_err(StoreError::from_sqlx)?;
-                for (c, p, m) in manifests {
-                    sqlx::query(sql::INSERT_MANIFEST)
-                        .bind(i(*c))
-                        .bind(i(*p))
-                        .bind(m)
-                        .execute(&mut *tx)
+                self.role.refuse_writes()?;
+                let mut conn = self.pool.acquire().await.map_err(StoreError::from_sqlx)?;
+                let result = async {
+                    let mut tx = sqlx::Connection::begin(&mut *conn)
                         .await
                         .map_err(StoreError::from_sqlx)?;
+                    for (c, p, m) in manifests {
+                        sqlx::query(sql::INSERT_MANIFEST)
+                            .bind(i(*c))
+                            .bind(i(*p))
+                            .bind(m)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(StoreError::from_sqlx)?;
+                    }
+                    tx.commit().await.map_err(StoreError::from_sqlx)
                 }
-                tx.commit().await.map_err(StoreError::from_sqlx)
+                .await;
+                $crate::shared::discard_if_failed(&mut conn, &result);
+                result
             }
             async fn certificates(&self) -> Result<Vec<Vec<u8>>, StoreError> {
                 sqlx::query_scalar(sql::ALL_CERTIFICATES)
@@ -168,16 +234,23 @@ macro_rules! store_impl {
                 to: u64,
             ) -> BoxStream<'_, Result<(u64, u64, String), StoreError>> {
                 use futures_util::StreamExt;
-                sqlx::query_as::<_, (i64, i64, String)>(sql::MANIFESTS_BY_INDEX)
-                    .bind(i(chain))
-                    .bind(i(from))
-                    .bind(i(to))
-                    .fetch(&self.pool)
-                    .map(|r| {
-                        r.map(|(c, p, m)| (c as u64, p as u64, m))
+                let pool = &self.pool;
+                sql::paged(
+                    i(from),
+                    move |cursor| async move {
+                        sqlx::query_as::<_, (i64, i64, String)>(sql::MANIFESTS_PAGE)
+                            .bind(i(chain))
+                            .bind(cursor)
+                            .bind(i(to))
+                            .bind(sql::PAGE)
+                            .fetch_all(pool)
+                            .await
                             .map_err(StoreError::from_sqlx)
-                    })
-                    .boxed()
+                    },
+                    |r: &(i64, i64, String)| r.1.checked_add(1),
+                )
+                .map(|r| r.map(|(c, p, m)| (c as u64, p as u64, m)))
+                .boxed()
             }
             async fn manifest(&self, chain: u64, index: u64) -> Result<Option<String>, StoreError> {
                 sqlx::query_scalar(sql::MANIFEST)
@@ -209,6 +282,7 @@ macro_rules! store_impl {
                 index: u64,
                 sealed: &[u8],
             ) -> Result<(), StoreError> {
+                self.role.refuse_writes()?;
                 sqlx::query(sql::PUT_SECRET)
                     .bind(i(chain))
                     .bind(i(index))
@@ -236,6 +310,7 @@ macro_rules! store_impl {
                 chain: u64,
                 up_to_index: u64,
             ) -> Result<(), StoreError> {
+                self.role.refuse_writes()?;
                 sqlx::query(sql::DROP_SECRETS)
                     .bind(i(chain))
                     .bind(i(up_to_index))

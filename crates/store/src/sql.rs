@@ -3,7 +3,7 @@
 
 use crate::row::PulseRow;
 use crate::StoreError;
-use futures_util::stream::{BoxStream, StreamExt};
+use futures_util::stream::{self, BoxStream, StreamExt, TryStreamExt};
 use lavabeacon_format::Pulse;
 use sqlx::{Database, Executor, FromRow, Pool};
 
@@ -30,10 +30,12 @@ pub const AFTER: &str = select!("WHERE time_ms > $1 ORDER BY time_ms ASC LIMIT 1
 pub const FIRST_IN_SPAN: &str = select!(
     "WHERE chain_index = $1 AND time_ms >= $2 AND time_ms <= $3 ORDER BY time_ms ASC LIMIT 1"
 );
-pub const RANGE_BY_TIME: &str =
-    select!("WHERE time_ms >= $1 AND time_ms < $2 ORDER BY time_ms ASC");
-pub const RANGE_BY_INDEX: &str = select!(
-    "WHERE chain_index = $1 AND pulse_index >= $2 AND pulse_index <= $3 ORDER BY pulse_index ASC"
+// Range reads go page by page (keyset pagination: the next page starts after the last row of
+// this one), so that no connection is held while a consumer is slow to take the rows.
+pub const RANGE_BY_TIME_PAGE: &str =
+    select!("WHERE time_ms >= $1 AND time_ms < $2 ORDER BY time_ms ASC LIMIT $3");
+pub const RANGE_BY_INDEX_PAGE: &str = select!(
+    "WHERE chain_index = $1 AND pulse_index >= $2 AND pulse_index <= $3 ORDER BY pulse_index ASC LIMIT $4"
 );
 
 pub const HEAD: &str = "SELECT pulse_index, time_ms, output_value FROM pulses WHERE chain_index = $1 ORDER BY pulse_index DESC LIMIT 1";
@@ -51,7 +53,7 @@ pub const MANIFEST: &str =
 pub const PUT_CERTIFICATE: &str = "INSERT INTO certificates (certificate_id, der, added_ms) VALUES ($1, $2, $3) ON CONFLICT (certificate_id) DO NOTHING";
 pub const CERTIFICATE: &str = "SELECT der FROM certificates WHERE certificate_id = $1";
 pub const ALL_CERTIFICATES: &str = "SELECT der FROM certificates ORDER BY added_ms, certificate_id";
-pub const MANIFESTS_BY_INDEX: &str = "SELECT chain_index, pulse_index, manifest FROM source_manifests WHERE chain_index = $1 AND pulse_index >= $2 AND pulse_index <= $3 ORDER BY pulse_index";
+pub const MANIFESTS_PAGE: &str = "SELECT chain_index, pulse_index, manifest FROM source_manifests WHERE chain_index = $1 AND pulse_index >= $2 AND pulse_index <= $3 ORDER BY pulse_index LIMIT $4";
 pub const COUNTS: &str = "SELECT COUNT(*), COUNT(DISTINCT chain_index) FROM pulses";
 pub const COUNT_CERTIFICATES: &str = "SELECT COUNT(*) FROM certificates";
 pub const PUT_SECRET: &str = "INSERT INTO pending_secrets (chain_index, pulse_index, sealed, created_ms) VALUES ($1, $2, $3, $4) \
@@ -85,23 +87,41 @@ where
         .transpose()
 }
 
-/// Runs a pulse query as a stream, row by row.
-pub fn many<'a, DB>(
-    pool: &'a Pool<DB>,
-    q: sqlx::query::QueryAs<'a, DB, PulseRow, <DB as Database>::Arguments<'a>>,
-) -> BoxStream<'a, Result<Pulse, StoreError>>
+/// Rows per page of a range read: large enough that a page costs little more than its rows,
+/// small enough that a page of pulses (about 1.5 kB each) stays well under a megabyte.
+pub const PAGE: i64 = 500;
+
+/// A range read as a stream of rows, one page at a time: `fetch(cursor)` reads up to [`PAGE`]
+/// rows from `cursor` on, on a pool connection that it gives back before it returns; `next`
+/// gives the cursor after a row. So a slow consumer holds rows, never a connection.
+pub fn paged<'a, T, F, Fut>(
+    start: i64,
+    fetch: F,
+    next: fn(&T) -> Option<i64>,
+) -> BoxStream<'a, Result<T, StoreError>>
 where
-    DB: Database,
-    PulseRow: for<'r> FromRow<'r, DB::Row> + Send + Unpin,
-    for<'c> &'c Pool<DB>: Executor<'c, Database = DB>,
-    <DB as Database>::Arguments<'a>: sqlx::IntoArguments<'a, DB>,
+    T: Send + 'a,
+    F: FnMut(i64) -> Fut + Send + 'a,
+    Fut: std::future::Future<Output = Result<Vec<T>, StoreError>> + Send + 'a,
 {
-    q.fetch(pool)
-        .map(|r| {
-            r.map_err(StoreError::from_sqlx)
-                .and_then(PulseRow::into_pulse)
-        })
-        .boxed()
+    stream::try_unfold(
+        (Some(start), fetch),
+        move |(cursor, mut fetch)| async move {
+            let Some(c) = cursor else {
+                return Ok(None);
+            };
+            let page = fetch(c).await?;
+            let more = if page.len() as i64 >= PAGE {
+                page.last().and_then(next)
+            } else {
+                None
+            };
+            Ok(Some((page, (more, fetch))))
+        },
+    )
+    .map_ok(|page| stream::iter(page.into_iter().map(Ok)))
+    .try_flatten()
+    .boxed()
 }
 
 /// Milliseconds since the Unix epoch, for bookkeeping columns (never for pulse times, which

@@ -2,8 +2,8 @@
 //! `synchronous=FULL` so a published pulse survives a power cut.
 
 use crate::row::{push_row, PulseRow};
-use crate::sql::{self, i, many, now_ms};
-use crate::{check_extends, Counts, LeaderLock, Leadership, StoreError};
+use crate::sql::{self, i, now_ms};
+use crate::{check_extends, schema, scrub, Counts, LeaderLock, Leadership, Role, StoreError};
 use futures_util::stream::BoxStream;
 use lavabeacon_format::hash::Hash512;
 use lavabeacon_format::message::certificate_id;
@@ -12,23 +12,42 @@ use lavabeacon_format::Pulse;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{QueryBuilder, Sqlite, SqlitePool};
 use std::path::PathBuf;
-use std::str::FromStr;
 use std::time::Duration;
 
 /// The SQLite store.
 pub struct SqliteStore {
     pool: SqlitePool,
+    role: Role,
     lock_path: PathBuf,
     /// Connections for one-pulse lookups, outside the async driver: a lookup is a few
     /// microseconds of SQLite, and sqlx's per-query hand-off to a worker thread costs far more.
     readers: std::sync::Mutex<Vec<rusqlite::Connection>>,
+    /// The database file, symlinks resolved.
     file: PathBuf,
+    busy: Duration,
+}
+
+/// Per role: pool size, how long a caller waits for a pool connection, SQLite's busy timeout.
+fn limits(role: Role) -> (u32, Duration, Duration) {
+    match role {
+        // The engine writes one pulse a period and its few reads; nobody else uses its pool.
+        Role::Engine => (2, Duration::from_secs(2), Duration::from_secs(2)),
+        Role::Api => (4, Duration::from_secs(1), Duration::from_secs(1)),
+        Role::Audit => (2, Duration::from_secs(1), Duration::from_secs(1)),
+    }
 }
 
 impl SqliteStore {
-    /// Opens (creating if needed) the database file named by `url` (`sqlite:PATH`), and runs
-    /// the migrations.
+    /// Opens (creating if needed) the database file named by `url` (`sqlite:PATH`) for the
+    /// engine, and runs the migrations.
     pub async fn open(url: &str) -> Result<SqliteStore, StoreError> {
+        Self::open_with(url, Role::Engine).await
+    }
+
+    /// Opens the database file named by `url` for `role` (see [`Role`]): only the engine
+    /// creates the file and migrates it; the others need it to exist with this build's schema,
+    /// and the audit role opens it read-only.
+    pub async fn open_with(url: &str, role: Role) -> Result<SqliteStore, StoreError> {
         let path = url
             .strip_prefix("sqlite://")
             .or_else(|| url.strip_prefix("sqlite:"))
@@ -38,36 +57,77 @@ impl SqliteStore {
                 "{url:?}: the store needs a database file, e.g. sqlite:./data/lavabeacon.db"
             )));
         }
-        let file = PathBuf::from(path);
-        let dir = file
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from("."));
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| StoreError::Unavailable(format!("{}: {e}", dir.display())))?;
-        let options = SqliteConnectOptions::from_str(&format!("sqlite:{path}"))
-            .map_err(|e| StoreError::Unavailable(format!("{path}: {e}")))?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
+        let given = PathBuf::from(path);
+        let (max, acquire, busy) = limits(role);
+        let mut options = SqliteConnectOptions::new()
+            .filename(&given)
             .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(Duration::from_secs(10));
+            .busy_timeout(busy);
+        if role == Role::Engine {
+            let dir = given
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from("."));
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| StoreError::Unavailable(format!("{}: {e}", dir.display())))?;
+            options = options
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal);
+        } else {
+            // Never create what is not there: a typo'd path is an error, not a new database.
+            if !given.is_file() {
+                return Err(StoreError::Unavailable(format!(
+                    "no database at {}{}",
+                    given.display(),
+                    if role == Role::Api {
+                        " (an API node never creates one: run `lavabeacon engine` (or serve) \
+                         once to create it)"
+                    } else {
+                        ""
+                    }
+                )));
+            }
+            // Read-only connections: the database file is never written through them.
+            options = options.create_if_missing(false).read_only(true);
+        }
         let pool = SqlitePoolOptions::new()
-            .max_connections(4)
+            .max_connections(max)
+            .acquire_timeout(acquire)
             .test_before_acquire(false)
             .connect_with(options)
             .await
-            .map_err(|e| StoreError::Unavailable(format!("{path}: {e}")))?;
-        sqlx::migrate!("../../migrations/sqlite")
-            .run(&pool)
-            .await
-            .map_err(|e| StoreError::Database(format!("{path}: migrations: {e}")))?;
+            .map_err(|e| StoreError::Unavailable(format!("{path}: {}", scrub(&e.to_string()))))?;
+        let migrator = sqlx::migrate!("../../migrations/sqlite");
+        schema::check(path, &migrator, &applied(&pool).await?, role)?;
+        if role == Role::Engine {
+            migrator
+                .run(&pool)
+                .await
+                .map_err(|e| StoreError::Database(format!("{path}: migrations: {e}")))?;
+        }
+        // The real file, symlinks resolved: two paths to one database must find one lock.
+        let file = std::fs::canonicalize(&given)
+            .map_err(|e| StoreError::Unavailable(format!("{}: {e}", given.display())))?;
+        let dir = file.parent().map(PathBuf::from).unwrap_or_default();
         Ok(SqliteStore {
             pool,
+            role,
             lock_path: dir.join("leader.lock"),
             readers: std::sync::Mutex::new(Vec::new()),
             file,
+            busy,
         })
+    }
+
+    /// The role this store was opened for.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// The leader lock file this store uses: `leader.lock` beside the real database file.
+    pub fn lock_path(&self) -> &std::path::Path {
+        &self.lock_path
     }
 
     /// The connection pool, for tools that inspect the database directly.
@@ -144,35 +204,39 @@ impl SqliteStore {
 
     fn open_reader(&self) -> Result<rusqlite::Connection, StoreError> {
         use rusqlite::OpenFlags;
+        let mode = if self.role == Role::Engine {
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+        } else {
+            OpenFlags::SQLITE_OPEN_READ_ONLY
+        };
         let conn = rusqlite::Connection::open_with_flags(
             &self.file,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            mode | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .map_err(|e| StoreError::Unavailable(format!("{}: {e}", self.file.display())))?;
-        conn.busy_timeout(Duration::from_secs(10))
-            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        conn.busy_timeout(self.busy)
+            .map_err(StoreError::from_rusqlite)?;
         conn.set_prepared_statement_cache_capacity(32);
         Ok(conn)
     }
 
     /// Begins an append: takes the write lock (BEGIN IMMEDIATE, so two writers serialise here
     /// instead of both extending the same head), checks the leadership, reads the head.
-    async fn begin_append(
+    async fn begin_append<'c>(
         &self,
+        conn: &'c mut sqlx::SqliteConnection,
         chain: u64,
         leader: Option<&Leadership>,
     ) -> Result<
         (
-            sqlx::Transaction<'_, Sqlite>,
+            sqlx::Transaction<'c, Sqlite>,
             Option<(i64, i64, Vec<u8>)>,
             Option<i64>,
         ),
         StoreError,
     > {
         self.check_leader(leader)?;
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
+        let mut tx = sqlx::Connection::begin_with(conn, "BEGIN IMMEDIATE")
             .await
             .map_err(StoreError::from_sqlx)?;
         let (head, newest) = Self::head(&mut tx, chain).await?;
@@ -222,7 +286,7 @@ fn read_one(
     q: &str,
     args: &[i64],
 ) -> Result<Option<PulseRow>, StoreError> {
-    let fail = |e: rusqlite::Error| StoreError::Database(e.to_string());
+    let fail = StoreError::from_rusqlite;
     let mut stmt = conn.prepare_cached(q).map_err(fail)?;
     let mut rows = stmt
         .query(rusqlite::params_from_iter(args.iter()))
@@ -260,4 +324,33 @@ fn read_one(
         output_value: r.get(25).map_err(fail)?,
         extra: r.get(26).map_err(fail)?,
     }))
+}
+
+/// The schema versions the database has applied (none: never migrated).
+async fn applied(pool: &SqlitePool) -> Result<schema::Applied, StoreError> {
+    let table: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations')",
+    )
+    .fetch_one(pool)
+    .await
+    .map_err(StoreError::from_sqlx)?;
+    if !table {
+        return Ok(schema::Applied {
+            table,
+            highest: None,
+            failed: None,
+        });
+    }
+    let (highest, failed): (Option<i64>, Option<i64>) = sqlx::query_as(
+        "SELECT MAX(CASE WHEN success THEN version END), MIN(CASE WHEN NOT success THEN version END) \
+         FROM _sqlx_migrations",
+    )
+    .fetch_one(pool)
+    .await
+    .map_err(StoreError::from_sqlx)?;
+    Ok(schema::Applied {
+        table,
+        highest,
+        failed,
+    })
 }

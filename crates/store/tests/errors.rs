@@ -101,3 +101,62 @@ async fn a_postgres_leader_whose_session_dies_can_no_longer_write() {
     drop((l2, leader, standby, admin));
     db.cleanup().await;
 }
+
+#[tokio::test]
+async fn no_form_of_a_password_reaches_an_error_message() {
+    // Nothing listens on port 1: each open fails, with the URL in its message.
+    let cases = [
+        ("postgres://beacon:s3cret@pw@127.0.0.1:1/lb", vec!["s3cret", "pw@127"]),
+        ("postgres://beacon:a:b:c-secret@127.0.0.1:1/lb", vec!["a:b", "c-secret"]),
+        ("postgresql://beacon:p%40ss-enc@127.0.0.1:1/lb", vec!["p%40ss", "p@ss", "ss-enc"]),
+        ("postgres://beacon@127.0.0.1:1/lb?password=qs-secret", vec!["qs-secret"]),
+        (
+            "postgres://beacon@127.0.0.1:1/lb?sslmode=disable&password=amp-secret&application_name=x",
+            vec!["amp-secret"],
+        ),
+        ("postgres://beacon@127.0.0.1:1/lb?sslpassword=key-secret", vec!["key-secret"]),
+    ];
+    for (url, secrets) in cases {
+        for role in [
+            lavabeacon_store::Role::Engine,
+            lavabeacon_store::Role::Api,
+            lavabeacon_store::Role::Audit,
+        ] {
+            let e = lavabeacon_store::open_with(url, role)
+                .await
+                .err()
+                .expect("nothing listens on port 1");
+            let msg = format!("{e} / {e:?}");
+            for s in &secrets {
+                assert!(!msg.contains(s), "{url}: {s:?} leaked in {msg}");
+            }
+            assert!(msg.contains("127.0.0.1:1/lb"), "{msg}");
+            assert_eq!(e.category(), "database unavailable", "{msg}");
+        }
+    }
+    // Not a URL the store takes, but its password stays hidden in the refusal all the same.
+    let e = open("host=db user=beacon password=kv-secret dbname=lb")
+        .await
+        .err()
+        .unwrap();
+    assert!(!e.to_string().contains("kv-secret"), "{e}");
+}
+
+#[test]
+fn every_error_has_a_short_public_category() {
+    let all = [
+        (StoreError::Conflict("x".into()), "conflict"),
+        (StoreError::LeaderBusy("x".into()), "not the leader"),
+        (StoreError::LostLeadership("x".into()), "leadership lost"),
+        (StoreError::Unsupported("x".into()), "cannot store"),
+        (StoreError::Corrupt("x".into()), "corrupt data"),
+        (StoreError::Refused("x".into()), "refused by the database"),
+        (StoreError::Unavailable("x".into()), "database unavailable"),
+        (StoreError::DiskFull("x".into()), "disk full"),
+        (StoreError::Schema("x".into()), "schema version mismatch"),
+        (StoreError::Database("x".into()), "database error"),
+    ];
+    for (e, word) in all {
+        assert_eq!(e.category(), word);
+    }
+}

@@ -6,6 +6,7 @@
 
 #[path = "../../../format/tests/support/mod.rs"]
 pub mod chain;
+pub mod cluster;
 
 use lavabeacon_store::Store;
 use sqlx::Connection;
@@ -22,6 +23,11 @@ impl Db {
     /// Another store on the same database (a second engine, a second writer).
     pub async fn reopen(&self) -> Arc<dyn Store> {
         lavabeacon_store::open(&self.url).await.unwrap()
+    }
+
+    /// Another store on the same database, for `role`.
+    pub async fn open_as(&self, role: lavabeacon_store::Role) -> Arc<dyn Store> {
+        lavabeacon_store::open_with(&self.url, role).await.unwrap()
     }
 
     /// Drops a PostgreSQL test database.
