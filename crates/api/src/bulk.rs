@@ -2,18 +2,19 @@
 //! to the next) and skip paths (spec §6).
 
 use crate::error::ApiError;
+use crate::limits::StreamSlot;
 use crate::routes::{public, IMMUTABLE};
 use crate::when::{parse_index, parse_millis, parse_when};
 use crate::{now_ms, Beacon};
 use actix_web::http::header;
 use actix_web::web::{self, Bytes};
 use actix_web::{HttpRequest, HttpResponse};
-use futures_util::stream::{BoxStream, Stream};
-use futures_util::StreamExt;
+use futures_util::stream::Stream;
+use futures_util::{StreamExt, TryStreamExt};
 use lavabeacon_format::json::to_json_line;
 use lavabeacon_format::Pulse;
-use lavabeacon_store::{Store, StoreError};
 use std::sync::Arc;
+use tokio::sync::{mpsc, watch};
 
 /// At most this many periods of pulses per bulk answer by default (so at most this many
 /// pulses); [`crate::BeaconInfo::bulk_max_periods`] sets it.
@@ -21,6 +22,137 @@ pub const MAX_PERIODS: u32 = 20_000;
 
 /// Bytes gathered before a chunk goes out.
 const CHUNK: usize = 64 * 1024;
+
+/// Rows read from the store at a time. A long answer is read a page at a time, and each page
+/// is read whole before any of it is sent: the store's stream (and the database connection
+/// under it) is closed before the answer waits on the client, so a slow or idle client holds
+/// memory (a page, and the channel to its connection), never a connection.
+pub(crate) const PAGE: usize = 256;
+
+/// Where a paged read has got to.
+pub(crate) enum Cursor {
+    /// Pulses with `from <= timeStamp < to`.
+    Time {
+        /// Unix ms, inclusive.
+        from: i64,
+        /// Unix ms, exclusive.
+        to: i64,
+    },
+    /// Source manifests of pulses `from..=to` of `chain`.
+    Manifests {
+        /// The chain.
+        chain: u64,
+        /// Pulse index, inclusive.
+        from: u64,
+        /// Pulse index, inclusive.
+        to: u64,
+    },
+    /// Nothing more.
+    Done,
+}
+
+impl Cursor {
+    /// The next page of pulses (at most [`PAGE`]), read whole within the store timeout; empty
+    /// at the end.
+    pub(crate) async fn next_pulses(&mut self, b: &Beacon) -> Result<Vec<Pulse>, ApiError> {
+        let Cursor::Time { from, to } = *self else {
+            *self = Cursor::Done;
+            return Ok(Vec::new());
+        };
+        if from >= to {
+            *self = Cursor::Done;
+            return Ok(Vec::new());
+        }
+        let page: Vec<Pulse> = b
+            .ask(b.store().range_by_time(from, to).take(PAGE).try_collect())
+            .await?;
+        *self = match page.last().map(|p| p.time_ms()) {
+            Some(Ok(t)) if page.len() == PAGE => Cursor::Time { from: t + 1, to },
+            _ => Cursor::Done,
+        };
+        Ok(page)
+    }
+
+    /// The next page of JSON lines (pulses or manifests); empty at the end.
+    async fn next_lines(&mut self, b: &Beacon) -> Result<Vec<String>, ApiError> {
+        match *self {
+            Cursor::Done => Ok(Vec::new()),
+            Cursor::Time { .. } => Ok(self
+                .next_pulses(b)
+                .await?
+                .iter()
+                .map(to_json_line)
+                .collect()),
+            Cursor::Manifests { chain, from, to } => {
+                if from > to {
+                    *self = Cursor::Done;
+                    return Ok(Vec::new());
+                }
+                let page: Vec<(u64, u64, String)> = b
+                    .ask(
+                        b.store()
+                            .manifests_by_index(chain, from, to)
+                            .take(PAGE)
+                            .try_collect(),
+                    )
+                    .await?;
+                *self = match page.last() {
+                    Some((_, i, _)) if page.len() == PAGE && *i < to => Cursor::Manifests {
+                        chain,
+                        from: i + 1,
+                        to,
+                    },
+                    _ => Cursor::Done,
+                };
+                Ok(page.into_iter().map(|(_, _, m)| m).collect())
+            }
+        }
+    }
+}
+
+/// The sending end of a streamed answer: waits for the client as long as it takes, but not
+/// past [`Beacon::begin_shutdown`].
+pub(crate) struct Out {
+    tx: mpsc::Sender<Result<Bytes, ApiError>>,
+    stop: watch::Receiver<bool>,
+}
+
+impl Out {
+    /// Sends `item`; `false` when the client left or the server is shutting down.
+    pub(crate) async fn send(&mut self, item: Result<Bytes, ApiError>) -> bool {
+        tokio::select! {
+            biased;
+            _ = self.stop.wait_for(|s| *s) => false,
+            r = self.tx.send(item) => r.is_ok(),
+        }
+    }
+}
+
+/// A streamed answer: what a task sends to `Out` becomes the body, which holds `slot` (the
+/// client's place among the open streams) until it is dropped, and ends at once on shutdown.
+pub(crate) fn streamed(
+    b: &Beacon,
+    slot: StreamSlot,
+    buffer: usize,
+) -> (Out, impl Stream<Item = Result<Bytes, ApiError>>) {
+    let (tx, rx) = mpsc::channel(buffer);
+    let out = Out {
+        tx,
+        stop: b.stop_signal(),
+    };
+    let body = futures_util::stream::unfold(
+        (rx, b.stop_signal(), slot),
+        |(mut rx, mut stop, slot)| async move {
+            let item = tokio::select! {
+                biased;
+                _ = stop.wait_for(|s| *s) => None,
+                item = rx.recv() => item,
+            };
+            item.map(|item| (item, (rx, stop, slot)))
+        },
+    );
+    (out, body)
+}
 
 #[derive(serde::Deserialize)]
 pub(crate) struct Window {
@@ -56,9 +188,10 @@ pub(crate) async fn pulses(
             "to ({to}) is before from ({from})"
         )));
     }
+    let slot = b.stream_slot(req.peer_addr().map(|a| a.ip()))?;
     // The window starts at the first pulse at or after `from`, so that years before the beacon
     // began, or a long outage, do not cost an answer each.
-    let from = match public(b.store().at_or_after(from).await?) {
+    let from = match public(b.ask(b.store().at_or_after(from)).await?) {
         Some(p) => p.time_ms().unwrap_or(from).max(from),
         None => from,
     };
@@ -87,13 +220,11 @@ pub(crate) async fn pulses(
         header::CACHE_CONTROL,
         if closed { IMMUTABLE } else { "no-store" },
     ));
-    let body = json_lines(b.into_inner(), move |store| {
-        store
-            .range_by_time(from, end.saturating_add(1))
-            .map(|r| r.map(|p| to_json_line(&p)))
-            .boxed()
-    });
-    Ok(r.streaming(body))
+    let cursor = Cursor::Time {
+        from,
+        to: end.saturating_add(1),
+    };
+    Ok(r.streaming(json_lines(b.into_inner(), slot, cursor)))
 }
 
 #[derive(serde::Deserialize)]
@@ -113,17 +244,16 @@ pub(crate) async fn sources_bulk(
 ) -> Result<HttpResponse, ApiError> {
     let chain = parse_index("chain", &c)?;
     let from = parse_index("from", q.from.as_deref().unwrap_or("1"))?;
-    let newest = public(b.store().last_in_chain(chain).await?);
+    let to = q.to.as_deref().map(|t| parse_index("to", t)).transpose()?;
+    let slot = b.stream_slot(req.peer_addr().map(|a| a.ip()))?;
+    let newest = public(b.ask(b.store().last_in_chain(chain)).await?);
     let newest = match newest {
         Some(p) => p.pulse_index,
-        None => public(b.store().before(now_ms() + 1).await?)
+        None => public(b.ask(b.store().before(now_ms() + 1)).await?)
             .filter(|p| p.chain_index == chain)
             .map_or(0, |p| p.pulse_index),
     };
-    let to = match q.to.as_deref() {
-        Some(t) => parse_index("to", t)?,
-        None => newest,
-    };
+    let to = to.unwrap_or(newest);
     if to < from && newest > 0 {
         return Err(ApiError::BadRequest(format!(
             "to ({to}) is before from ({from})"
@@ -152,63 +282,49 @@ pub(crate) async fn sources_bulk(
             "no-store"
         },
     ));
-    let body = json_lines(b.into_inner(), move |store| {
-        if end < from {
-            return futures_util::stream::empty().boxed();
-        }
-        store
-            .manifests_by_index(chain, from, end)
-            .map(|r| r.map(|(_, _, m)| m))
-            .boxed()
-    });
-    Ok(r.streaming(body))
+    let cursor = Cursor::Manifests {
+        chain,
+        from,
+        to: end,
+    };
+    Ok(r.streaming(json_lines(b.into_inner(), slot, cursor)))
 }
 
-/// A JSON Lines body: the lines `make` reads from the store, on a task of its own so that the
-/// answer streams while the database is read, sent in chunks of about [`CHUNK`] bytes. A store
-/// failure after the headers are out cuts the body short (the log has the cause).
-fn json_lines<F>(beacon: Arc<Beacon>, make: F) -> impl Stream<Item = Result<Bytes, ApiError>>
-where
-    F: for<'s> FnOnce(&'s dyn Store) -> BoxStream<'s, Result<String, StoreError>> + 'static,
-{
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, ApiError>>(4);
+/// A JSON Lines body: the lines read from the store a page at a time, on a task of its own so
+/// that the answer streams while the database is read, sent in chunks of about [`CHUNK`]
+/// bytes. A store failure after the headers are out cuts the body short (the log has the
+/// cause).
+fn json_lines(
+    beacon: Arc<Beacon>,
+    slot: StreamSlot,
+    mut cursor: Cursor,
+) -> impl Stream<Item = Result<Bytes, ApiError>> {
+    let (mut out, body) = streamed(&beacon, slot, 4);
     actix_web::rt::spawn(async move {
-        let mut lines = make(beacon.store());
         let mut buf = String::with_capacity(CHUNK + 4096);
-        while let Some(item) = lines.next().await {
-            match item {
-                Ok(line) => {
-                    buf.push_str(&line);
-                    buf.push('\n');
-                    if buf.len() >= CHUNK
-                        && tx
-                            .send(Ok(Bytes::from(std::mem::take(&mut buf))))
-                            .await
-                            .is_err()
-                    {
-                        return; // the client left
-                    }
-                }
+        loop {
+            let lines = match cursor.next_lines(&beacon).await {
+                Ok(lines) if lines.is_empty() => break,
+                Ok(lines) => lines,
                 Err(e) => {
-                    let _ = tx.send(Err(ApiError::Unavailable(e))).await;
+                    out.send(Err(e)).await;
                     return;
+                }
+            };
+            for line in lines {
+                buf.push_str(&line);
+                buf.push('\n');
+                if buf.len() >= CHUNK && !out.send(Ok(Bytes::from(std::mem::take(&mut buf)))).await
+                {
+                    return; // the client left, or the server is stopping
                 }
             }
         }
         if !buf.is_empty() {
-            let _ = tx.send(Ok(Bytes::from(buf))).await;
+            out.send(Ok(Bytes::from(buf))).await;
         }
     });
-    channel_body(rx)
-}
-
-/// A response body made of what a task sends down `rx`.
-pub(crate) fn channel_body(
-    rx: tokio::sync::mpsc::Receiver<Result<Bytes, ApiError>>,
-) -> impl Stream<Item = Result<Bytes, ApiError>> {
-    futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|item| (item, rx))
-    })
+    body
 }
 
 fn path_reply(path: Vec<Pulse>) -> HttpResponse {
@@ -233,9 +349,10 @@ async fn skip_path(b: &Beacon, chain: u64, p1: u64, p2: u64) -> Result<HttpRespo
         )));
     }
     // Both ends must be public.
-    public(b.store().by_index(chain, p2).await?)
+    public(b.ask(b.store().by_index(chain, p2)).await?)
         .ok_or_else(|| ApiError::NotFound(format!("no published pulse {p2} in chain {chain}")))?;
-    let path = lavabeacon_store::skip_path(b.store(), chain, p1, p2)
+    let path = b
+        .ask(lavabeacon_store::skip_path(b.store(), chain, p1, p2))
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no published pulse {p1} in chain {chain}")))?;
     Ok(path_reply(path))
@@ -265,11 +382,10 @@ pub(crate) async fn skip_list_by_time(
             "the path goes forward: t1 ({t1}) must not be after t2 ({t2})"
         )));
     }
-    let start = public(b.store().at_or_after(t1).await?)
+    let start = public(b.ask(b.store().at_or_after(t1)).await?)
         .ok_or_else(|| ApiError::NotFound(format!("no published pulse at or after {t1}")))?;
     let end = public(
-        b.store()
-            .before(t2.saturating_add(1).min(now_ms() + 1))
+        b.ask(b.store().before(t2.saturating_add(1).min(now_ms() + 1)))
             .await?,
     )
     .ok_or_else(|| ApiError::NotFound(format!("no published pulse at or before {t2}")))?;

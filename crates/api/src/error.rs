@@ -1,10 +1,12 @@
 //! The one error type of the API and the one place it becomes a status code and a body:
 //! `{"error": {"status": 404, "message": "..."}}`. Bad input is a 4xx, never a 500; a store
-//! failure is a 503 that names no internals (the operator's log has them).
+//! failure is a 503 that names no internals (the operator's log has them, at most one line a
+//! second so that a flood while the database is down cannot flood the log too).
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
 use lavabeacon_store::StoreError;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 /// What went wrong with a request.
 #[derive(Debug, thiserror::Error)]
@@ -23,14 +25,72 @@ pub enum ApiError {
         /// Seconds until it is due.
         retry_after: u64,
     },
-    /// The database failed or is unreachable.
+    /// Too many open streams (SSE and bulk), from this client or in all: 429 with
+    /// `Retry-After`.
+    #[error("{message}")]
+    TooManyStreams {
+        /// What to tell the client.
+        message: String,
+        /// Seconds to wait before trying again.
+        retry_after: u64,
+    },
+    /// The database failed, is unreachable, or did not answer in time
+    /// ([`crate::BeaconInfo::store_timeout_ms`]).
     #[error("the pulse store is unavailable")]
     Unavailable(#[source] StoreError),
+    /// The server is shutting down ([`crate::Beacon::begin_shutdown`]): no new streams.
+    #[error("the server is shutting down")]
+    ShuttingDown,
 }
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         ApiError::Unavailable(e)
+    }
+}
+
+/// A short public category for a store error: what `/health` and the log's `category` field
+/// say, never the error's text (which can name tables, hosts or paths).
+// The store crate is getting `StoreError::category`; until it lands this mapping lives here.
+pub(crate) fn category(e: &StoreError) -> &'static str {
+    match e {
+        StoreError::Unavailable(_) => "database unavailable",
+        StoreError::Corrupt(_) => "database corrupt",
+        StoreError::Conflict(_) => "conflict",
+        StoreError::LeaderBusy(_) | StoreError::LostLeadership(_) => "not the leader",
+        StoreError::Unsupported(_) | StoreError::Refused(_) => "refused by the database",
+        StoreError::Database(_) => "database error",
+    }
+}
+
+/// Whether `e` says the database is down (rather than that one query went wrong).
+pub(crate) fn is_outage(e: &StoreError) -> bool {
+    matches!(e, StoreError::Unavailable(_))
+}
+
+/// When the last store error was logged, and how many were not logged since.
+static LOGGED_MS: AtomicI64 = AtomicI64::new(i64::MIN);
+static UNLOGGED: AtomicU64 = AtomicU64::new(0);
+
+/// Logs a store error that became a 503, at most one line a second (with a count of those
+/// left out).
+fn log_store_error(e: &StoreError) {
+    let now = crate::now_ms();
+    let last = LOGGED_MS.load(Ordering::Relaxed);
+    if now.saturating_sub(last) >= 1000
+        && LOGGED_MS
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+    {
+        let also = UNLOGGED.swap(0, Ordering::Relaxed);
+        tracing::warn!(
+            category = category(e),
+            error = %e,
+            unlogged = also,
+            "store read failed; answered 503"
+        );
+    } else {
+        UNLOGGED.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -40,20 +100,28 @@ impl ResponseError for ApiError {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::TooEarly { .. } => StatusCode::from_u16(425).expect("425 is a status code"),
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::TooManyStreams { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Unavailable(_) | ApiError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
     fn error_response(&self) -> HttpResponse {
         if let ApiError::Unavailable(e) = self {
             // The cause goes to the operator's log, never to the client.
-            eprintln!("lavabeacon api: store: {e}");
+            log_store_error(e);
         }
         let status = self.status_code();
         let mut r = HttpResponse::build(status);
         r.insert_header((header::CACHE_CONTROL, "no-store"));
-        if let ApiError::TooEarly { retry_after, .. } = self {
-            r.insert_header((header::RETRY_AFTER, retry_after.to_string()));
+        match self {
+            ApiError::TooEarly { retry_after, .. }
+            | ApiError::TooManyStreams { retry_after, .. } => {
+                r.insert_header((header::RETRY_AFTER, retry_after.to_string()));
+            }
+            ApiError::Unavailable(_) | ApiError::ShuttingDown => {
+                r.insert_header((header::RETRY_AFTER, "1"));
+            }
+            _ => {}
         }
         r.content_type("application/json")
             .body(error_body(status, &self.to_string()))

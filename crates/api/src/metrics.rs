@@ -15,6 +15,7 @@ const BUCKETS: [f64; 10] = [0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0
 pub struct Metrics {
     pub(crate) published: AtomicU64,
     pub(crate) skipped: AtomicU64,
+    pub(crate) streams_refused: AtomicU64,
     latency_buckets: [AtomicU64; BUCKETS.len()],
     latency_count: AtomicU64,
     latency_sum_us: AtomicU64,
@@ -54,6 +55,7 @@ impl Metrics {
         let c = |v: &AtomicU64| v.load(Ordering::Relaxed);
         let _ = writeln!(out, "# HELP lavabeacon_pulses_published_total Pulses this engine published.\n# TYPE lavabeacon_pulses_published_total counter\nlavabeacon_pulses_published_total {}", c(&self.published));
         let _ = writeln!(out, "# HELP lavabeacon_pulses_skipped_total Slots this engine skipped (each becomes a gap).\n# TYPE lavabeacon_pulses_skipped_total counter\nlavabeacon_pulses_skipped_total {}", c(&self.skipped));
+        let _ = writeln!(out, "# HELP lavabeacon_streams_refused_total Streams (SSE, bulk) refused with 429: a client or the server had its maximum open.\n# TYPE lavabeacon_streams_refused_total counter\nlavabeacon_streams_refused_total {}", c(&self.streams_refused));
         let _ = writeln!(out, "# HELP lavabeacon_publication_latency_seconds Time from a pulse's timestamp to its being stored and served.\n# TYPE lavabeacon_publication_latency_seconds histogram");
         for (i, b) in BUCKETS.iter().enumerate() {
             let _ = writeln!(

@@ -117,14 +117,10 @@ fn new_world(period: i64, past: u64, future: u64) -> World {
                     .then(|| serde_json::to_string(&manifest(p.pulse_index).0).unwrap());
                 store.append(p, m.as_deref(), None).await.unwrap();
             }
-            let beacon = Beacon::new(
-                store.clone(),
-                BeaconInfo {
-                    period_ms: period as u32,
-                    test: Some("software signing key".into()),
-                    bulk_max_periods: 100,
-                },
-            );
+            let mut info = BeaconInfo::new(period as u32);
+            info.test = Some("software signing key".into());
+            info.bulk_max_periods = 100;
+            let beacon = Beacon::new(store.clone(), info);
             let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             let base = format!("http://{}", listener.local_addr().unwrap());
             let server = lavabeacon_api::serve(beacon.clone(), listener, 2).unwrap();
