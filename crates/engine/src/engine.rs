@@ -106,12 +106,7 @@ impl EngineError {
 }
 
 fn store_category(e: &StoreError) -> &'static str {
-    match e {
-        StoreError::Unavailable(_) => "database unavailable",
-        StoreError::Conflict(_) => "conflict",
-        StoreError::LeaderBusy(_) | StoreError::LostLeadership(_) => "leadership lost",
-        _ => "database error",
-    }
+    e.category()
 }
 
 /// A published pulse, with the moment it became public.
