@@ -484,6 +484,8 @@ async fn health(b: B) -> HttpResponse {
     // What the engine said; else, without one (an API node), what can be seen from here.
     let last_error = engine.last_error.or(if !db_ok {
         Some("database unavailable")
+    } else if newest.is_none() {
+        Some("no pulse yet")
     } else if !on_time {
         Some("late")
     } else {
