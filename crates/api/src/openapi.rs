@@ -38,7 +38,8 @@ fn status_text(s: u16) -> &'static str {
         404 => "Nothing there, or not public yet",
         405 => "Method not allowed (the beacon is read with GET)",
         425 => "Too Early: not published yet; see Retry-After",
-        503 => "The database is unavailable (or, for /health, the beacon is degraded)",
+        429 => "Too many open streams (SSE and bulk) from this client or in all; see Retry-After",
+        503 => "The database is unavailable or did not answer within a second (or, for /health, the beacon is degraded)",
         _ => "",
     }
 }

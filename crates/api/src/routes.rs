@@ -92,7 +92,7 @@ routes! {
     "/beacon/2.0/chain/{c}/sources" => crate::bulk::sources_bulk {
         "Source manifests of pulses from..=to of chain c, as JSON Lines; at most 20,000 per answer, then a Link header rel=next",
         params: [("c", "path", "chain index, from 1"), ("from", "query", "first pulse index (default 1)"), ("to", "query", "last pulse index (default the newest)")],
-        produces: "application/x-ndjson", statuses: [200, 400, 503],
+        produces: "application/x-ndjson", statuses: [200, 400, 429, 503],
     }
     "/beacon/2.0/chain/{c}/pulse/{p}/sources" => sources {
         "The source manifest of pulse p: recombines to its localRandomValue",
@@ -120,12 +120,12 @@ routes! {
     "/beacon/2.0/pulses" => crate::bulk::pulses {
         "Pulses with from <= timeStamp <= to, oldest first, as JSON Lines; at most 20,000 periods per answer, then a Link header rel=next",
         params: [("from", "query", "RFC 3339, Unix seconds or Unix milliseconds"), ("to", "query", "same forms; default now")],
-        produces: "application/x-ndjson", statuses: [200, 400, 503],
+        produces: "application/x-ndjson", statuses: [200, 400, 429, 503],
     }
     "/beacon/2.0/stream" => crate::stream::stream {
         "Server-Sent Events: one event per new pulse (id chain-index); resumes after Last-Event-ID",
         params: [("Last-Event-ID", "header", "the id of the last event received, e.g. 1-42")],
-        produces: "text/event-stream", statuses: [200, 400, 404, 503],
+        produces: "text/event-stream", statuses: [200, 400, 404, 429, 503],
     }
     "/beacon/{timestamp}" => beacon_at {
         "The pulse at that time or the first after it; 425 with Retry-After before it is published",
@@ -484,6 +484,8 @@ async fn health(b: B) -> HttpResponse {
     // What the engine said; else, without one (an API node), what can be seen from here.
     let last_error = engine.last_error.or(if !db_ok {
         Some("database unavailable")
+    } else if newest.is_none() {
+        Some("no pulse yet")
     } else if !on_time {
         Some("late")
     } else {
