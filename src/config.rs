@@ -375,7 +375,7 @@ fn without_values(message: &str) -> String {
             .unwrap_or("")
             .trim()
             .trim_end_matches(':');
-        let mut out = format!("{}{kind}", head.trim_end_matches([' ', ':']));
+        let mut out = format!("{head}{kind}");
         if !expected.is_empty() {
             out.push_str(&format!(", expected {expected}"));
         }
