@@ -23,6 +23,7 @@ pub enum LogFormat {
 /// Standard error, with write errors ignored.
 struct Stderr;
 
+
 struct Quiet(std::io::Stderr);
 
 impl Write for Quiet {
@@ -46,8 +47,7 @@ impl<'a> MakeWriter<'a> for Stderr {
 
 /// Installs the subscriber once, at start.
 pub fn init(format: LogFormat) {
-    let filter =
-        EnvFilter::try_from_env("LAVABEACON_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = EnvFilter::try_from_env("LAVABEACON_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(Stderr)

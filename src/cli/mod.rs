@@ -22,13 +22,7 @@ use std::process::ExitCode;
 )]
 struct Cli {
     /// How log lines look on standard error.
-    #[arg(
-        long,
-        global = true,
-        value_enum,
-        env = "LAVABEACON_LOG_FORMAT",
-        default_value = "text"
-    )]
+    #[arg(long, global = true, value_enum, env = "LAVABEACON_LOG_FORMAT", default_value = "text")]
     log_format: crate::logging::LogFormat,
     #[command(subcommand)]
     command: Command,

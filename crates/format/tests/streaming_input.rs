@@ -184,7 +184,7 @@ fn framing_faults_are_reported_at_their_line_after_the_good_elements() {
             "after the end of the array",
         ),
         (
-            format!("{{\n\"a\": 1}}\nhello"),
+            "{\n\"a\": 1}\nhello".to_string(),
             1,
             3,
             "expected a JSON object",
