@@ -236,7 +236,8 @@ impl Config {
                     "{}signer.pin_env must be the name of an environment variable that holds \
                      the PIN (e.g. LAVABEACON_HSM_PIN), never the PIN itself; its value is \
                      not shown",
-                    path.map(|p| format!("{}: ", p.display())).unwrap_or_default()
+                    path.map(|p| format!("{}: ", p.display()))
+                        .unwrap_or_default()
                 ));
             }
         }
@@ -342,8 +343,7 @@ fn key_at(text: &str, at: usize) -> Option<String> {
     let key = lhs.rsplit(['{', ',']).next()?.trim();
     let plain = |k: &str| {
         !k.is_empty()
-            && k
-                .chars()
+            && k.chars()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '"' | ' '))
     };
     if !plain(key) {
@@ -379,7 +379,7 @@ fn without_values(message: &str) -> String {
             .unwrap_or("")
             .trim()
             .trim_end_matches(':');
-        let mut out = format!("{}{kind}", head.trim_end_matches([' ', ':']));
+        let mut out = format!("{head}{kind}");
         if !expected.is_empty() {
             out.push_str(&format!(", expected {expected}"));
         }
@@ -408,8 +408,11 @@ pub fn redact_urls(text: &str) -> String {
     let mut rest = text;
     while let Some(i) = rest.find("://") {
         // The word around `://`: back to the last space, quote or bracket, on to the next.
-        let stop = |c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '<' | '>' | '(' | ')' | '`');
-        let start = rest[..i].rfind(stop).map_or(0, |j| j + rest[j..].chars().next().map_or(1, char::len_utf8));
+        let stop =
+            |c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '<' | '>' | '(' | ')' | '`');
+        let start = rest[..i].rfind(stop).map_or(0, |j| {
+            j + rest[j..].chars().next().map_or(1, char::len_utf8)
+        });
         let end = rest[i..].find(stop).map_or(rest.len(), |j| i + j);
         // A URL ends before trailing punctuation of the sentence.
         let word = rest[start..end].trim_end_matches([',', ';', '.', ':']);
@@ -487,8 +490,12 @@ mod tests {
 
     #[test]
     fn a_type_error_names_key_line_and_type_but_not_the_value() {
-        let e = load_text("[beacon]\nchain = 1\n\n[signer]\npin_file = 548083359663\n").unwrap_err();
-        assert!(!e.contains("548083359663"), "the value must not be echoed: {e}");
+        let e =
+            load_text("[beacon]\nchain = 1\n\n[signer]\npin_file = 548083359663\n").unwrap_err();
+        assert!(
+            !e.contains("548083359663"),
+            "the value must not be echoed: {e}"
+        );
         assert!(e.contains("line 5"), "{e}");
         assert!(e.contains("signer.pin_file"), "{e}");
         assert!(e.contains("invalid type: integer, expected"), "{e}");
@@ -496,14 +503,20 @@ mod tests {
         let e = load_text("signer = { pin_file = 548083359663 }\n").unwrap_err();
         assert!(!e.contains("548083359663") && e.contains("pin_file"), "{e}");
         let e = load_text("[beacon]\nchain = \"s3cret-value\"\n").unwrap_err();
-        assert!(!e.contains("s3cret-value") && e.contains("beacon.chain"), "{e}");
+        assert!(
+            !e.contains("s3cret-value") && e.contains("beacon.chain"),
+            "{e}"
+        );
     }
 
     #[test]
     fn a_pin_in_pin_env_is_refused_without_being_echoed() {
         let e = load_text("[signer]\npin_env = \"548083359663\"\n").unwrap_err();
         assert!(!e.contains("548083359663"), "{e}");
-        assert!(e.contains("signer.pin_env must be the name of an environment variable"), "{e}");
+        assert!(
+            e.contains("signer.pin_env must be the name of an environment variable"),
+            "{e}"
+        );
         let e = load_text("[signer]\npin_env = \"my pin 1234\"\n").unwrap_err();
         assert!(!e.contains("1234"), "{e}");
         let c = load_text("[signer]\npin_env = \"LAVABEACON_HSM_PIN\"\n").unwrap();
@@ -522,7 +535,10 @@ mod tests {
     #[test]
     fn urls_in_messages_are_redacted() {
         let m = redact_urls("error: http://u:pw1@host:1/x: Connection refused");
-        assert!(!m.contains("pw1") && m.contains("host:1/x: Connection refused"), "{m}");
+        assert!(
+            !m.contains("pw1") && m.contains("host:1/x: Connection refused"),
+            "{m}"
+        );
         let m = redact_urls("no URL here");
         assert_eq!(m, "no URL here");
     }

@@ -100,14 +100,7 @@ fn assert_url_never_shown(url: &str, secrets: &[&str]) {
     let out_file = dir.path().join("x.jsonl").display().to_string();
     let by_flag: Vec<Vec<&str>> = vec![
         vec!["replay", "--database", url],
-        vec![
-            "dev",
-            "generate-chain",
-            "--pulses",
-            "2",
-            "--database",
-            url,
-        ],
+        vec!["dev", "generate-chain", "--pulses", "2", "--database", url],
         vec!["export", "--database", url, "--output", &out_file],
     ];
     let by_env: Vec<Vec<&str>> = vec![
@@ -172,5 +165,8 @@ fn a_pin_file_readable_by_others_is_refused() {
     let out = output_text(&o);
     assert!(!o.status.success(), "a 0644 PIN file was accepted: {out}");
     assert!(!out.contains(pin.trim()), "the PIN was echoed: {out}");
-    assert!(out.contains("user.pin"), "the message names the file: {out}");
+    assert!(
+        out.contains("user.pin"),
+        "the message names the file: {out}"
+    );
 }

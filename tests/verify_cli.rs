@@ -324,7 +324,10 @@ fn empty_input_is_an_error_naming_the_file_not_ok_0_pulses() {
         let o = verify(&["--cert", &cert, &path]);
         let out = text(&o);
         assert_eq!(o.status.code(), Some(1), "{name}: {out}");
-        assert!(out.contains(&format!("no pulses in {path}")), "{name}: {out}");
+        assert!(
+            out.contains(&format!("no pulses in {path}")),
+            "{name}: {out}"
+        );
         assert!(!out.contains("OK:"), "{name}: {out}");
     }
     let o = verify_stdin(&["--cert", &cert, "-"], b"");
@@ -335,7 +338,9 @@ fn empty_input_is_an_error_naming_the_file_not_ok_0_pulses() {
     let (_d, path) = temp_file("empty.jsonl", b"");
     let mut files = nist_pulses();
     files.push(path.clone());
-    let o = verify(&["--json", "--cert", &cert, &files[0], &files[1], &files[2], &path]);
+    let o = verify(&[
+        "--json", "--cert", &cert, &files[0], &files[1], &files[2], &path,
+    ]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["ok"], false);

@@ -367,7 +367,12 @@ fn url_feed(base: &str, window: (i64, i64)) -> Result<Feed, String> {
         .into_string()
         .ok()
         .and_then(|t| serde_json::from_str(&t).ok())
-        .ok_or_else(|| format!("{}/beacon/last: not a pulse", lavabeacon_store::redact(base)))?;
+        .ok_or_else(|| {
+            format!(
+                "{}/beacon/last: not a pulse",
+                lavabeacon_store::redact(base)
+            )
+        })?;
     let newest_chain = last["pulse"]["chainIndex"].as_u64().unwrap_or(1);
     let total = last["pulse"]["pulseIndex"].as_u64();
     let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Input, InputError>>(8192);

@@ -376,10 +376,7 @@ impl<R: Read> PulseItems<R> {
                     Ok(text) => Item::Record { location, text },
                     Err(e) => Item::Unreadable {
                         location,
-                        message: format!(
-                            "not UTF-8 text (byte {})",
-                            e.utf8_error().valid_up_to()
-                        ),
+                        message: format!("not UTF-8 text (byte {})", e.utf8_error().valid_up_to()),
                     },
                 }
             }

@@ -35,7 +35,15 @@ fn summary(text: &[u8]) -> Vec<(String, Result<Pulse, String>)> {
 
 #[test]
 fn empty_inputs_give_no_items() {
-    for text in ["", " ", "\n\n", "\u{feff}", "[]", " [ \n ] \n", "\r\n[\r\n]\r\n"] {
+    for text in [
+        "",
+        " ",
+        "\n\n",
+        "\u{feff}",
+        "[]",
+        " [ \n ] \n",
+        "\r\n[\r\n]\r\n",
+    ] {
         assert!(items(text.as_bytes()).is_empty(), "{text:?}");
     }
 }
@@ -169,16 +177,24 @@ fn framing_faults_are_reported_at_their_line_after_the_good_elements() {
         (format!("[{one},\n{}", &one[..200]), 1, 2, "truncated"),
         (format!("[{one}\n{one}]"), 1, 2, "expected `,` or `]`"),
         (format!("[{one},]"), 1, 1, "empty array element"),
-        (format!("[{one}]\n{one}"), 1, 2, "after the end of the array"),
-        (format!("{{\n\"a\": 1}}\nhello"), 1, 3, "expected a JSON object"),
+        (
+            format!("[{one}]\n{one}"),
+            1,
+            2,
+            "after the end of the array",
+        ),
+        (
+            "{\n\"a\": 1}\nhello".to_string(),
+            1,
+            3,
+            "expected a JSON object",
+        ),
     ];
     for (input, good, line, words) in cases {
         let got = items(input.as_bytes());
         assert_eq!(got.len(), good + 1, "{input:.60}: {got:?}");
         assert!(
-            got[..good]
-                .iter()
-                .all(|i| matches!(i, Item::Record { .. })),
+            got[..good].iter().all(|i| matches!(i, Item::Record { .. })),
             "{input:.60}"
         );
         match &got[good] {
@@ -194,7 +210,12 @@ fn framing_faults_are_reported_at_their_line_after_the_good_elements() {
 #[test]
 fn objects_one_after_another_stream_with_their_lines() {
     let (a, b) = (nist(54609), nist(54610));
-    let text = format!("{}\n{}{}", to_nist_json(&a), to_nist_json(&b), to_nist_json(&a));
+    let text = format!(
+        "{}\n{}{}",
+        to_nist_json(&a),
+        to_nist_json(&b),
+        to_nist_json(&a)
+    );
     let got = summary(text.as_bytes());
     let first_lines = to_nist_json(&a).lines().count();
     assert_eq!(got.len(), 3);
