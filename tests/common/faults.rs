@@ -389,6 +389,23 @@ impl Fixture {
     }
 }
 
+impl Drop for Fixture {
+    /// When the test failed, the logs of its beacons are kept (the rest of the directory goes)
+    /// and their place printed: the failure message says what, these say why.
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let keep = std::env::temp_dir().join(format!(
+                "lavabeacon-faults-logs-{}-{}",
+                std::process::id(),
+                now_ms()
+            ));
+            if std::fs::rename(&self.logs, &keep).is_ok() {
+                eprintln!("faults: the beacons' logs are kept in {}", keep.display());
+            }
+        }
+    }
+}
+
 /// What to do with a started process's stdout.
 #[derive(Clone, Copy, PartialEq)]
 pub enum Stdout {
