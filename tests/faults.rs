@@ -213,7 +213,9 @@ fn sqlite_on_a_full_disk_skips_slots_and_resumes_when_space_returns_without_corr
     let integrity = block_on(async {
         use sqlx::Connection;
         let options = sqlx::sqlite::SqliteConnectOptions::new().filename(&db);
-        let mut c = sqlx::SqliteConnection::connect_with(&options).await.unwrap();
+        let mut c = sqlx::SqliteConnection::connect_with(&options)
+            .await
+            .unwrap();
         let rows: Vec<(String,)> = sqlx::query_as("PRAGMA integrity_check")
             .fetch_all(&mut c)
             .await
