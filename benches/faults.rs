@@ -89,7 +89,14 @@ fn main() {
     .unwrap();
     let flood_from = now_ms();
     let wrk = Command::new("wrk")
-        .args(["-t2", "-c2000", &format!("-d{secs}s"), "--timeout", "5s", "-s"])
+        .args([
+            "-t2",
+            "-c2000",
+            &format!("-d{secs}s"),
+            "--timeout",
+            "5s",
+            "-s",
+        ])
         .arg(&script)
         .arg(&beacon.base)
         .output()

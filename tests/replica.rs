@@ -60,7 +60,10 @@ fn an_api_node_on_a_streaming_replica_starts_and_serves_every_new_pulse_within_a
     let mut lags = Vec::new();
     for s in seen.iter().filter(|s| s.index > from) {
         match got.iter().find(|(c, i, _)| *c == 1 && *i == s.index) {
-            None => problems.push(format!("pulse #{}: never served by the API node's stream", s.index)),
+            None => problems.push(format!(
+                "pulse #{}: never served by the API node's stream",
+                s.index
+            )),
             Some((_, _, at)) => {
                 let lag = at - s.by_ms;
                 lags.push(lag);
@@ -80,7 +83,9 @@ fn an_api_node_on_a_streaming_replica_starts_and_serves_every_new_pulse_within_a
     let head = watch.head();
     let served = last["pulse"]["pulseIndex"].as_u64().unwrap();
     if served + 1 < head {
-        problems.push(format!("/beacon/last on the API node is #{served}, the primary has #{head}"));
+        problems.push(format!(
+            "/beacon/last on the API node is #{served}, the primary has #{head}"
+        ));
     }
     api.kill();
     engine.kill();
@@ -132,7 +137,12 @@ fn the_api_on_a_database_without_the_schema_refuses_to_start_and_says_why() {
     let _ = child.wait();
     let mut err = String::new();
     use std::io::Read;
-    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
     let tables = pg.psql(
         "empty",
         "select count(*) from information_schema.tables where table_schema = 'public'",
@@ -145,6 +155,13 @@ fn the_api_on_a_database_without_the_schema_refuses_to_start_and_says_why() {
         err.to_lowercase().contains("schema"),
         "the message must say the schema is missing (older than expected): {err}"
     );
-    assert_eq!(tables, "0", "`lavabeacon api` must never create tables (no migrations)");
-    println!("faults: api-no-schema: refused in {} ms: {}", started.elapsed().as_millis(), err.trim());
+    assert_eq!(
+        tables, "0",
+        "`lavabeacon api` must never create tables (no migrations)"
+    );
+    println!(
+        "faults: api-no-schema: refused in {} ms: {}",
+        started.elapsed().as_millis(),
+        err.trim()
+    );
 }

@@ -39,8 +39,7 @@ pub fn now_ms() -> i64 {
 extern "C" {
     fn kill(pid: i32, sig: i32) -> i32;
     fn socket(domain: i32, ty: i32, protocol: i32) -> i32;
-    fn setsockopt(fd: i32, level: i32, name: i32, value: *const std::ffi::c_void, len: u32)
-        -> i32;
+    fn setsockopt(fd: i32, level: i32, name: i32, value: *const std::ffi::c_void, len: u32) -> i32;
     fn connect(fd: i32, addr: *const SockAddrIn, len: u32) -> i32;
     fn close(fd: i32) -> i32;
 }
@@ -93,7 +92,10 @@ pub fn connect_small(addr: SocketAddr, rcvbuf: i32) -> TcpStream {
         };
         if connect(fd, &sa, std::mem::size_of::<SockAddrIn>() as u32) != 0 {
             close(fd);
-            panic!("connect to {addr} failed: {}", std::io::Error::last_os_error());
+            panic!(
+                "connect to {addr} failed: {}",
+                std::io::Error::last_os_error()
+            );
         }
         TcpStream::from_raw_fd(fd)
     }
@@ -196,7 +198,10 @@ impl Fixture {
         if !super::softhsm_present() {
             return None;
         }
-        let dir = tempfile::Builder::new().prefix("lbfaults-").tempdir().unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("lbfaults-")
+            .tempdir()
+            .unwrap();
         let hsm = dir.path().join("hsm");
         super::dev_token(&hsm);
         let logs = dir.path().join("logs");
@@ -384,6 +389,23 @@ impl Fixture {
     }
 }
 
+impl Drop for Fixture {
+    /// When the test failed, the logs of its beacons are kept (the rest of the directory goes)
+    /// and their place printed: the failure message says what, these say why.
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let keep = std::env::temp_dir().join(format!(
+                "lavabeacon-faults-logs-{}-{}",
+                std::process::id(),
+                now_ms()
+            ));
+            if std::fs::rename(&self.logs, &keep).is_ok() {
+                eprintln!("faults: the beacons' logs are kept in {}", keep.display());
+            }
+        }
+    }
+}
+
 /// What to do with a started process's stdout.
 #[derive(Clone, Copy, PartialEq)]
 pub enum Stdout {
@@ -512,11 +534,9 @@ impl Watch {
                 let mut quiet_since: Option<i64> = None;
                 while !s.load(Ordering::Relaxed) {
                     let start = now_ms();
-                    let r = tokio::time::timeout(
-                        Duration::from_secs(2),
-                        store.by_index(chain, next),
-                    )
-                    .await;
+                    let r =
+                        tokio::time::timeout(Duration::from_secs(2), store.by_index(chain, next))
+                            .await;
                     match r {
                         Ok(Ok(Some(p))) => {
                             v.lock().unwrap().push(Seen {
@@ -774,7 +794,10 @@ pub fn assert_chain(url: &str, chain_index: u64, seen: &[Seen], lost_ok: &[u64])
         let gap = w[1].time_ms - w[0].time_ms;
         let want = if gap > PERIOD_MS { 2 } else { 0 };
         if gap % PERIOD_MS != 0 || gap <= 0 {
-            problems.push(format!("pulse #{}: {gap} ms after the previous one", w[1].index));
+            problems.push(format!(
+                "pulse #{}: {gap} ms after the previous one",
+                w[1].index
+            ));
         }
         match w[1].status {
             3 if lost_ok.contains(&w[1].index) => {}
@@ -840,7 +863,11 @@ pub fn flood(base: &str, threads: usize, secs: u64) -> std::thread::JoinHandle<F
                     let mut f = Flood::default();
                     let mut n = 0u64;
                     while Instant::now() < until {
-                        let path = if n % 2 == 0 { "/health" } else { "/beacon/last" };
+                        let path = if n % 2 == 0 {
+                            "/health"
+                        } else {
+                            "/beacon/last"
+                        };
                         n += 1;
                         let t = Instant::now();
                         let ok = match agent.get(&format!("{base}{path}")).call() {

@@ -94,10 +94,7 @@ impl PgCluster {
     }
 
     fn empty(bin: PathBuf) -> PgCluster {
-        let root = tempfile::Builder::new()
-            .prefix("lbpg-")
-            .tempdir()
-            .unwrap();
+        let root = tempfile::Builder::new().prefix("lbpg-").tempdir().unwrap();
         if is_root() {
             chown_postgres(root.path());
         }
@@ -190,7 +187,14 @@ impl PgCluster {
     pub fn stop_immediate(&self) {
         self.run(
             "pg_ctl",
-            &["-D", self.data.to_str().unwrap(), "-m", "immediate", "-w", "stop"],
+            &[
+                "-D",
+                self.data.to_str().unwrap(),
+                "-m",
+                "immediate",
+                "-w",
+                "stop",
+            ],
         );
     }
 
@@ -223,7 +227,16 @@ impl PgCluster {
 
     fn psql_raw(&self, db: &str, sql: &str) -> Output {
         Command::new(self.bin.join("psql"))
-            .args(["-X", "-At", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-U", "postgres"])
+            .args([
+                "-X",
+                "-At",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-h",
+                "127.0.0.1",
+                "-U",
+                "postgres",
+            ])
             .args(["-p", &self.port.to_string(), "-d", db, "-c", sql])
             .env("PGCONNECT_TIMEOUT", "5")
             .output()
@@ -311,7 +324,8 @@ impl Drop for PgCluster {
         // Stopped whether or not it still runs; the directory goes with `root`.
         let mut cmd = if is_root() {
             let mut c = Command::new("runuser");
-            c.args(["-u", "postgres", "--"]).arg(self.bin.join("pg_ctl"));
+            c.args(["-u", "postgres", "--"])
+                .arg(self.bin.join("pg_ctl"));
             c
         } else {
             Command::new(self.bin.join("pg_ctl"))
