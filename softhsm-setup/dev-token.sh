@@ -44,6 +44,8 @@ conf=$dir/softhsm2.conf
 newpin() { [ -s "$1" ] || od -An -N6 -tu2 /dev/urandom | tr -dc 0-9 | head -c 12 > "$1"; }
 newpin "$dir/user.pin"
 newpin "$dir/so.pin"
+# A PIN file others can read is refused by the signer; older dev tokens had 0644 files.
+chmod 600 "$dir/user.pin" "$dir/so.pin"
 
 toml=$dir/lavabeacon.toml
 if [ ! -f "$toml" ]; then

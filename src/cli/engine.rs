@@ -9,7 +9,6 @@
 
 use super::{EXIT_FAILED, EXIT_USAGE};
 use crate::config::{parse_period, Config};
-use lavabeacon_api::Beacon;
 use lavabeacon_engine::engine::{Engine, EngineConfig, SystemClock};
 use lavabeacon_engine::external::ExternalBeacon;
 use lavabeacon_engine::frame::SyntheticCamera;

@@ -51,21 +51,13 @@ impl From<StoreError> for ApiError {
 
 /// A short public category for a store error: what `/health` and the log's `category` field
 /// say, never the error's text (which can name tables, hosts or paths).
-// The store crate is getting `StoreError::category`; until it lands this mapping lives here.
 pub(crate) fn category(e: &StoreError) -> &'static str {
-    match e {
-        StoreError::Unavailable(_) => "database unavailable",
-        StoreError::Corrupt(_) => "database corrupt",
-        StoreError::Conflict(_) => "conflict",
-        StoreError::LeaderBusy(_) | StoreError::LostLeadership(_) => "not the leader",
-        StoreError::Unsupported(_) | StoreError::Refused(_) => "refused by the database",
-        StoreError::Database(_) => "database error",
-    }
+    e.category()
 }
 
 /// Whether `e` says the database is down (rather than that one query went wrong).
 pub(crate) fn is_outage(e: &StoreError) -> bool {
-    matches!(e, StoreError::Unavailable(_))
+    matches!(e, StoreError::Unavailable(_) | StoreError::DiskFull(_))
 }
 
 /// When the last store error was logged, and how many were not logged since.

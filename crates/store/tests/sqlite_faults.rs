@@ -62,10 +62,7 @@ async fn cap(store: &SqliteStore, pages: Option<i64>) {
         conns.push(store.pool().acquire().await.unwrap());
     }
     for c in conns.iter_mut() {
-        let n = match pages {
-            Some(n) => n,
-            None => 1 << 30,
-        };
+        let n = pages.unwrap_or(1 << 30);
         sqlx::query(&format!("PRAGMA max_page_count = {n}"))
             .execute(&mut **c)
             .await
