@@ -148,3 +148,32 @@ pub async fn resume_builder(
         .map_err(|e| StoreError::Corrupt(e.to_string()))?;
     Ok(Some((ChainBuilder::resume(params, state), last)))
 }
+
+/// The value sealed for pulse `index` of `chain` by an attempt whose own pulse may or may not
+/// have been stored (an append whose outcome came too late to know): reusing it, instead of
+/// gathering a new one, keeps whatever was committed to true either way. None when there is
+/// none or it does not open (then a fresh value is gathered; nothing public committed to it).
+pub async fn recover_prepared(
+    store: &dyn Store,
+    signer: &dyn Signer,
+    chain: u64,
+    index: u64,
+) -> Result<Option<(Zeroizing<[u8; 64]>, Manifest)>, CommitmentError> {
+    let Some(sealed) = store.pending_secret(chain, index).await? else {
+        return Ok(None);
+    };
+    let value = match signer.unseal(&place(chain, index), &sealed) {
+        Ok(v) => v,
+        Err(SignerError::Unseal(_)) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    let Some(Ok(bytes)) = value.get(..64).map(<[u8; 64]>::try_from) else {
+        return Ok(None);
+    };
+    match serde_json::from_slice::<Manifest>(&value[64..]) {
+        Ok(m) if m.chain_index == chain && m.pulse_index == index => {
+            Ok(Some((Zeroizing::new(bytes), m)))
+        }
+        _ => Ok(None),
+    }
+}

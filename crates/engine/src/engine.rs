@@ -1,7 +1,9 @@
 //! The schedule: one pulse every period, its value gathered one pulse ahead, committed to,
 //! sealed, and the pulse published at its timestamp — never before.
 
-use crate::commitment::{keep_next, recover_next, resume_builder, CommitmentError, Recovered};
+use crate::commitment::{
+    keep_next, recover_next, recover_prepared, resume_builder, CommitmentError, Recovered,
+};
 use crate::external::ExternalBeacon;
 use crate::source::EntropySource;
 use lavabeacon_format::builder::{BuildError, ChainBuilder, ChainParams, NextPulse};
@@ -124,6 +126,10 @@ pub struct Published {
 
 type SharedSource = Arc<Mutex<Box<dyn EntropySource>>>;
 
+/// How long an append may take before the engine stops waiting for its answer (the store's own
+/// timeouts end it well before, normally).
+const APPEND_LIMIT: Duration = Duration::from_secs(10);
+
 /// The engine. Its chain state (head, skip-list state, the sealed next value) is a cache of
 /// what the store holds: [`Engine::step`] re-reads it after any failure.
 pub struct Engine {
@@ -136,6 +142,9 @@ pub struct Engine {
     builder: ChainBuilder,
     last: Option<Pulse>,
     next: Option<(Zeroizing<[u8; 64]>, Option<Manifest>)>,
+    /// The value already sealed for the pulse after next by an earlier attempt, reused so that
+    /// a pulse stored without our knowing (an append that answered too late) stays consistent.
+    prepared: Option<(Zeroizing<[u8; 64]>, Manifest)>,
     commitment_lost: bool,
     external: Option<Arc<ExternalBeacon>>,
     /// The state above must be read from the store before the next attempt.
@@ -169,6 +178,7 @@ impl Engine {
             leader,
             last: None,
             next: None,
+            prepared: None,
             commitment_lost: false,
             external: None,
             stale: true,
@@ -211,9 +221,17 @@ impl Engine {
                 }
             },
         };
+        let chain = self.cfg.params.chain_index;
+        let after_next = last.as_ref().map_or(2, |l| l.pulse_index + 2);
+        let prepared = if next.is_some() || last.is_none() {
+            recover_prepared(self.store.as_ref(), self.signer.as_ref(), chain, after_next).await?
+        } else {
+            None
+        };
         self.builder = builder;
         self.last = last;
         self.next = next;
+        self.prepared = prepared;
         self.commitment_lost = commitment_lost;
         self.stale = false;
         Ok(())
@@ -381,7 +399,10 @@ impl Engine {
                 (v, Some(m))
             }
         };
-        let (next_value, next_manifest) = self.gather(chain, index + 1).await?;
+        let (next_value, next_manifest) = match self.prepared.take() {
+            Some((v, m)) => (Hash512(*v), m),
+            None => self.gather(chain, index + 1).await?,
+        };
         let mut input = NextPulse::new(t, value, precommitment(&next_value));
         input.commitment_lost = self.commitment_lost && self.last.is_some();
         let mut manifest = manifest;
@@ -421,12 +442,11 @@ impl Engine {
         let manifest_json = manifest
             .as_ref()
             .map(|m| serde_json::to_string(m).expect("manifest serialises"));
-        // The append gets what is left of the tolerance: a store that answers later than that
-        // would publish a late pulse. If it gives up (or fails) after the database committed,
-        // the head says so and the pulse counts as published.
-        let budget = Duration::from_millis((t + tolerance - now).max(1) as u64);
+        // The append is awaited to its end, never dropped: a dropped append may still commit
+        // (SQLite runs it on a worker thread of its own), and the engine must know which
+        // happened. One that fails may still have committed: the head says so.
         let appended = tokio::time::timeout(
-            budget,
+            APPEND_LIMIT,
             self.store
                 .append(&pulse, manifest_json.as_deref(), self.leader.as_ref()),
         )
@@ -434,7 +454,10 @@ impl Engine {
         let failure = match appended {
             Ok(Ok(())) => None,
             Ok(Err(e)) => Some(EngineError::Store(e)),
-            Err(_) => Some(late(self.clock.now_ms())),
+            Err(_) => Some(EngineError::Store(StoreError::Unavailable(format!(
+                "the append did not answer within {} s",
+                APPEND_LIMIT.as_secs()
+            )))),
         };
         if let Some(e) = failure {
             if !self.stored(&pulse).await {
@@ -442,6 +465,13 @@ impl Engine {
             }
             tracing::warn!(
                 "pulse {chain}/{index}: the store reported a failure ({e}) but holds the pulse: it is published"
+            );
+        }
+        let stored_ms = self.clock.now_ms();
+        if stored_ms - t > tolerance {
+            tracing::warn!(
+                "pulse {chain}/{index} was stored {} ms after its timestamp, over the tolerance of {tolerance} ms: the database was that slow",
+                stored_ms - t
             );
         }
         let published_at_ms = self.clock.now_ms();

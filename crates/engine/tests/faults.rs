@@ -35,6 +35,8 @@ struct Faults {
     drop_pending: AtomicU32,
     /// Every read of the chain head (what the engine reloads from).
     last_in_chain: AtomicU32,
+    /// A read of the head that answers with the pulse before it (a commit not yet visible).
+    stale_head: AtomicU32,
 }
 
 fn take(n: &AtomicU32) -> bool {
@@ -82,7 +84,13 @@ impl Store for Faulty {
         if take(&self.faults.last_in_chain) {
             return Err(down());
         }
-        self.inner.last_in_chain(chain).await
+        let head = self.inner.last_in_chain(chain).await?;
+        if let Some(h) = head.as_ref().filter(|h| h.pulse_index > 1) {
+            if take(&self.faults.stale_head) {
+                return self.inner.by_index(chain, h.pulse_index - 1).await;
+            }
+        }
+        Ok(head)
     }
     async fn first_in_chain(&self, chain: u64) -> Result<Option<Pulse>, StoreError> {
         self.inner.first_in_chain(chain).await
@@ -460,4 +468,36 @@ async fn the_run_loop_keeps_going_through_faults_until_told_to_stop() {
         !statuses(&chain).contains(&3),
         "the commitment was kept throughout"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pulse_stored_without_the_engine_knowing_keeps_its_commitment() {
+    // The append committed but answered with an error, the check of the head failed, and the
+    // reload still saw the old head: the engine builds the same pulse again. It must commit to
+    // the value it already sealed, so that the pulse really stored stays true (no status 3);
+    // rebuilt for the same slot it is the very same pulse, which the store already holds.
+    let b = bench().await;
+    let mut e = b.engine(os());
+    e.step().await.unwrap();
+    e.step().await.unwrap();
+    b.faulty
+        .faults
+        .append_after_commit
+        .store(1, Ordering::SeqCst);
+    b.faulty.faults.last_in_chain.store(1, Ordering::SeqCst);
+    b.faulty.faults.stale_head.store(1, Ordering::SeqCst);
+    assert!(
+        e.step().await.is_err(),
+        "the engine cannot know pulse 3 is stored"
+    );
+    let again = e
+        .step()
+        .await
+        .expect("the stored pulse is recognised as published");
+    assert_eq!(again.pulse.pulse_index, 3);
+    e.step().await.unwrap();
+    e.step().await.unwrap();
+    let chain = b.verified().await;
+    assert_eq!(statuses(&chain), [1, 0, 0, 0, 0]);
+    assert_eq!(chain[2].output_value, again.pulse.output_value);
 }
