@@ -66,33 +66,43 @@ pub enum Recovered {
     Lost(String),
 }
 
-/// Finds, unseals and checks the value `last` committed to.
-pub async fn recover_next(
+/// What the store holds for one sealed place.
+enum Sealed {
+    /// A value and its manifest, opened.
+    Opened(Zeroizing<[u8; 64]>, Option<Manifest>),
+    /// Nothing sealed there, or it does not make a value; `hsm_refused` when the HSM declined
+    /// the decryption (which a vanished token can look like).
+    Unusable { why: String, hsm_refused: bool },
+}
+
+/// Finds and unseals the value sealed for pulse `index` of `chain`, with its manifest.
+async fn open_sealed(
     store: &dyn Store,
     signer: &dyn Signer,
-    last: &Pulse,
-) -> Result<Recovered, CommitmentError> {
-    let (chain, index) = (last.chain_index, last.pulse_index + 1);
+    chain: u64,
+    index: u64,
+) -> Result<Sealed, CommitmentError> {
+    let unusable = |why: String| Sealed::Unusable {
+        why,
+        hsm_refused: false,
+    };
     let Some(sealed) = store.pending_secret(chain, index).await? else {
-        return Ok(Recovered::Lost(format!(
+        return Ok(unusable(format!(
             "no sealed value for pulse {chain}/{index}"
         )));
     };
     let value = match signer.unseal(&place(chain, index), &sealed) {
         Ok(v) => v,
         Err(SignerError::Unseal(why)) => {
-            // A token that is gone may fail a decryption the way a wrong key does; the value
-            // is declared lost (statusCode 3, for ever) only if the HSM otherwise answers.
-            let mut probe = [0u8; 1];
-            signer.random(&mut probe)?;
-            return Ok(Recovered::Lost(format!(
-                "the sealed value for pulse {chain}/{index} does not open: {why}"
-            )));
+            return Ok(Sealed::Unusable {
+                why: format!("the sealed value for pulse {chain}/{index} does not open: {why}"),
+                hsm_refused: true,
+            })
         }
         Err(e) => return Err(e.into()),
     };
     let Some(Ok(bytes)) = value.get(..64).map(<[u8; 64]>::try_from) else {
-        return Ok(Recovered::Lost(format!(
+        return Ok(unusable(format!(
             "the sealed value for pulse {chain}/{index} is {} bytes, not 64 or more",
             value.len()
         )));
@@ -102,13 +112,35 @@ pub async fn recover_next(
         json => match serde_json::from_slice::<Manifest>(json) {
             Ok(m) => Some(m),
             Err(e) => {
-                return Ok(Recovered::Lost(format!(
+                return Ok(unusable(format!(
                     "the sealed manifest for pulse {chain}/{index} is unreadable: {e}"
                 )))
             }
         },
     };
-    let bytes = Zeroizing::new(bytes);
+    Ok(Sealed::Opened(Zeroizing::new(bytes), manifest))
+}
+
+/// Finds, unseals and checks the value `last` committed to.
+pub async fn recover_next(
+    store: &dyn Store,
+    signer: &dyn Signer,
+    last: &Pulse,
+) -> Result<Recovered, CommitmentError> {
+    let (chain, index) = (last.chain_index, last.pulse_index + 1);
+    let (bytes, manifest) = match open_sealed(store, signer, chain, index).await? {
+        Sealed::Opened(v, m) => (v, m),
+        Sealed::Unusable { why, hsm_refused } => {
+            if hsm_refused {
+                // A token that is gone may fail a decryption the way a wrong key does; the
+                // value is declared lost (statusCode 3, for ever) only if the HSM otherwise
+                // answers.
+                let mut probe = [0u8; 1];
+                signer.random(&mut probe)?;
+            }
+            return Ok(Recovered::Lost(why));
+        }
+    };
     if precommitment(&Hash512(*bytes)) != last.precommitment_value {
         return Ok(Recovered::Lost(format!(
             "the sealed value for pulse {chain}/{index} does not match pulse {}'s precommitment",
@@ -159,21 +191,10 @@ pub async fn recover_prepared(
     chain: u64,
     index: u64,
 ) -> Result<Option<(Zeroizing<[u8; 64]>, Manifest)>, CommitmentError> {
-    let Some(sealed) = store.pending_secret(chain, index).await? else {
-        return Ok(None);
-    };
-    let value = match signer.unseal(&place(chain, index), &sealed) {
-        Ok(v) => v,
-        Err(SignerError::Unseal(_)) => return Ok(None),
-        Err(e) => return Err(e.into()),
-    };
-    let Some(Ok(bytes)) = value.get(..64).map(<[u8; 64]>::try_from) else {
-        return Ok(None);
-    };
-    match serde_json::from_slice::<Manifest>(&value[64..]) {
-        Ok(m) if m.chain_index == chain && m.pulse_index == index => {
-            Ok(Some((Zeroizing::new(bytes), m)))
+    Ok(match open_sealed(store, signer, chain, index).await? {
+        Sealed::Opened(v, Some(m)) if m.chain_index == chain && m.pulse_index == index => {
+            Some((v, m))
         }
-        _ => Ok(None),
-    }
+        _ => None,
+    })
 }

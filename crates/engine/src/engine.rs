@@ -78,8 +78,8 @@ impl EngineError {
     pub fn category(&self) -> &'static str {
         match self {
             EngineError::NoEntropy(_) => "no entropy",
-            EngineError::Store(e) => store_category(e),
-            EngineError::Commitment(CommitmentError::Store(e)) => store_category(e),
+            EngineError::Store(e) => e.category(),
+            EngineError::Commitment(CommitmentError::Store(e)) => e.category(),
             EngineError::Commitment(CommitmentError::Signer(_)) => "hsm unavailable",
             EngineError::Build(BuildError::Sign(_)) => "hsm unavailable",
             EngineError::Build(_) => "internal error",
@@ -105,10 +105,6 @@ impl EngineError {
                 | EngineError::Commitment(CommitmentError::Store(StoreError::LostLeadership(_)))
         )
     }
-}
-
-fn store_category(e: &StoreError) -> &'static str {
-    e.category()
 }
 
 /// A published pulse, with the moment it became public.
@@ -430,14 +426,13 @@ impl Engine {
         .await?;
         self.clock.sleep_until(t).await;
         let tolerance = self.cfg.late_tolerance.as_millis() as i64;
-        let late = |now: i64| EngineError::Late {
-            time_ms: t,
-            late_ms: now - t,
-            tolerance_ms: tolerance,
-        };
         let now = self.clock.now_ms();
         if now - t > tolerance {
-            return Err(late(now));
+            return Err(EngineError::Late {
+                time_ms: t,
+                late_ms: now - t,
+                tolerance_ms: tolerance,
+            });
         }
         let manifest_json = manifest
             .as_ref()
