@@ -203,10 +203,14 @@ pub fn run(cmd: DevCommand) -> ExitCode {
         tracing::error!("lavabeacon dev generate-chain: {m}");
         ExitCode::from(EXIT_USAGE)
     };
-    let period = match crate::config::parse_period(&a.period) {
-        Ok(p) => i64::from(p),
+    let slots = match crate::config::parse_period(&a.period) {
+        Ok(p) => match lavabeacon_format::time::Slots::new(p) {
+            Some(s) => s,
+            None => return usage("--period must be longer than 0".into()),
+        },
         Err(e) => return usage(e),
     };
+    let period = slots.period_ms();
     if a.pulses == 0 || a.corrupt >= a.pulses {
         return usage("need --pulses ≥ 1 and --corrupt below --pulses".into());
     }
@@ -215,13 +219,13 @@ pub fn run(cmd: DevCommand) -> ExitCode {
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0);
     let start = match &a.start {
-        None => now - now.rem_euclid(period) - (a.pulses as i64 - 1) * period,
+        None => slots.after(slots.at_or_before(now), -(a.pulses as i64 - 1)),
         Some(t) => match t
             .parse::<i64>()
             .ok()
             .or_else(|| lavabeacon_format::time::parse_time_stamp(t).ok())
         {
-            Some(ms) if ms.rem_euclid(period) == 0 => ms,
+            Some(ms) if slots.is_slot(ms) => ms,
             _ => {
                 return usage(format!(
                     "--start {t:?}: RFC 3339 or Unix ms, on a period boundary"
@@ -290,7 +294,7 @@ pub fn run(cmd: DevCommand) -> ExitCode {
     let mut faults = Vec::new();
     let mut next_fault = fault_at.iter().peekable();
     for i in 1..=a.pulses {
-        let t = start + (i as i64 - 1) * period;
+        let t = slots.after(start, i as i64 - 1);
         let input = NextPulse::new(t, value(i), precommitment(&value(i + 1)));
         let mut p = match b.next(input, signer.as_ref()) {
             Ok(p) => p,

@@ -80,7 +80,7 @@ struct Checkpoint {
 /// A time in the forms the API takes (RFC 3339, Unix seconds or milliseconds; the same rule
 /// tells the numbers apart).
 pub(super) fn parse_time(t: &str) -> Result<i64, String> {
-    lavabeacon_api::when::parse_when(t).map_err(|e| e.to_string())
+    lavabeacon_format::time::parse_when(t).map_err(|e| e.to_string())
 }
 
 /// Certificates fetched from the beacon when a pulse first names them, each checked against

@@ -4,7 +4,6 @@
 use crate::error::ApiError;
 use crate::limits::StreamSlot;
 use crate::routes::{public, IMMUTABLE};
-use crate::when::{parse_index, parse_millis, parse_when};
 use crate::{now_ms, Beacon};
 use actix_web::http::header;
 use actix_web::web::{self, Bytes};
@@ -12,6 +11,7 @@ use actix_web::{HttpRequest, HttpResponse};
 use futures_util::stream::Stream;
 use futures_util::{StreamExt, TryStreamExt};
 use lavabeacon_format::json::to_json_line;
+use lavabeacon_format::time::{parse_index, parse_millis, parse_when};
 use lavabeacon_format::Pulse;
 use std::sync::Arc;
 use tokio::sync::{mpsc, watch};
@@ -177,7 +177,7 @@ pub(crate) async fn pulses(
                 "from is required, e.g. ?from=2026-11-21T00:00:00Z&to=2026-11-22T00:00:00Z".into(),
             )
         })
-        .and_then(parse_when)?;
+        .and_then(|t| Ok(parse_when(t)?))?;
     let now = now_ms();
     let to = match q.to.as_deref() {
         Some(t) => parse_when(t)?,

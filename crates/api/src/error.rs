@@ -43,6 +43,12 @@ pub enum ApiError {
     ShuttingDown,
 }
 
+impl From<lavabeacon_format::time::BadInput> for ApiError {
+    fn from(e: lavabeacon_format::time::BadInput) -> ApiError {
+        ApiError::BadRequest(e.0)
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         ApiError::Unavailable(e)

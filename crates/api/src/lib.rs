@@ -25,7 +25,6 @@ mod openapi;
 mod page;
 mod routes;
 mod stream;
-pub mod when;
 pub mod xml;
 
 /// Stops a running server ([`serve`]).
@@ -238,6 +237,11 @@ impl Beacon {
     /// The beacon's description.
     pub fn info(&self) -> &BeaconInfo {
         &self.info
+    }
+
+    /// The beacon's slots (a period of 0 is read as 1 ms, so arithmetic never divides by 0).
+    pub(crate) fn slots(&self) -> lavabeacon_format::time::Slots {
+        lavabeacon_format::time::Slots::new(self.info().period_ms.max(1)).expect("period ≥ 1")
     }
 
     pub(crate) fn store(&self) -> &dyn Store {

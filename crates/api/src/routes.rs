@@ -3,12 +3,12 @@
 
 use crate::error::{error_body, ApiError};
 use crate::openapi::{Param, RouteDoc};
-use crate::when::{parse_index, parse_millis, parse_when};
 use crate::{now_ms, Beacon, Served};
 use actix_web::http::{header, StatusCode};
 use actix_web::middleware::{Condition, DefaultHeaders};
 use actix_web::{web, HttpRequest, HttpResponse, Resource};
 use lavabeacon_format::time::format_time_stamp;
+use lavabeacon_format::time::{parse_index, parse_millis, parse_when};
 use lavabeacon_format::Pulse;
 use std::sync::Arc;
 
@@ -328,9 +328,8 @@ async fn beacon_at(b: B, t: web::Path<String>, req: HttpRequest) -> Reply {
         return Ok(reply_for(&b, &req, &p, IMMUTABLE));
     }
     // The first period boundary at or after `t` that is still to come.
-    let period = i64::from(b.info().period_ms);
     let now = now_ms();
-    let due = (t.max(now + 1) + period - 1).div_euclid(period) * period;
+    let due = b.slots().at_or_after(t.max(now + 1));
     let wait_ms = due - now;
     Err(ApiError::TooEarly {
         message: format!(
@@ -460,9 +459,10 @@ async fn certificate(b: B, id: web::Path<String>) -> Reply {
 /// nobody has for half a second). Errors are public categories, never internal text.
 async fn health(b: B) -> HttpResponse {
     let now = now_ms();
-    let period = i64::from(b.info().period_ms.max(1));
+    let slots = b.slots();
+    let period = slots.period_ms();
     let tolerance = i64::from(b.info().late_tolerance_ms);
-    let expected = now - now.rem_euclid(period);
+    let expected = slots.at_or_before(now);
     // The oldest pulse that may be the newest one now.
     let due = if now - expected > tolerance {
         expected

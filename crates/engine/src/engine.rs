@@ -11,6 +11,7 @@ use lavabeacon_format::hash::Hash512;
 use lavabeacon_format::manifest::{combine, ExternalEntry, Manifest, SourceEntry};
 use lavabeacon_format::message::precommitment;
 use lavabeacon_format::pulse::External;
+use lavabeacon_format::time::Slots;
 use lavabeacon_format::Pulse;
 use lavabeacon_signer::Signer;
 use lavabeacon_store::{Leadership, Store, StoreError};
@@ -346,12 +347,17 @@ impl Engine {
         Ok((combine(&parts), manifest))
     }
 
+    /// The beacon's slots (the configuration is checked to have a period above 0).
+    fn slots(&self) -> Slots {
+        Slots::new(self.cfg.params.period_ms.max(1)).expect("period ≥ 1")
+    }
+
     /// The next slot: one period after the last pulse, or the first period boundary not in the
     /// past; a lost commitment needs a gap (statusCode 3 says so).
     fn next_slot(&self) -> i64 {
-        let period = i64::from(self.cfg.params.period_ms);
-        let now = self.clock.now_ms();
-        let first_free = (now + period - 1).div_euclid(period) * period;
+        let slots = self.slots();
+        let period = slots.period_ms();
+        let first_free = slots.at_or_after(self.clock.now_ms());
         match &self.last {
             None => first_free,
             Some(l) => {

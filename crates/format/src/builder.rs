@@ -21,7 +21,7 @@ use crate::hash::Hash512;
 use crate::message::{output_value, precommitment, signed_message};
 use crate::pulse::{External, Externals, ListValue, Pulse, LIST_TYPES};
 use crate::suite::{PulseSigner, SignError};
-use crate::time::{format_time_stamp, Period};
+use crate::time::{format_time_stamp, Period, Slots};
 use thiserror::Error;
 
 /// What stays the same for every pulse of a chain.
@@ -213,10 +213,11 @@ impl ChainBuilder {
         input: NextPulse,
         signer: &dyn PulseSigner,
     ) -> Result<Pulse, BuildError> {
-        let period = i64::from(self.params.period_ms);
-        if period == 0 || input.time_ms.rem_euclid(period) != 0 {
-            return Err(BuildError::NotOnPeriod(input.time_ms));
-        }
+        let slots = match Slots::new(self.params.period_ms) {
+            Some(s) if s.is_slot(input.time_ms) => s,
+            _ => return Err(BuildError::NotOnPeriod(input.time_ms)),
+        };
+        let period = slots.period_ms();
         let time_stamp =
             format_time_stamp(input.time_ms).ok_or(BuildError::OutOfRange(input.time_ms))?;
         let (index, status, list_values) = match &self.state {

@@ -128,6 +128,159 @@ impl Period {
         };
         Some(start.and_utc().timestamp_millis())
     }
+
+    /// Unix milliseconds at the start of the period after the one that contains `ms`.
+    pub fn next_start(self, ms: i64) -> Option<i64> {
+        // Step past the end of this period (no period is longer than these steps, none shorter
+        // than the step minus a period), then take the start of the one stepped into.
+        let start = self.start_of(ms)?;
+        let step = match self {
+            Period::Hour => 3_600_000,
+            Period::Day => 86_400_000,
+            Period::Month => 32 * 86_400_000,
+            Period::Year => 367 * 86_400_000,
+        };
+        self.start_of(start.checked_add(step)?)
+    }
+}
+
+/// A beacon's slots: pulses are due at whole multiples of the period, in Unix milliseconds.
+/// The one home of slot arithmetic, for the builder, the verifier, the engine and the API.
+///
+/// ```
+/// use lavabeacon_format::time::Slots;
+/// let s = Slots::new(60_000).unwrap();
+/// assert!(s.is_slot(120_000));
+/// assert_eq!(s.at_or_before(179_999), 120_000);
+/// assert_eq!(s.at_or_after(120_001), 180_000);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Slots {
+    period_ms: i64,
+}
+
+impl Slots {
+    /// The slots of a period of `period_ms` milliseconds; `None` for a period of 0.
+    pub fn new(period_ms: u32) -> Option<Slots> {
+        (period_ms > 0).then(|| Slots {
+            period_ms: i64::from(period_ms),
+        })
+    }
+
+    /// The period, milliseconds.
+    pub fn period_ms(self) -> i64 {
+        self.period_ms
+    }
+
+    /// Whether `ms` is a slot (a whole multiple of the period).
+    pub fn is_slot(self, ms: i64) -> bool {
+        ms.rem_euclid(self.period_ms) == 0
+    }
+
+    /// The latest slot at or before `ms`.
+    pub fn at_or_before(self, ms: i64) -> i64 {
+        ms - ms.rem_euclid(self.period_ms)
+    }
+
+    /// The earliest slot at or after `ms`.
+    pub fn at_or_after(self, ms: i64) -> i64 {
+        let floor = self.at_or_before(ms);
+        if floor == ms {
+            ms
+        } else {
+            floor.saturating_add(self.period_ms)
+        }
+    }
+
+    /// The slot `n` periods after `ms` (saturating).
+    pub fn after(self, ms: i64, n: i64) -> i64 {
+        ms.saturating_add(self.period_ms.saturating_mul(n))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Times and indexes typed by people: in URLs, on the command line.
+
+/// A time or index typed by a person that cannot be read; the text says what would have been
+/// accepted, with an example.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("{0}")]
+pub struct BadInput(pub String);
+
+/// Times in URLs and on the command line: RFC 3339 (`2026-11-21T10:00:00Z`), Unix
+/// milliseconds or Unix seconds; a number is told apart by size: below 100,000,000,000 it is
+/// seconds (every date up to the year 5138), from there on milliseconds (every date from March
+/// 1973). NIST's own paths take milliseconds only ([`parse_millis`]).
+///
+/// Numbers below this are seconds, from here on milliseconds.
+pub const SECONDS_BELOW: i64 = 100_000_000_000;
+
+/// The latest instant we accept (year 9999), so arithmetic on times never overflows.
+pub const LATEST_MS: i64 = 253_402_300_799_999;
+
+const EXAMPLE: &str =
+    "use RFC 3339 (2026-11-21T10:00:00Z), Unix seconds (1795255200) or Unix milliseconds (1795255200000)";
+
+/// Parses a time in any of the accepted forms into Unix milliseconds.
+pub fn parse_when(text: &str) -> Result<i64, BadInput> {
+    let shown: String = text.chars().take(40).collect();
+    if let Some(digits) = text.strip_prefix('-') {
+        if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(BadInput(format!(
+                "time {shown:?} is negative: the beacon has no pulses before 1970; {EXAMPLE}"
+            )));
+        }
+    }
+    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+        let n: i64 = text
+            .parse()
+            .map_err(|_| BadInput(format!("time {shown:?} is out of range; {EXAMPLE}")))?;
+        let ms = if n < SECONDS_BELOW { n * 1000 } else { n };
+        return in_range(ms, &shown);
+    }
+    match parse_time_stamp(text) {
+        Ok(ms) => in_range(ms, &shown),
+        Err(_) => Err(BadInput(format!("time {shown:?} is not a time; {EXAMPLE}"))),
+    }
+}
+
+/// Parses NIST's form: Unix milliseconds (RFC 3339 is accepted too; it cannot be mistaken).
+pub fn parse_millis(text: &str) -> Result<i64, BadInput> {
+    let shown: String = text.chars().take(40).collect();
+    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+        let ms: i64 = text.parse().map_err(|_| {
+            BadInput(format!(
+                "time {shown:?} is out of range; NIST paths take Unix milliseconds, e.g. 1795255200000"
+            ))
+        })?;
+        return in_range(ms, &shown);
+    }
+    match parse_time_stamp(text) {
+        Ok(ms) => in_range(ms, &shown),
+        Err(_) => Err(BadInput(format!(
+            "time {shown:?} is not a time; NIST paths take Unix milliseconds, e.g. 1795255200000"
+        ))),
+    }
+}
+
+fn in_range(ms: i64, shown: &str) -> Result<i64, BadInput> {
+    if !(0..=LATEST_MS).contains(&ms) {
+        return Err(BadInput(format!(
+            "time {shown:?} is outside 1970..9999; {EXAMPLE}"
+        )));
+    }
+    Ok(ms)
+}
+
+/// Parses a chain or pulse index.
+pub fn parse_index(what: &str, text: &str) -> Result<u64, BadInput> {
+    let shown: String = text.chars().take(40).collect();
+    match text.parse::<u64>() {
+        Ok(n) if n >= 1 && n <= i64::MAX as u64 => Ok(n),
+        _ => Err(BadInput(format!(
+            "{what} {shown:?} is not an index: use a whole number from 1, e.g. 1"
+        ))),
+    }
 }
 
 #[cfg(test)]
@@ -176,5 +329,90 @@ mod tests {
             Period::Year.start_of(t),
             Some(at("2024-01-01T00:00:00.000Z"))
         );
+    }
+
+    #[test]
+    fn next_period_starts_cross_month_and_leap_year_ends() {
+        let at = |s| parse_time_stamp(s).unwrap();
+        let t = at("2024-02-29T23:59:00.000Z");
+        assert_eq!(
+            Period::Hour.next_start(t),
+            Some(at("2024-03-01T00:00:00.000Z"))
+        );
+        assert_eq!(
+            Period::Day.next_start(t),
+            Some(at("2024-03-01T00:00:00.000Z"))
+        );
+        assert_eq!(
+            Period::Month.next_start(t),
+            Some(at("2024-03-01T00:00:00.000Z"))
+        );
+        assert_eq!(
+            Period::Year.next_start(t),
+            Some(at("2025-01-01T00:00:00.000Z"))
+        );
+        let jan = at("2023-01-31T12:00:00.000Z");
+        assert_eq!(
+            Period::Month.next_start(jan),
+            Some(at("2023-02-01T00:00:00.000Z"))
+        );
+    }
+
+    #[test]
+    fn slots_round_down_and_up_to_period_boundaries_before_1970_too() {
+        assert!(Slots::new(0).is_none());
+        let s = Slots::new(1_000).unwrap();
+        assert_eq!(s.at_or_before(-1), -1_000);
+        assert_eq!(s.at_or_after(-1), 0);
+        assert_eq!(s.at_or_after(0), 0);
+        assert_eq!(s.at_or_after(1), 1_000);
+        assert!(s.is_slot(-2_000) && !s.is_slot(1_500));
+        assert_eq!(s.after(1_000, 3), 4_000);
+    }
+
+    // Times typed by people.
+
+    #[test]
+    fn seconds_milliseconds_and_rfc3339_name_the_same_instant() {
+        let ms = 1_795_255_200_000;
+        assert_eq!(parse_when("1795255200").unwrap(), ms);
+        assert_eq!(parse_when("1795255200000").unwrap(), ms);
+        assert_eq!(parse_when("2026-11-21T10:00:00Z").unwrap(), ms);
+        assert_eq!(parse_when("2026-11-21T10:00:00.000Z").unwrap(), ms);
+        assert_eq!(parse_when("2026-11-21T11:00:00+01:00").unwrap(), ms);
+    }
+
+    #[test]
+    fn garbage_negative_and_overflowing_times_are_refused_with_an_example() {
+        for bad in [
+            "",
+            "yesterday",
+            "-5",
+            "99999999999999999999999",
+            "12:00",
+            "2026-13-01T00:00:00Z",
+            "1e12",
+            " 1795255200",
+            "999999999999999",
+        ] {
+            let e = parse_when(bad).unwrap_err();
+            assert!(matches!(e, BadInput(_)), "{bad:?}");
+            assert!(e.to_string().contains("RFC 3339"), "{bad:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn indexes_are_positive_whole_numbers_that_fit_the_store() {
+        assert_eq!(parse_index("pulse", "1").unwrap(), 1);
+        for bad in [
+            "0",
+            "-1",
+            "x",
+            "18446744073709551616",
+            "9223372036854775808",
+            "",
+        ] {
+            assert!(parse_index("pulse", bad).is_err(), "{bad:?}");
+        }
     }
 }

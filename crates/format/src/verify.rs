@@ -13,7 +13,7 @@ use crate::report::{Check, Problem, Report};
 use crate::suite::{
     ed25519_signature, ed25519_verify_batch, verify_signature, CipherSuite, SignatureError,
 };
-use crate::time::{is_canonical, parse_time_stamp};
+use crate::time::{is_canonical, parse_time_stamp, Slots};
 use crate::variant::{check_output, OutputCheck, Variant};
 use rayon::prelude::*;
 use std::collections::BTreeMap;
@@ -486,7 +486,7 @@ impl<'c> Verifier<'c> {
                 }
                 if p.period == 0 {
                     problems.push(problem(Check::TimeStamp, "period is 0".into()).field("period"));
-                } else if t.rem_euclid(i64::from(p.period)) != 0 {
+                } else if !Slots::new(p.period).is_some_and(|s| s.is_slot(t)) {
                     problems.push(
                         problem(
                             Check::TimeStamp,

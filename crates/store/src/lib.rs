@@ -545,7 +545,9 @@ pub async fn skip_path(
             if first.as_ref().map(|f| f.pulse_index) != Some(cur.pulse_index) {
                 continue;
             }
-            let end = next_period_start(period, t);
+            let Some(end) = period.next_start(t) else {
+                continue;
+            };
             if let Some(next) = store.at_or_after(end).await? {
                 if next.chain_index == chain
                     && next.pulse_index <= to
@@ -562,16 +564,4 @@ pub async fn skip_path(
         path.push(cur.clone());
     }
     Ok(Some(path))
-}
-
-fn next_period_start(period: Period, t: i64) -> i64 {
-    // The start of the next period: step past the end of this one and take that period's start.
-    let start = period.start_of(t).unwrap_or(t);
-    let step = match period {
-        Period::Hour => 3_600_000,
-        Period::Day => 86_400_000,
-        Period::Month => 32 * 86_400_000,
-        Period::Year => 367 * 86_400_000,
-    };
-    period.start_of(start + step).unwrap_or(start + step)
 }
