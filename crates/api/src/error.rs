@@ -63,7 +63,10 @@ pub(crate) fn category(e: &StoreError) -> &'static str {
 
 /// Whether `e` says the database is down (rather than that one query went wrong).
 pub(crate) fn is_outage(e: &StoreError) -> bool {
-    matches!(e, StoreError::Unavailable(_) | StoreError::DiskFull(_))
+    matches!(
+        e,
+        StoreError::Unavailable { .. } | StoreError::DiskFull { .. }
+    )
 }
 
 /// When the last store error was logged, and how many were not logged since.

@@ -257,10 +257,10 @@ impl Beacon {
         let limit = Duration::from_millis(u64::from(self.info.store_timeout_ms.max(1)));
         let r = match tokio::time::timeout(limit, call).await {
             Ok(r) => r,
-            Err(_) => Err(StoreError::Unavailable(format!(
-                "no answer within {} ms",
-                limit.as_millis()
-            ))),
+            Err(_) => Err(StoreError::unavailable(
+                self.store.backend(),
+                format!("no answer within {} ms", limit.as_millis()),
+            )),
         };
         match &r {
             Ok(_) => self.db_seen(true),

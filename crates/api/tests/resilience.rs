@@ -1,195 +1,37 @@
 //! The API under faults, on a real HTTP server on a free port over a real SQLite store (its
 //! pool has 4 connections): a database that stops answering, clients that open too many
 //! streams, clients that never read, a pulse that does not come, and a shutdown with streams
-//! open. The store is wrapped in [`Faulty`], which can make every call hang (as a pool does
-//! while the database is down) and counts the range reads open at any moment.
+//! open. The store is wrapped in the store crate's `FaultyStore`, which can make every call
+//! hang (as a pool does while the database is down) and counts the range reads open at any
+//! moment.
 
-use futures_util::stream::BoxStream;
-use futures_util::StreamExt;
 use lavabeacon_api::{Beacon, BeaconInfo, ServerHandle};
 use lavabeacon_format::builder::{ChainBuilder, ChainParams, NextPulse};
 use lavabeacon_format::hash::sha512;
 use lavabeacon_format::message::precommitment;
-use lavabeacon_format::time::Period;
 use lavabeacon_format::{Hash512, Pulse};
 use lavabeacon_signer::software::SoftwareSigner;
 use lavabeacon_signer::Signer;
-use lavabeacon_store::{Counts, Leadership, Store, StoreError};
+use lavabeacon_store::fake::FaultyStore;
+use lavabeacon_store::{Store, StoreError};
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 // ---------------------------------------------------------------------------------------------
-// The fault-injecting store.
+// The fault-injecting store: the store crate's `FaultyStore` around a real store. `go_down`
+// makes every call hang for 10 s and then fail, as calls do while the database is down (the
+// pool's acquire timeout); it counts range reads open now and range reads made.
 
-/// A real store, and a switch that makes every call hang for 10 s and then fail, as calls do
-/// while the database is down (the pool's acquire timeout). It counts range reads open now
-/// and range reads made.
-struct Faulty {
-    inner: Arc<dyn Store>,
-    down: AtomicBool,
-    open_ranges: Arc<AtomicUsize>,
-    ranges_made: AtomicUsize,
-}
+type Faulty = FaultyStore;
 
-impl Faulty {
-    async fn stall(&self) -> Result<(), StoreError> {
-        if self.down.load(Ordering::SeqCst) {
-            tokio::time::sleep(Duration::from_secs(10)).await;
-            return Err(StoreError::Unavailable(
-                "injected: connection refused".into(),
-            ));
-        }
-        Ok(())
-    }
-
-    /// `s`, counted as open until it is dropped, hanging first while the store is down.
-    fn counted<'a, T: Send + 'a>(
-        &'a self,
-        s: BoxStream<'a, Result<T, StoreError>>,
-    ) -> BoxStream<'a, Result<T, StoreError>> {
-        struct Open(Arc<AtomicUsize>);
-        impl Drop for Open {
-            fn drop(&mut self) {
-                self.0.fetch_sub(1, Ordering::SeqCst);
-            }
-        }
-        self.ranges_made.fetch_add(1, Ordering::SeqCst);
-        self.open_ranges.fetch_add(1, Ordering::SeqCst);
-        let open = Open(self.open_ranges.clone());
-        let stall = futures_util::stream::once(async move { self.stall().await })
-            .filter_map(|r| async move { r.err().map(Err) });
-        stall
-            .chain(s)
-            .map(move |item| {
-                let _held = &open;
-                item
-            })
-            .boxed()
-    }
-}
-
-#[async_trait::async_trait]
-impl Store for Faulty {
-    fn backend(&self) -> &'static str {
-        self.inner.backend()
-    }
-    async fn append(
-        &self,
-        pulse: &Pulse,
-        manifest: Option<&str>,
-        leader: Option<&Leadership>,
-    ) -> Result<(), StoreError> {
-        self.stall().await?;
-        self.inner.append(pulse, manifest, leader).await
-    }
-    async fn bulk_load(&self, pulses: &[Pulse]) -> Result<u64, StoreError> {
-        self.stall().await?;
-        self.inner.bulk_load(pulses).await
-    }
-    async fn last(&self) -> Result<Option<Pulse>, StoreError> {
-        self.stall().await?;
-        self.inner.last().await
-    }
-    async fn last_in_chain(&self, chain: u64) -> Result<Option<Pulse>, StoreError> {
-        self.stall().await?;
-        self.inner.last_in_chain(chain).await
-    }
-    async fn first_in_chain(&self, chain: u64) -> Result<Option<Pulse>, StoreError> {
-        self.stall().await?;
-        self.inner.first_in_chain(chain).await
-    }
-    async fn by_index(&self, chain: u64, index: u64) -> Result<Option<Pulse>, StoreError> {
-        self.stall().await?;
-        self.inner.by_index(chain, index).await
-    }
-    async fn at_or_after(&self, time_ms: i64) -> Result<Option<Pulse>, StoreError> {
-        self.stall().await?;
-        self.inner.at_or_after(time_ms).await
-    }
-    async fn before(&self, time_ms: i64) -> Result<Option<Pulse>, StoreError> {
-        self.stall().await?;
-        self.inner.before(time_ms).await
-    }
-    async fn after(&self, time_ms: i64) -> Result<Option<Pulse>, StoreError> {
-        self.stall().await?;
-        self.inner.after(time_ms).await
-    }
-    async fn first_in_period(
-        &self,
-        chain: u64,
-        period: Period,
-        time_ms: i64,
-    ) -> Result<Option<Pulse>, StoreError> {
-        self.stall().await?;
-        self.inner.first_in_period(chain, period, time_ms).await
-    }
-    fn range_by_time(&self, from_ms: i64, to_ms: i64) -> BoxStream<'_, Result<Pulse, StoreError>> {
-        self.counted(self.inner.range_by_time(from_ms, to_ms))
-    }
-    fn range_by_index(
-        &self,
-        chain: u64,
-        from: u64,
-        to: u64,
-    ) -> BoxStream<'_, Result<Pulse, StoreError>> {
-        self.counted(self.inner.range_by_index(chain, from, to))
-    }
-    async fn put_certificate(&self, der: &[u8]) -> Result<Hash512, StoreError> {
-        self.stall().await?;
-        self.inner.put_certificate(der).await
-    }
-    async fn certificate(&self, id: &Hash512) -> Result<Option<Vec<u8>>, StoreError> {
-        self.stall().await?;
-        self.inner.certificate(id).await
-    }
-    async fn put_manifests(&self, manifests: &[(u64, u64, String)]) -> Result<(), StoreError> {
-        self.stall().await?;
-        self.inner.put_manifests(manifests).await
-    }
-    async fn certificates(&self) -> Result<Vec<Vec<u8>>, StoreError> {
-        self.stall().await?;
-        self.inner.certificates().await
-    }
-    async fn manifest(&self, chain: u64, index: u64) -> Result<Option<String>, StoreError> {
-        self.stall().await?;
-        self.inner.manifest(chain, index).await
-    }
-    fn manifests_by_index(
-        &self,
-        chain: u64,
-        from: u64,
-        to: u64,
-    ) -> BoxStream<'_, Result<(u64, u64, String), StoreError>> {
-        self.counted(self.inner.manifests_by_index(chain, from, to))
-    }
-    async fn counts(&self) -> Result<Counts, StoreError> {
-        self.stall().await?;
-        self.inner.counts().await
-    }
-    async fn put_pending_secret(
-        &self,
-        chain: u64,
-        index: u64,
-        sealed: &[u8],
-    ) -> Result<(), StoreError> {
-        self.stall().await?;
-        self.inner.put_pending_secret(chain, index, sealed).await
-    }
-    async fn pending_secret(&self, chain: u64, index: u64) -> Result<Option<Vec<u8>>, StoreError> {
-        self.stall().await?;
-        self.inner.pending_secret(chain, index).await
-    }
-    async fn drop_pending_secrets(&self, chain: u64, up_to_index: u64) -> Result<(), StoreError> {
-        self.stall().await?;
-        self.inner.drop_pending_secrets(chain, up_to_index).await
-    }
-    async fn acquire_leadership(&self, wait: Option<Duration>) -> Result<Leadership, StoreError> {
-        self.stall().await?;
-        self.inner.acquire_leadership(wait).await
-    }
+/// Every call hangs for 10 s, then fails.
+fn go_down(store: &Faulty) {
+    store.go_down(
+        Duration::from_secs(10),
+        StoreError::unavailable("sqlite", "injected: connection refused"),
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -263,12 +105,7 @@ fn new_world(period: i64, past: u64, configure: impl FnOnce(&mut BeaconInfo)) ->
                 .await
                 .unwrap();
             inner.bulk_load(&chain2).await.unwrap();
-            let store = Arc::new(Faulty {
-                inner,
-                down: AtomicBool::new(false),
-                open_ranges: Arc::new(AtomicUsize::new(0)),
-                ranges_made: AtomicUsize::new(0),
-            });
+            let store = Arc::new(FaultyStore::new(inner));
             let beacon = Beacon::new(store.clone(), info);
             let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             let addr = listener.local_addr().unwrap();
@@ -431,7 +268,7 @@ fn while_the_store_hangs_every_request_answers_503_within_about_a_second() {
     let t = w.chain[9].time_ms().unwrap();
     let id = w.chain[0].certificate_id.to_hex_lower();
     assert_eq!(get(&w.base, "/beacon/last").status, 200);
-    w.store.down.store(true, Ordering::SeqCst);
+    go_down(&w.store);
 
     // /health asks the store itself when nobody else has lately; that lookup is bounded too.
     std::thread::sleep(Duration::from_millis(600));
@@ -497,7 +334,7 @@ fn while_the_store_hangs_every_request_answers_503_within_about_a_second() {
     assert!(start.elapsed() < Duration::from_millis(500));
 
     // Back again: answers at once, and /health says so within a probe.
-    w.store.down.store(false, Ordering::SeqCst);
+    w.store.come_back();
     assert_eq!(get(&w.base, "/beacon/2.0/chain/1/pulse/5").status, 200);
     assert!(
         wait_until(Duration::from_secs(3), || get(&w.base, "/health").status
@@ -728,8 +565,8 @@ fn idle_sse_clients_resuming_from_the_first_pulse_hold_no_connection_and_block_n
         // Their catch-ups fill what the sockets hold, then wait on the clients. A page being
         // read is open for a moment (64 of them queue for the pool's 4 connections); a read
         // kept open while its client is waited on never closes.
-        let open = || w.store.open_ranges.load(Ordering::SeqCst);
-        let made = || w.store.ranges_made.load(Ordering::SeqCst);
+        let open = || w.store.open_ranges();
+        let made = || w.store.ranges_made();
         let settled = wait_until(Duration::from_secs(10), || {
             let before = made();
             std::thread::sleep(Duration::from_millis(300));
@@ -805,6 +642,6 @@ fn idle_sse_clients_resuming_from_the_first_pulse_hold_no_connection_and_block_n
         );
         drop(idle);
         // Their places are freed (the server notices at its next write to them).
-        w.store.ranges_made.store(0, Ordering::SeqCst);
+        w.store.reset_ranges_made();
     }
 }

@@ -161,14 +161,14 @@ pub async fn resume_builder(
     };
     let t = last
         .time_ms()
-        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        .map_err(|e| StoreError::corrupt(e.to_string()))?;
     let mut firsts = Vec::with_capacity(4);
     for p in Period::ALL {
         let first = store
             .first_in_period(params.chain_index, p, t)
             .await?
             .ok_or_else(|| {
-                StoreError::Corrupt(format!(
+                StoreError::corrupt(format!(
                     "no first pulse of the {} of pulse {}",
                     p.name(),
                     last.pulse_index
@@ -177,7 +177,7 @@ pub async fn resume_builder(
         firsts.push(first);
     }
     let state = ChainState::resume(&last, [&firsts[0], &firsts[1], &firsts[2], &firsts[3]])
-        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        .map_err(|e| StoreError::corrupt(e.to_string()))?;
     Ok(Some((ChainBuilder::resume(params, state), last)))
 }
 

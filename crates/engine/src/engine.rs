@@ -102,8 +102,10 @@ impl EngineError {
     pub fn lost_leadership(&self) -> bool {
         matches!(
             self,
-            EngineError::Store(StoreError::LostLeadership(_))
-                | EngineError::Commitment(CommitmentError::Store(StoreError::LostLeadership(_)))
+            EngineError::Store(StoreError::LostLeadership { .. })
+                | EngineError::Commitment(CommitmentError::Store(
+                    StoreError::LostLeadership { .. }
+                ))
         )
     }
 }
@@ -455,10 +457,13 @@ impl Engine {
         let failure = match appended {
             Ok(Ok(())) => None,
             Ok(Err(e)) => Some(EngineError::Store(e)),
-            Err(_) => Some(EngineError::Store(StoreError::Unavailable(format!(
-                "the append did not answer within {} s",
-                APPEND_LIMIT.as_secs()
-            )))),
+            Err(_) => Some(EngineError::Store(StoreError::unavailable(
+                self.store.backend(),
+                format!(
+                    "the append did not answer within {} s",
+                    APPEND_LIMIT.as_secs()
+                ),
+            ))),
         };
         if let Some(e) = failure {
             if !self.stored(&pulse).await {

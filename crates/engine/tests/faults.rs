@@ -1,22 +1,20 @@
-//! The engine survives every store fault without a restart: a fault-injecting wrapper around a
-//! real SQLite store fails chosen calls (before or after the database commits), and after each
+//! The engine survives every store fault without a restart: the store crate's fault injector
+//! (`FaultyStore`) around a real SQLite store fails chosen calls (before or after the database commits), and after each
 //! fault the engine publishes again, the chain verifies, a kept commitment stays kept (status
 //! 2, never 3) and no pulse is published later than the tolerance. The same paths on a real
 //! PostgreSQL server that is stopped, and on a real full disk, are in the binary's
 //! `tests/faults.rs`.
 
-use futures_util::stream::BoxStream;
 use lavabeacon_engine::engine::{Engine, EngineConfig, EngineError, ManualClock};
 use lavabeacon_engine::source::{Contribution, EntropySource, OsSource, SourceError};
 use lavabeacon_format::builder::ChainParams;
 use lavabeacon_format::cert::CertificateSet;
-use lavabeacon_format::hash::Hash512;
-use lavabeacon_format::time::Period;
 use lavabeacon_format::verify::{Options, Verifier};
 use lavabeacon_format::Pulse;
 use lavabeacon_signer::software::SoftwareSigner;
 use lavabeacon_signer::Signer;
-use lavabeacon_store::{Counts, Leadership, Store, StoreError};
+use lavabeacon_store::fake::{Call, FaultyStore};
+use lavabeacon_store::{Lookup, Store, StoreError};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,160 +22,17 @@ use std::time::Duration;
 const PERIOD: i64 = 60_000;
 const T0: i64 = 1_798_761_600_000;
 
-/// Which call fails, and how many more times.
-#[derive(Default)]
-struct Faults {
-    /// `append` fails before touching the database.
-    append: AtomicU32,
-    /// `append` commits, then reports a failure (a connection lost during COMMIT's reply).
-    append_after_commit: AtomicU32,
-    put_pending: AtomicU32,
-    drop_pending: AtomicU32,
-    /// Every read of the chain head (what the engine reloads from).
-    last_in_chain: AtomicU32,
-    /// A read of the head that answers with the pulse before it (a commit not yet visible).
-    stale_head: AtomicU32,
-}
-
-fn take(n: &AtomicU32) -> bool {
-    n.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |v| v.checked_sub(1))
-        .is_ok()
-}
-
 fn down() -> StoreError {
-    StoreError::Unavailable("injected: the database is down".into())
+    StoreError::unavailable("sqlite", "injected: the database is down")
 }
 
-/// A real store with faults injected on command.
-struct Faulty {
-    inner: Arc<dyn Store>,
-    faults: Faults,
+/// What the faults of `drop_pending_secrets` say.
+fn disk_full() -> StoreError {
+    StoreError::database("sqlite", "injected: database or disk is full")
 }
 
-#[async_trait::async_trait]
-impl Store for Faulty {
-    fn backend(&self) -> &'static str {
-        self.inner.backend()
-    }
-    async fn append(
-        &self,
-        pulse: &Pulse,
-        manifest: Option<&str>,
-        leader: Option<&Leadership>,
-    ) -> Result<(), StoreError> {
-        if take(&self.faults.append) {
-            return Err(down());
-        }
-        self.inner.append(pulse, manifest, leader).await?;
-        if take(&self.faults.append_after_commit) {
-            return Err(down());
-        }
-        Ok(())
-    }
-    async fn bulk_load(&self, pulses: &[Pulse]) -> Result<u64, StoreError> {
-        self.inner.bulk_load(pulses).await
-    }
-    async fn last(&self) -> Result<Option<Pulse>, StoreError> {
-        self.inner.last().await
-    }
-    async fn last_in_chain(&self, chain: u64) -> Result<Option<Pulse>, StoreError> {
-        if take(&self.faults.last_in_chain) {
-            return Err(down());
-        }
-        let head = self.inner.last_in_chain(chain).await?;
-        if let Some(h) = head.as_ref().filter(|h| h.pulse_index > 1) {
-            if take(&self.faults.stale_head) {
-                return self.inner.by_index(chain, h.pulse_index - 1).await;
-            }
-        }
-        Ok(head)
-    }
-    async fn first_in_chain(&self, chain: u64) -> Result<Option<Pulse>, StoreError> {
-        self.inner.first_in_chain(chain).await
-    }
-    async fn by_index(&self, chain: u64, index: u64) -> Result<Option<Pulse>, StoreError> {
-        self.inner.by_index(chain, index).await
-    }
-    async fn at_or_after(&self, time_ms: i64) -> Result<Option<Pulse>, StoreError> {
-        self.inner.at_or_after(time_ms).await
-    }
-    async fn before(&self, time_ms: i64) -> Result<Option<Pulse>, StoreError> {
-        self.inner.before(time_ms).await
-    }
-    async fn after(&self, time_ms: i64) -> Result<Option<Pulse>, StoreError> {
-        self.inner.after(time_ms).await
-    }
-    async fn first_in_period(
-        &self,
-        chain: u64,
-        period: Period,
-        time_ms: i64,
-    ) -> Result<Option<Pulse>, StoreError> {
-        self.inner.first_in_period(chain, period, time_ms).await
-    }
-    fn range_by_time(&self, from_ms: i64, to_ms: i64) -> BoxStream<'_, Result<Pulse, StoreError>> {
-        self.inner.range_by_time(from_ms, to_ms)
-    }
-    fn range_by_index(
-        &self,
-        chain: u64,
-        from: u64,
-        to: u64,
-    ) -> BoxStream<'_, Result<Pulse, StoreError>> {
-        self.inner.range_by_index(chain, from, to)
-    }
-    async fn put_certificate(&self, der: &[u8]) -> Result<Hash512, StoreError> {
-        self.inner.put_certificate(der).await
-    }
-    async fn certificate(&self, id: &Hash512) -> Result<Option<Vec<u8>>, StoreError> {
-        self.inner.certificate(id).await
-    }
-    async fn put_manifests(&self, manifests: &[(u64, u64, String)]) -> Result<(), StoreError> {
-        self.inner.put_manifests(manifests).await
-    }
-    async fn certificates(&self) -> Result<Vec<Vec<u8>>, StoreError> {
-        self.inner.certificates().await
-    }
-    async fn manifest(&self, chain: u64, index: u64) -> Result<Option<String>, StoreError> {
-        self.inner.manifest(chain, index).await
-    }
-    fn manifests_by_index(
-        &self,
-        chain: u64,
-        from: u64,
-        to: u64,
-    ) -> BoxStream<'_, Result<(u64, u64, String), StoreError>> {
-        self.inner.manifests_by_index(chain, from, to)
-    }
-    async fn counts(&self) -> Result<Counts, StoreError> {
-        self.inner.counts().await
-    }
-    async fn put_pending_secret(
-        &self,
-        chain: u64,
-        index: u64,
-        sealed: &[u8],
-    ) -> Result<(), StoreError> {
-        if take(&self.faults.put_pending) {
-            return Err(down());
-        }
-        self.inner.put_pending_secret(chain, index, sealed).await
-    }
-    async fn pending_secret(&self, chain: u64, index: u64) -> Result<Option<Vec<u8>>, StoreError> {
-        self.inner.pending_secret(chain, index).await
-    }
-    async fn drop_pending_secrets(&self, chain: u64, up_to_index: u64) -> Result<(), StoreError> {
-        if take(&self.faults.drop_pending) {
-            return Err(StoreError::Database(
-                "injected: database or disk is full".into(),
-            ));
-        }
-        self.inner.drop_pending_secrets(chain, up_to_index).await
-    }
-    async fn acquire_leadership(&self, wait: Option<Duration>) -> Result<Leadership, StoreError> {
-        self.inner.acquire_leadership(wait).await
-    }
-}
+/// The head reads the engine reloads from.
+const HEAD_READ: Call = Call::Find(Lookup::LastInChain(1));
 
 fn config() -> EngineConfig {
     EngineConfig {
@@ -191,7 +46,7 @@ fn config() -> EngineConfig {
 struct Bench {
     _dir: tempfile::TempDir,
     real: Arc<dyn Store>,
-    faulty: Arc<Faulty>,
+    faulty: Arc<FaultyStore>,
     signer: Arc<dyn Signer>,
     clock: Arc<ManualClock>,
 }
@@ -204,10 +59,7 @@ async fn bench() -> Bench {
     let signer: Arc<dyn Signer> =
         Arc::new(SoftwareSigner::load_or_create(&dir.path().join("keys")).unwrap());
     let clock = Arc::new(ManualClock::new(T0 + 1));
-    let faulty = Arc::new(Faulty {
-        inner: real.clone(),
-        faults: Faults::default(),
-    });
+    let faulty = Arc::new(FaultyStore::new(real.clone()));
     Bench {
         _dir: dir,
         real,
@@ -270,7 +122,7 @@ async fn a_failed_append_costs_one_slot_and_keeps_the_commitment() {
     for _ in 0..3 {
         e.step().await.unwrap();
     }
-    b.faulty.faults.append.store(1, Ordering::SeqCst);
+    b.faulty.fail_next(Call::Append, 1, down());
     let err = e.step().await.unwrap_err();
     assert_eq!(err.category(), "database unavailable", "{err}");
     assert!(!err.signer_failed(), "a store failure is not the HSM's");
@@ -291,8 +143,8 @@ async fn repeated_failures_over_many_periods_end_in_one_gap_with_status_2() {
     e.step().await.unwrap();
     // A long outage: every write and every read of the head fails for ten attempts (the
     // first attempt reads the head once, to learn whether its failed append committed).
-    b.faulty.faults.append.store(1, Ordering::SeqCst);
-    b.faulty.faults.last_in_chain.store(10, Ordering::SeqCst);
+    b.faulty.fail_next(Call::Append, 1, down());
+    b.faulty.fail_next(HEAD_READ, 10, down());
     for attempt in 0..10 {
         assert!(e.step().await.is_err(), "attempt {attempt} should fail");
         b.clock.advance(PERIOD / 2);
@@ -307,10 +159,7 @@ async fn a_pulse_the_database_committed_is_published_even_if_the_append_reported
     let b = bench().await;
     let mut e = b.engine(os());
     e.step().await.unwrap();
-    b.faulty
-        .faults
-        .append_after_commit
-        .store(1, Ordering::SeqCst);
+    b.faulty.fail_next(Call::AppendAfterCommit, 1, down());
     let p = e
         .step()
         .await
@@ -326,7 +175,7 @@ async fn a_failure_after_publication_does_not_skip_the_pulse() {
     let b = bench().await;
     let mut e = b.engine(os());
     e.step().await.unwrap();
-    b.faulty.faults.drop_pending.store(1, Ordering::SeqCst);
+    b.faulty.fail_next(Call::DropPendingSecrets, 1, disk_full());
     let p = e
         .step()
         .await
@@ -345,7 +194,7 @@ async fn a_failed_seal_of_the_next_value_is_retried_and_makes_the_slot() {
     let mut e = b.engine(os());
     e.step().await.unwrap();
     e.step().await.unwrap();
-    b.faulty.faults.put_pending.store(1, Ordering::SeqCst);
+    b.faulty.fail_next(Call::PutPendingSecret, 1, down());
     assert!(e.step().await.is_err());
     backoff(&b);
     e.step().await.unwrap();
@@ -360,8 +209,8 @@ async fn a_retry_within_the_slot_publishes_it_on_time() {
     let b = bench().await;
     let mut e = b.engine(os());
     e.step().await.unwrap();
-    b.faulty.faults.last_in_chain.store(1, Ordering::SeqCst);
-    b.faulty.faults.put_pending.store(1, Ordering::SeqCst);
+    b.faulty.fail_next(HEAD_READ, 1, down());
+    b.faulty.fail_next(Call::PutPendingSecret, 1, down());
     assert!(e.step().await.is_err(), "the seal fails");
     assert!(e.step().await.is_err(), "the reload fails");
     e.step().await.unwrap();
@@ -443,8 +292,8 @@ impl lavabeacon_engine::run::Observer for Counter {
 async fn the_run_loop_keeps_going_through_faults_until_told_to_stop() {
     let b = bench().await;
     let e = b.engine(os());
-    b.faulty.faults.append.store(2, Ordering::SeqCst);
-    b.faulty.faults.last_in_chain.store(1, Ordering::SeqCst);
+    b.faulty.fail_next(Call::Append, 2, down());
+    b.faulty.fail_next(HEAD_READ, 1, down());
     let counter = Arc::new(Counter::default());
     let c = counter.clone();
     let stop = async move { c.enough.notified().await };
@@ -480,12 +329,9 @@ async fn a_pulse_stored_without_the_engine_knowing_keeps_its_commitment() {
     let mut e = b.engine(os());
     e.step().await.unwrap();
     e.step().await.unwrap();
-    b.faulty
-        .faults
-        .append_after_commit
-        .store(1, Ordering::SeqCst);
-    b.faulty.faults.last_in_chain.store(1, Ordering::SeqCst);
-    b.faulty.faults.stale_head.store(1, Ordering::SeqCst);
+    b.faulty.fail_next(Call::AppendAfterCommit, 1, down());
+    b.faulty.fail_next(HEAD_READ, 1, down());
+    b.faulty.answer_stale_heads(1);
     assert!(
         e.step().await.is_err(),
         "the engine cannot know pulse 3 is stored"

@@ -1,6 +1,11 @@
 //! Chain rules between pulses (spec §5–§7), enforced once here for every caller: the offline
 //! verifier, auditors' replays and the engine's own self-check.
 //!
+//! The link rule (previous = the earlier pulse's outputValue, a later time: [`link_breaks`])
+//! and the append rule built on it ([`check_append`]: the next index too) are written once,
+//! at the end of this file; the store calls `check_append` before every append. (Over 400
+//! lines for that reason: the whole-chain checks and the append rule share the link rule.)
+//!
 //! [`ChainChecker`] consumes [`Facts`] in (chainIndex, pulseIndex) order and keeps O(1) state
 //! per chain, so a replay of millions of pulses runs in flat memory.
 
@@ -177,9 +182,9 @@ impl ChainChecker {
 
     fn check_link(&mut self, a: &Link, b: &Facts, out: &mut Vec<Problem>) {
         self.links += 1;
-        match b.list[0] {
-            Some(v) if v == a.output => {}
-            Some(v) => out.push(
+        let [previous, order] = link_breaks(&a.output, a.time_ms, b.list[0].as_ref(), b.time_ms);
+        match previous {
+            Some(LinkBreak::PreviousWrong(v)) => out.push(
                 b.problem(
                     Check::Previous,
                     format!("is not pulse {}'s outputValue", a.index),
@@ -187,10 +192,11 @@ impl ChainChecker {
                 .field("listValues.previous")
                 .values(a.output, v),
             ),
-            None => out.push(
+            Some(LinkBreak::PreviousMissing) => out.push(
                 b.problem(Check::Previous, "missing")
                     .field("listValues.previous"),
             ),
+            _ => {}
         }
         let honoured = a.precommitment == b.commitment;
         let excused = b.status == 3 && b.variant != Variant::Clcert;
@@ -207,11 +213,7 @@ impl ChainChecker {
                 .values(format!("a value whose hash is {}", a.precommitment), format!("one whose hash is {}", b.commitment)),
             );
         }
-        let (Some(ta), Some(tb)) = (a.time_ms, b.time_ms) else {
-            return;
-        };
-        let dt = tb - ta;
-        if dt <= 0 {
+        if let Some(LinkBreak::NotLater(dt)) = order {
             out.push(
                 b.problem(
                     Check::Order,
@@ -224,6 +226,10 @@ impl ChainChecker {
             );
             return;
         }
+        let (Some(ta), Some(tb)) = (a.time_ms, b.time_ms) else {
+            return;
+        };
+        let dt = tb - ta;
         if b.variant == Variant::Clcert {
             return; // CLCERT's 101-103 status codes do not state gaps the NIST way
         }
@@ -380,4 +386,152 @@ pub fn check_skip_path(path: &[Facts], out: &mut Vec<Problem>) -> Vec<Hop> {
         }
     }
     hops
+}
+
+// ---------------------------------------------------------------------------------------------
+// The link rule and the append rule: written once, here, for the verifier above and the store.
+
+/// The newest stored pulse of a chain, as an append sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Head {
+    /// pulseIndex.
+    pub index: u64,
+    /// timeStamp, Unix milliseconds.
+    pub time_ms: i64,
+    /// outputValue.
+    pub output: Hash512,
+}
+
+/// How a pulse fails to link to the pulse it follows (see [`link_breaks`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkBreak {
+    /// It has no listValues entry of type previous.
+    PreviousMissing,
+    /// Its previous value (this one) is not the earlier pulse's outputValue.
+    PreviousWrong(Hash512),
+    /// Its timeStamp is not after the earlier pulse's: the difference, ms (zero or less).
+    NotLater(i64),
+}
+
+/// The link rule between a pulse and the valid pulse it follows (spec §5): its previous value
+/// is that pulse's outputValue, and its time is later. Gives what breaks, in that order, as
+/// [previous, time]; a time that is not known is not checked.
+pub fn link_breaks(
+    earlier_output: &Hash512,
+    earlier_time_ms: Option<i64>,
+    previous: Option<&Hash512>,
+    time_ms: Option<i64>,
+) -> [Option<LinkBreak>; 2] {
+    let previous = match previous {
+        Some(v) if v == earlier_output => None,
+        Some(v) => Some(LinkBreak::PreviousWrong(*v)),
+        None => Some(LinkBreak::PreviousMissing),
+    };
+    let time = match (earlier_time_ms, time_ms) {
+        (Some(a), Some(b)) if b - a <= 0 => Some(LinkBreak::NotLater(b - a)),
+        _ => None,
+    };
+    [previous, time]
+}
+
+/// Why a pulse may not be appended to a chain (see [`check_append`]). `Display` says it in a
+/// sentence for an operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppendRefusal {
+    /// The chain is empty and the pulse is not its pulse 1.
+    NotFirst {
+        /// chainIndex.
+        chain: u64,
+    },
+    /// A new chain starts at or before the newest stored pulse (of any chain).
+    NewChainTooEarly {
+        /// The newest stored time, Unix ms.
+        newest_ms: i64,
+    },
+    /// The pulse's index is not the one after the head's.
+    NotNext {
+        /// chainIndex.
+        chain: u64,
+        /// The head's pulseIndex.
+        head: u64,
+    },
+    /// The pulse does not link to the head.
+    Link {
+        /// The head's pulseIndex.
+        head: u64,
+        /// How.
+        broken: LinkBreak,
+    },
+}
+
+impl std::fmt::Display for AppendRefusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AppendRefusal::NotFirst { chain } => {
+                write!(f, "chain {chain} is empty, so the next pulse is 1")
+            }
+            AppendRefusal::NewChainTooEarly { newest_ms } => write!(
+                f,
+                "a new chain must start after the newest stored pulse ({newest_ms} ms)"
+            ),
+            AppendRefusal::NotNext { chain, head } => write!(
+                f,
+                "the head of chain {chain} is pulse {head}, so the next is {}",
+                head + 1
+            ),
+            AppendRefusal::Link {
+                head,
+                broken: LinkBreak::PreviousMissing | LinkBreak::PreviousWrong(_),
+            } => write!(f, "previous is not the outputValue of pulse {head}"),
+            AppendRefusal::Link {
+                head,
+                broken: LinkBreak::NotLater(_),
+            } => write!(f, "timeStamp is not after pulse {head}'s"),
+        }
+    }
+}
+
+/// The append rule: `next` (whose time is `next_time_ms`) may be appended to its chain if it
+/// extends `head`, the chain's newest pulse: the next index, and the link rule
+/// ([`link_breaks`]). With no head (an empty chain) it must be pulse 1 and come after
+/// `newest_ms`, the newest stored pulse of any chain. The store calls this before every
+/// append; the chain's own checks of a whole chain ([`ChainChecker`]) share the link rule.
+pub fn check_append(
+    next: &Pulse,
+    next_time_ms: i64,
+    head: Option<&Head>,
+    newest_ms: Option<i64>,
+) -> Result<(), AppendRefusal> {
+    let Some(head) = head else {
+        if next.pulse_index != 1 {
+            return Err(AppendRefusal::NotFirst {
+                chain: next.chain_index,
+            });
+        }
+        return match newest_ms {
+            Some(newest_ms) if next_time_ms <= newest_ms => {
+                Err(AppendRefusal::NewChainTooEarly { newest_ms })
+            }
+            _ => Ok(()),
+        };
+    };
+    if Some(next.pulse_index) != head.index.checked_add(1) {
+        return Err(AppendRefusal::NotNext {
+            chain: next.chain_index,
+            head: head.index,
+        });
+    }
+    let breaks = link_breaks(
+        &head.output,
+        Some(head.time_ms),
+        next.previous(),
+        Some(next_time_ms),
+    );
+    match breaks.into_iter().flatten().next() {
+        Some(broken) => Err(AppendRefusal::Link {
+            head: head.index,
+            broken,
+        }),
+        None => Ok(()),
+    }
 }

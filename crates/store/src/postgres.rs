@@ -1,37 +1,41 @@
 //! PostgreSQL, for production: read replicas for API nodes, and a standby engine waiting on
 //! the leader lock (a session advisory lock held on a dedicated connection).
 
-use crate::row::{push_row, PulseRow};
-use crate::sql::{self, i, now_ms, one};
-use crate::{
-    check_extends, redact, schema, scrub, Counts, LeaderLock, Leadership, Role, StoreError,
-};
+use crate::error::StoreError;
+use crate::leader::{self, LeaderLock, Leadership, CONNECT_TIMEOUT, LOCK_KEYS};
+use crate::lookup::{Lookup, Range};
+use crate::pooled::{BeginAppend, PooledStore};
+use crate::redact::{redact, scrub};
+use crate::role::Role;
+use crate::schema;
+use crate::sql::{self, i};
+use crate::{Counts, Store};
 use futures_util::stream::BoxStream;
 use lavabeacon_format::hash::Hash512;
-use lavabeacon_format::message::certificate_id;
-use lavabeacon_format::time::Period;
 use lavabeacon_format::Pulse;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{ConnectOptions, PgPool, Postgres, QueryBuilder};
+use sqlx::{ConnectOptions, PgPool, Postgres};
 use std::str::FromStr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
-
-/// The two keys of the leader's advisory lock: "LAVA", "BEAC".
-pub(crate) const LOCK_KEYS: (i32, i32) = (0x4C41_5641, 0x4245_4143);
 
 /// The PostgreSQL store.
 pub struct PostgresStore {
-    pool: PgPool,
-    role: Role,
+    /// The pool and the SQL both backends share.
+    sql: PooledStore<Postgres>,
     options: PgConnectOptions,
     shown_url: String,
 }
 
-/// Whether the calling session holds the leader lock (asked on the lock's own connection).
-pub(crate) const HOLDS_OWN_LOCK: &str = "SELECT EXISTS (SELECT 1 FROM pg_locks \
-    WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND classid = $1::bigint::oid \
-    AND objid = $2::bigint::oid AND objsubid = 2 AND granted)";
+/// `postgres`, for errors and [`Store::backend`].
+const BACKEND: &str = "postgres";
+
+/// PostgreSQL allows 65,535 parameters per statement; 27 columns make 2,400 rows fit.
+const ROWS_PER_INSERT: usize = 2_000;
+
+fn fail(e: sqlx::Error) -> StoreError {
+    StoreError::from_sqlx(BACKEND, e)
+}
 
 /// Per role: pool size and how long a caller waits for a connection.
 fn limits(role: Role) -> (u32, Duration) {
@@ -43,9 +47,6 @@ fn limits(role: Role) -> (u32, Duration) {
         Role::Audit => (2, Duration::from_secs(1)),
     }
 }
-
-/// How long opening, or a leadership connection, waits for the server to answer.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl PostgresStore {
     /// Connects to `url` (`postgres://user@host/db`) for the engine and runs the migrations.
@@ -60,7 +61,7 @@ impl PostgresStore {
         crate::redact::remember(url);
         let shown_url = redact(url);
         let unavailable = |e: &dyn std::fmt::Display| {
-            StoreError::Unavailable(format!("{shown_url}: {}", scrub(&e.to_string())))
+            StoreError::unavailable(BACKEND, format!("{shown_url}: {}", scrub(&e.to_string())))
         };
         let (url, dropped) = without_sslpassword(url);
         if dropped {
@@ -102,15 +103,18 @@ impl PostgresStore {
         schema::check(&shown_url, &migrator, &applied(&pool).await?, role)?;
         if role == Role::Engine {
             migrator.run(&pool).await.map_err(|e| {
-                StoreError::Database(format!(
-                    "{shown_url}: migrations: {}",
-                    scrub(&e.to_string())
-                ))
+                StoreError::database(
+                    BACKEND,
+                    format!("{shown_url}: migrations: {}", scrub(&e.to_string())),
+                )
             })?;
         }
         Ok(PostgresStore {
-            pool,
-            role,
+            sql: PooledStore {
+                pool,
+                role,
+                backend: BACKEND,
+            },
             options,
             shown_url,
         })
@@ -118,242 +122,12 @@ impl PostgresStore {
 
     /// The role this store was opened for.
     pub fn role(&self) -> Role {
-        self.role
+        self.sql.role
     }
 
     /// The connection pool, for tools that inspect the database directly.
     pub fn pool(&self) -> &PgPool {
-        &self.pool
-    }
-
-    async fn insert(
-        tx: &mut sqlx::Transaction<'_, Postgres>,
-        rows: Vec<PulseRow>,
-    ) -> Result<(), StoreError> {
-        // PostgreSQL allows 65,535 parameters per statement; 27 columns make 2,400 rows fit.
-        let mut rows = rows.into_iter().peekable();
-        while rows.peek().is_some() {
-            let chunk: Vec<PulseRow> = rows.by_ref().take(2_000).collect();
-            let mut b = QueryBuilder::<Postgres>::new(sql::INSERT_PREFIX);
-            b.push_values(chunk, |mut b, r| push_row!(b, r));
-            b.build()
-                .execute(&mut **tx)
-                .await
-                .map_err(StoreError::from_sqlx)?;
-        }
-        Ok(())
-    }
-
-    /// Begins an append: serialises writers of the chain, checks leadership, reads the head.
-    async fn begin_append<'c>(
-        &self,
-        conn: &'c mut sqlx::PgConnection,
-        chain: u64,
-        leader: Option<&Leadership>,
-    ) -> Result<
-        (
-            sqlx::Transaction<'c, Postgres>,
-            Option<(i64, i64, Vec<u8>)>,
-            Option<i64>,
-        ),
-        StoreError,
-    > {
-        let mut tx = sqlx::Connection::begin(conn)
-            .await
-            .map_err(StoreError::from_sqlx)?;
-        // One appender per chain at a time, so the head read below stays the head until commit.
-        sqlx::query("SELECT pg_advisory_xact_lock($1)")
-            .bind(i(chain))
-            .execute(&mut *tx)
-            .await
-            .map_err(StoreError::from_sqlx)?;
-        if let Some(l) = leader {
-            let LeaderLock::Postgres {
-                pid,
-                started_us,
-                lost,
-                ..
-            } = &l.inner
-            else {
-                return Err(StoreError::LostLeadership(
-                    "the leadership given belongs to another store".into(),
-                ));
-            };
-            if lost.load(Ordering::SeqCst) {
-                return Err(StoreError::LostLeadership(format!(
-                    "the leader lock's session (pid {pid}) was lost"
-                )));
-            }
-            // The lock is a session lock of the leader's own connection: if that session died
-            // (killed, or the server restarted), the lock is gone and so is the right to write.
-            // The session is named by its pid and its start time, so that a later session that
-            // happens to get the same pid is not taken for it.
-            let held: bool = sqlx::query_scalar(
-                "SELECT EXISTS (SELECT 1 FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
-                 WHERE l.locktype = 'advisory' AND l.pid = $1 AND l.classid = $2::bigint::oid \
-                 AND l.objid = $3::bigint::oid AND l.objsubid = 2 AND l.granted \
-                 AND (extract(epoch FROM a.backend_start) * 1000000)::bigint = $4)",
-            )
-            .bind(*pid)
-            .bind(i64::from(LOCK_KEYS.0))
-            .bind(i64::from(LOCK_KEYS.1))
-            .bind(*started_us)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(StoreError::from_sqlx)?;
-            if !held {
-                lost.store(true, Ordering::SeqCst);
-                return Err(StoreError::LostLeadership(format!(
-                    "the leader lock's session (pid {pid}) no longer holds it"
-                )));
-            }
-        }
-        let head: Option<(i64, i64, Vec<u8>)> = sqlx::query_as(sql::HEAD)
-            .bind(i(chain))
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(StoreError::from_sqlx)?;
-        let newest: Option<i64> = sqlx::query_scalar(sql::NEWEST_TIME)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(StoreError::from_sqlx)?;
-        Ok((tx, head, newest))
-    }
-}
-
-/// What only this backend does differently; the rest of `Store` is `store_impl!`.
-impl PostgresStore {
-    /// A one-pulse lookup (`store_impl!`): through the pool.
-    pub(crate) async fn one_row(
-        &self,
-        q: &'static str,
-        args: &[i64],
-    ) -> Result<Option<Pulse>, StoreError> {
-        let mut query = sqlx::query_as::<_, PulseRow>(q);
-        for a in args {
-            query = query.bind(*a);
-        }
-        one(&self.pool, query).await
-    }
-
-    /// Waits for the leader lock, up to `wait` (None: forever), through database outages:
-    /// a failed connection or query is retried with backoff (a warning at most every 10 s),
-    /// and the lock is taken on a connection of its own that lives as long as the leadership.
-    pub(crate) async fn acquire_leadership_impl(
-        &self,
-        wait: Option<Duration>,
-    ) -> Result<Leadership, StoreError> {
-        let started = tokio::time::Instant::now();
-        let deadline = wait.map(|w| started + w);
-        let past =
-            |d: Option<tokio::time::Instant>| d.is_some_and(|d| tokio::time::Instant::now() >= d);
-        let mut session: Option<(sqlx::PgConnection, i32, i64)> = None;
-        let mut backoff = Duration::from_millis(100);
-        let mut warned: Option<tokio::time::Instant> = None;
-        loop {
-            match self.try_lock(&mut session).await {
-                Ok(true) => {
-                    let (conn, pid, started_us) = session.take().expect("the lock's session");
-                    if warned.is_some() {
-                        tracing::info!(
-                            database = %self.shown_url,
-                            "the database is back; this engine holds the leader lock"
-                        );
-                    }
-                    return Ok(Leadership {
-                        inner: LeaderLock::Postgres {
-                            conn: tokio::sync::Mutex::new(conn),
-                            pid,
-                            started_us,
-                            lost: AtomicBool::new(false),
-                        },
-                    });
-                }
-                Ok(false) => {
-                    backoff = Duration::from_millis(100);
-                    if past(deadline) {
-                        return Err(StoreError::LeaderBusy(format!(
-                            "another writer holds the leader lock on {}",
-                            self.shown_url
-                        )));
-                    }
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                }
-                Err(e) => {
-                    // The session (if any) is unusable: the next try connects anew.
-                    session = None;
-                    if past(deadline) {
-                        return Err(e);
-                    }
-                    if warned.is_none_or(|w| w.elapsed() >= Duration::from_secs(10)) {
-                        tracing::warn!(
-                            database = %self.shown_url,
-                            error = %e,
-                            "waiting for the leader lock: the database cannot be reached; retrying"
-                        );
-                        warned = Some(tokio::time::Instant::now());
-                    }
-                    let sleep = match deadline {
-                        Some(d) => {
-                            backoff.min(d.saturating_duration_since(tokio::time::Instant::now()))
-                        }
-                        None => backoff,
-                    };
-                    tokio::time::sleep(sleep).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(2));
-                }
-            }
-        }
-    }
-
-    /// One try at the lock: connects `session` if it is not connected yet, then asks.
-    async fn try_lock(
-        &self,
-        session: &mut Option<(sqlx::PgConnection, i32, i64)>,
-    ) -> Result<bool, StoreError> {
-        if session.is_none() {
-            let mut conn = match tokio::time::timeout(CONNECT_TIMEOUT, self.options.connect()).await
-            {
-                Ok(Ok(c)) => c,
-                Ok(Err(e)) => {
-                    return Err(StoreError::Unavailable(format!(
-                        "{}: {}",
-                        self.shown_url,
-                        scrub(&e.to_string())
-                    )))
-                }
-                Err(_) => {
-                    return Err(StoreError::Unavailable(format!(
-                        "{}: no answer within {CONNECT_TIMEOUT:?}",
-                        self.shown_url
-                    )))
-                }
-            };
-            let (pid, started_us): (i32, i64) = sqlx::query_as(
-                "SELECT pg_backend_pid(), (extract(epoch FROM backend_start) * 1000000)::bigint \
-                 FROM pg_stat_activity WHERE pid = pg_backend_pid()",
-            )
-            .fetch_one(&mut conn)
-            .await
-            .map_err(StoreError::from_sqlx)?;
-            *session = Some((conn, pid, started_us));
-        }
-        let (conn, _, _) = session.as_mut().expect("connected above");
-        let asked = tokio::time::timeout(
-            CONNECT_TIMEOUT,
-            sqlx::query_scalar::<_, bool>("SELECT pg_try_advisory_lock($1, $2)")
-                .bind(LOCK_KEYS.0)
-                .bind(LOCK_KEYS.1)
-                .fetch_one(conn),
-        )
-        .await;
-        match asked {
-            Ok(r) => r.map_err(StoreError::from_sqlx),
-            Err(_) => Err(StoreError::Unavailable(format!(
-                "{}: no answer within {CONNECT_TIMEOUT:?}",
-                self.shown_url
-            ))),
-        }
+        &self.sql.pool
     }
 }
 
@@ -385,7 +159,7 @@ async fn applied(pool: &PgPool) -> Result<schema::Applied, StoreError> {
     let table: bool = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
         .fetch_one(pool)
         .await
-        .map_err(StoreError::from_sqlx)?;
+        .map_err(fail)?;
     if !table {
         return Ok(schema::Applied {
             table,
@@ -399,7 +173,7 @@ async fn applied(pool: &PgPool) -> Result<schema::Applied, StoreError> {
     )
     .fetch_one(pool)
     .await
-    .map_err(StoreError::from_sqlx)?;
+    .map_err(fail)?;
     Ok(schema::Applied {
         table,
         highest,
@@ -407,7 +181,155 @@ async fn applied(pool: &PgPool) -> Result<schema::Applied, StoreError> {
     })
 }
 
-crate::store_impl!(PostgresStore, "postgres");
+impl BeginAppend<Postgres> for PostgresStore {
+    /// Begins the transaction, serialises writers of the chain, checks the leadership.
+    async fn begin_append<'c>(
+        &'c self,
+        conn: &'c mut sqlx::PgConnection,
+        chain: u64,
+        leader: Option<&'c Leadership>,
+    ) -> Result<sqlx::Transaction<'c, Postgres>, StoreError> {
+        let mut tx = sqlx::Connection::begin(conn).await.map_err(fail)?;
+        // One appender per chain at a time, so the head read below stays the head until commit.
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(i(chain))
+            .execute(&mut *tx)
+            .await
+            .map_err(fail)?;
+        if let Some(l) = leader {
+            let LeaderLock::Postgres {
+                pid,
+                started_us,
+                lost,
+                ..
+            } = &l.inner
+            else {
+                return Err(StoreError::lost_leadership(
+                    "the leadership given belongs to another store",
+                ));
+            };
+            if lost.load(Ordering::SeqCst) {
+                return Err(StoreError::lost_leadership(format!(
+                    "the leader lock's session (pid {pid}) was lost"
+                )));
+            }
+            // The lock is a session lock of the leader's own connection: if that session died
+            // (killed, or the server restarted), the lock is gone and so is the right to write.
+            // The session is named by its pid and its start time, so that a later session that
+            // happens to get the same pid is not taken for it.
+            let held: bool = sqlx::query_scalar(
+                "SELECT EXISTS (SELECT 1 FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
+                 WHERE l.locktype = 'advisory' AND l.pid = $1 AND l.classid = $2::bigint::oid \
+                 AND l.objid = $3::bigint::oid AND l.objsubid = 2 AND l.granted \
+                 AND (extract(epoch FROM a.backend_start) * 1000000)::bigint = $4)",
+            )
+            .bind(*pid)
+            .bind(i64::from(LOCK_KEYS.0))
+            .bind(i64::from(LOCK_KEYS.1))
+            .bind(*started_us)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(fail)?;
+            if !held {
+                lost.store(true, Ordering::SeqCst);
+                return Err(StoreError::lost_leadership(format!(
+                    "the leader lock's session (pid {pid}) no longer holds it"
+                )));
+            }
+        }
+        Ok(tx)
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for PostgresStore {
+    fn backend(&self) -> &'static str {
+        BACKEND
+    }
+
+    async fn append(
+        &self,
+        pulse: &Pulse,
+        manifest: Option<&str>,
+        leader: Option<&Leadership>,
+    ) -> Result<(), StoreError> {
+        let manifests: Vec<(u64, u64, String)> = manifest
+            .map(|m| (pulse.chain_index, pulse.pulse_index, m.to_string()))
+            .into_iter()
+            .collect();
+        let run = std::slice::from_ref(pulse);
+        self.sql
+            .append_run(self, run, &manifests, leader, ROWS_PER_INSERT)
+            .await
+            .map(drop)
+    }
+
+    async fn bulk_load(&self, pulses: &[Pulse]) -> Result<u64, StoreError> {
+        self.sql
+            .append_run(self, pulses, &[], None, ROWS_PER_INSERT)
+            .await
+    }
+
+    async fn find(&self, lookup: Lookup) -> Result<Option<Pulse>, StoreError> {
+        match sql::lookup(lookup) {
+            Some(q) => self.sql.one(q).await,
+            None => Ok(None),
+        }
+    }
+
+    fn range(&self, range: Range) -> BoxStream<'_, Result<Pulse, StoreError>> {
+        self.sql.range(range)
+    }
+
+    async fn put_certificate(&self, der: &[u8]) -> Result<Hash512, StoreError> {
+        self.sql.put_certificate(der).await
+    }
+    async fn certificate(&self, id: &Hash512) -> Result<Option<Vec<u8>>, StoreError> {
+        self.sql.certificate(id).await
+    }
+    async fn certificates(&self) -> Result<Vec<Vec<u8>>, StoreError> {
+        self.sql.certificates().await
+    }
+
+    async fn put_manifests(&self, manifests: &[(u64, u64, String)]) -> Result<(), StoreError> {
+        self.sql.put_manifests(manifests).await
+    }
+    async fn manifest(&self, chain: u64, index: u64) -> Result<Option<String>, StoreError> {
+        self.sql.manifest(chain, index).await
+    }
+    fn manifests_by_index(
+        &self,
+        chain: u64,
+        from: u64,
+        to: u64,
+    ) -> BoxStream<'_, Result<(u64, u64, String), StoreError>> {
+        self.sql.manifests_by_index(chain, from, to)
+    }
+
+    async fn put_pending_secret(
+        &self,
+        chain: u64,
+        index: u64,
+        sealed: &[u8],
+    ) -> Result<(), StoreError> {
+        self.sql.put_pending_secret(chain, index, sealed).await
+    }
+    async fn pending_secret(&self, chain: u64, index: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        self.sql.pending_secret(chain, index).await
+    }
+    async fn drop_pending_secrets(&self, chain: u64, up_to_index: u64) -> Result<(), StoreError> {
+        self.sql.drop_pending_secrets(chain, up_to_index).await
+    }
+
+    async fn counts(&self) -> Result<Counts, StoreError> {
+        self.sql.counts().await
+    }
+
+    async fn acquire_leadership(&self, wait: Option<Duration>) -> Result<Leadership, StoreError> {
+        self.sql.role.refuse_writes()?;
+        leader::wait_for_advisory_lock(&self.options, &self.shown_url, wait).await
+    }
+}
 
 #[cfg(test)]
 mod tests {

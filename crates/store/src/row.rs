@@ -1,13 +1,81 @@
-//! The one mapping between a [`Pulse`] and a database row, shared by both backends.
+//! The one mapping between a [`Pulse`] and a row of the `pulses` table, for both backends and
+//! both SQLite drivers: [`COLUMNS`] is the column table (the SELECT lists and the INSERT in
+//! `sql.rs` are made from it), [`PulseRow::decode`] the one way a row is read (by the table's
+//! positions, found at compile time from the column names) and [`insert_statement`] with
+//! [`bind`] the one way rows are written.
+//!
+//! Over 400 lines on purpose: the whole row layout (the column table, the decode for both
+//! drivers, the encode and the pulse conversions) stays in one file, so it is spelled once.
 
-use crate::StoreError;
+use crate::error::StoreError;
 use lavabeacon_format::hash::Hash512;
 use lavabeacon_format::pulse::{External, Externals, ListValue, LIST_TYPES};
 use lavabeacon_format::time::{format_time_stamp, parse_time_stamp};
 use lavabeacon_format::Pulse;
 use serde::{Deserialize, Serialize};
+use sqlx::query::Query;
+use sqlx::{Database, Encode, Type};
 
-#[derive(sqlx::FromRow)]
+/// The columns of `pulses`, in the order of every SELECT list and INSERT (`sql.rs`) and of
+/// [`PulseRow`]'s fields.
+pub(crate) const COLUMNS: [&str; 27] = [
+    "chain_index",
+    "pulse_index",
+    "time_ms",
+    "uri",
+    "version",
+    "cipher_suite",
+    "period",
+    "certificate_id",
+    "local_random_value",
+    "ext_source_id",
+    "ext_status",
+    "ext_value",
+    "previous_value",
+    "hour_value",
+    "day_value",
+    "month_value",
+    "year_value",
+    "previous_index",
+    "hour_index",
+    "day_index",
+    "month_index",
+    "year_index",
+    "precommitment",
+    "status_code",
+    "signature",
+    "output_value",
+    "extra",
+];
+
+/// The position of column `name` in [`COLUMNS`]; used in `const` blocks, so a name that is not
+/// in the table fails the build.
+const fn at(name: &str) -> usize {
+    let mut i = 0;
+    while i < COLUMNS.len() {
+        if eq(COLUMNS[i].as_bytes(), name.as_bytes()) {
+            return i;
+        }
+        i += 1;
+    }
+    panic!("not a column of pulses")
+}
+
+const fn eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+/// A row of `pulses`, column for column (see [`COLUMNS`]).
 pub(crate) struct PulseRow {
     pub chain_index: i64,
     pub pulse_index: i64,
@@ -38,6 +106,109 @@ pub(crate) struct PulseRow {
     pub extra: Option<String>,
 }
 
+/// A row being read, from whichever driver: the column at a position, typed.
+pub(crate) trait ReadColumns {
+    fn int(&self, at: usize) -> Result<i64, StoreError>;
+    fn opt_int(&self, at: usize) -> Result<Option<i64>, StoreError>;
+    fn text(&self, at: usize) -> Result<String, StoreError>;
+    fn opt_text(&self, at: usize) -> Result<Option<String>, StoreError>;
+    fn blob(&self, at: usize) -> Result<Vec<u8>, StoreError>;
+    fn opt_blob(&self, at: usize) -> Result<Option<Vec<u8>>, StoreError>;
+}
+
+/// A column of the wrong type: the row was not written by this store.
+fn wrong_type(at: usize, e: impl std::fmt::Display) -> StoreError {
+    StoreError::corrupt(format!("column {}: {e}", COLUMNS[at]))
+}
+
+/// Rows of sqlx (both backends, the range reads).
+impl<R> ReadColumns for R
+where
+    R: sqlx::Row,
+    usize: sqlx::ColumnIndex<R>,
+    i64: for<'r> sqlx::Decode<'r, R::Database> + Type<R::Database>,
+    String: for<'r> sqlx::Decode<'r, R::Database> + Type<R::Database>,
+    Vec<u8>: for<'r> sqlx::Decode<'r, R::Database> + Type<R::Database>,
+{
+    fn int(&self, at: usize) -> Result<i64, StoreError> {
+        self.try_get(at).map_err(|e| wrong_type(at, e))
+    }
+    fn opt_int(&self, at: usize) -> Result<Option<i64>, StoreError> {
+        self.try_get(at).map_err(|e| wrong_type(at, e))
+    }
+    fn text(&self, at: usize) -> Result<String, StoreError> {
+        self.try_get(at).map_err(|e| wrong_type(at, e))
+    }
+    fn opt_text(&self, at: usize) -> Result<Option<String>, StoreError> {
+        self.try_get(at).map_err(|e| wrong_type(at, e))
+    }
+    fn blob(&self, at: usize) -> Result<Vec<u8>, StoreError> {
+        self.try_get(at).map_err(|e| wrong_type(at, e))
+    }
+    fn opt_blob(&self, at: usize) -> Result<Option<Vec<u8>>, StoreError> {
+        self.try_get(at).map_err(|e| wrong_type(at, e))
+    }
+}
+
+/// A row of rusqlite (SQLite's one-pulse lookups, outside the async driver).
+pub(crate) struct RusqliteRow<'a, 'stmt>(pub &'a rusqlite::Row<'stmt>);
+
+impl ReadColumns for RusqliteRow<'_, '_> {
+    fn int(&self, at: usize) -> Result<i64, StoreError> {
+        self.0.get(at).map_err(StoreError::from_rusqlite)
+    }
+    fn opt_int(&self, at: usize) -> Result<Option<i64>, StoreError> {
+        self.0.get(at).map_err(StoreError::from_rusqlite)
+    }
+    fn text(&self, at: usize) -> Result<String, StoreError> {
+        self.0.get(at).map_err(StoreError::from_rusqlite)
+    }
+    fn opt_text(&self, at: usize) -> Result<Option<String>, StoreError> {
+        self.0.get(at).map_err(StoreError::from_rusqlite)
+    }
+    fn blob(&self, at: usize) -> Result<Vec<u8>, StoreError> {
+        self.0.get(at).map_err(StoreError::from_rusqlite)
+    }
+    fn opt_blob(&self, at: usize) -> Result<Option<Vec<u8>>, StoreError> {
+        self.0.get(at).map_err(StoreError::from_rusqlite)
+    }
+}
+
+impl PulseRow {
+    /// Reads a row selected with the [`COLUMNS`] list, whichever driver it came from.
+    pub fn decode(r: &impl ReadColumns) -> Result<PulseRow, StoreError> {
+        Ok(PulseRow {
+            chain_index: r.int(const { at("chain_index") })?,
+            pulse_index: r.int(const { at("pulse_index") })?,
+            time_ms: r.int(const { at("time_ms") })?,
+            uri: r.text(const { at("uri") })?,
+            version: r.text(const { at("version") })?,
+            cipher_suite: r.int(const { at("cipher_suite") })?,
+            period: r.int(const { at("period") })?,
+            certificate_id: r.blob(const { at("certificate_id") })?,
+            local_random_value: r.blob(const { at("local_random_value") })?,
+            ext_source_id: r.opt_blob(const { at("ext_source_id") })?,
+            ext_status: r.int(const { at("ext_status") })?,
+            ext_value: r.opt_blob(const { at("ext_value") })?,
+            previous_value: r.blob(const { at("previous_value") })?,
+            hour_value: r.blob(const { at("hour_value") })?,
+            day_value: r.blob(const { at("day_value") })?,
+            month_value: r.blob(const { at("month_value") })?,
+            year_value: r.blob(const { at("year_value") })?,
+            previous_index: r.opt_int(const { at("previous_index") })?,
+            hour_index: r.opt_int(const { at("hour_index") })?,
+            day_index: r.opt_int(const { at("day_index") })?,
+            month_index: r.opt_int(const { at("month_index") })?,
+            year_index: r.opt_int(const { at("year_index") })?,
+            precommitment: r.blob(const { at("precommitment") })?,
+            status_code: r.int(const { at("status_code") })?,
+            signature: r.blob(const { at("signature") })?,
+            output_value: r.blob(const { at("output_value") })?,
+            extra: r.opt_text(const { at("extra") })?,
+        })
+    }
+}
+
 /// What a row cannot derive from its columns, kept so that storing loses nothing.
 #[derive(Serialize, Deserialize, Default, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -62,7 +233,7 @@ fn index_in_uri(uri: &str) -> Option<u64> {
 
 fn int(field: &str, v: u64) -> Result<i64, StoreError> {
     i64::try_from(v).map_err(|_| {
-        StoreError::Unsupported(format!("{field} {v} does not fit a database integer"))
+        StoreError::unsupported(format!("{field} {v} does not fit a database integer"))
     })
 }
 
@@ -77,26 +248,26 @@ impl PulseRow {
         let external = match &p.external {
             Externals::One(e) => *e,
             Externals::List(_) => {
-                return Err(StoreError::Unsupported(
-                    "a list of external values (CLCERT) cannot be stored".into(),
+                return Err(StoreError::unsupported(
+                    "a list of external values (CLCERT) cannot be stored",
                 ))
             }
         };
         if p.hashed_message.is_some() || p.sloth.is_some() {
-            return Err(StoreError::Unsupported(
-                "CLCERT's hashedMessage and Sloth witness cannot be stored".into(),
+            return Err(StoreError::unsupported(
+                "CLCERT's hashedMessage and Sloth witness cannot be stored",
             ));
         }
         let kinds: Vec<&str> = p.list_values.iter().map(|l| l.kind.as_str()).collect();
         if kinds != LIST_TYPES {
-            return Err(StoreError::Unsupported(format!(
+            return Err(StoreError::unsupported(format!(
                 "listValues must be {} in that order, found {}",
                 LIST_TYPES.join(","),
                 kinds.join(",")
             )));
         }
         let time_ms =
-            parse_time_stamp(&p.time_stamp).map_err(|e| StoreError::Unsupported(e.to_string()))?;
+            parse_time_stamp(&p.time_stamp).map_err(|e| StoreError::unsupported(e.to_string()))?;
         let mut extra = Extra::default();
         if format_time_stamp(time_ms).as_deref() != Some(p.time_stamp.as_str()) {
             extra.time_stamp = Some(p.time_stamp.clone());
@@ -149,7 +320,7 @@ impl PulseRow {
     /// The pulse this row holds.
     pub fn into_pulse(self) -> Result<Pulse, StoreError> {
         let at = format!("pulse {}/{}", self.chain_index, self.pulse_index);
-        let corrupt = |what: &str| StoreError::Corrupt(format!("{at}: {what}"));
+        let corrupt = |what: &str| StoreError::corrupt(format!("{at}: {what}"));
         let hash = |what: &str, v: &[u8]| -> Result<Hash512, StoreError> {
             v.try_into()
                 .map(Hash512)
@@ -222,37 +393,64 @@ impl PulseRow {
     }
 }
 
-/// Binds a row's columns, in `COLUMNS` order, to a query builder's value list.
-macro_rules! push_row {
-    ($b:expr, $r:expr) => {{
-        let r = $r;
-        $b.push_bind(r.chain_index)
-            .push_bind(r.pulse_index)
-            .push_bind(r.time_ms)
-            .push_bind(r.uri)
-            .push_bind(r.version)
-            .push_bind(r.cipher_suite)
-            .push_bind(r.period)
-            .push_bind(r.certificate_id)
-            .push_bind(r.local_random_value)
-            .push_bind(r.ext_source_id)
-            .push_bind(r.ext_status)
-            .push_bind(r.ext_value)
-            .push_bind(r.previous_value)
-            .push_bind(r.hour_value)
-            .push_bind(r.day_value)
-            .push_bind(r.month_value)
-            .push_bind(r.year_value)
-            .push_bind(r.previous_index)
-            .push_bind(r.hour_index)
-            .push_bind(r.day_index)
-            .push_bind(r.month_index)
-            .push_bind(r.year_index)
-            .push_bind(r.precommitment)
-            .push_bind(r.status_code)
-            .push_bind(r.signature)
-            .push_bind(r.output_value)
-            .push_bind(r.extra);
-    }};
+/// The INSERT of `rows` rows into `pulses`: the column list from [`COLUMNS`] and one
+/// `($1, …, $27)` group of placeholders per row, for [`bind`] to fill.
+pub(crate) fn insert_statement(rows: usize) -> String {
+    let mut sql = format!("INSERT INTO pulses ({}) VALUES ", COLUMNS.join(", "));
+    for r in 0..rows {
+        sql.push_str(if r == 0 { "(" } else { ", (" });
+        for c in 0..COLUMNS.len() {
+            if c > 0 {
+                sql.push_str(", ");
+            }
+            sql.push('$');
+            sql.push_str(&(r * COLUMNS.len() + c + 1).to_string());
+        }
+        sql.push(')');
+    }
+    sql
 }
-pub(crate) use push_row;
+
+/// Binds a row's values to `q`, in [`COLUMNS`] order (the round-trip tests of both backends
+/// read every column back).
+pub(crate) fn bind<'q, DB>(
+    q: Query<'q, DB, <DB as Database>::Arguments<'q>>,
+    r: PulseRow,
+) -> Query<'q, DB, <DB as Database>::Arguments<'q>>
+where
+    DB: Database,
+    i64: Encode<'q, DB> + Type<DB>,
+    Option<i64>: Encode<'q, DB> + Type<DB>,
+    String: Encode<'q, DB> + Type<DB>,
+    Option<String>: Encode<'q, DB> + Type<DB>,
+    Vec<u8>: Encode<'q, DB> + Type<DB>,
+    Option<Vec<u8>>: Encode<'q, DB> + Type<DB>,
+{
+    q.bind(r.chain_index)
+        .bind(r.pulse_index)
+        .bind(r.time_ms)
+        .bind(r.uri)
+        .bind(r.version)
+        .bind(r.cipher_suite)
+        .bind(r.period)
+        .bind(r.certificate_id)
+        .bind(r.local_random_value)
+        .bind(r.ext_source_id)
+        .bind(r.ext_status)
+        .bind(r.ext_value)
+        .bind(r.previous_value)
+        .bind(r.hour_value)
+        .bind(r.day_value)
+        .bind(r.month_value)
+        .bind(r.year_value)
+        .bind(r.previous_index)
+        .bind(r.hour_index)
+        .bind(r.day_index)
+        .bind(r.month_index)
+        .bind(r.year_index)
+        .bind(r.precommitment)
+        .bind(r.status_code)
+        .bind(r.signature)
+        .bind(r.output_value)
+        .bind(r.extra)
+}

@@ -3,7 +3,8 @@
 //! sqlx's migrator keeps, highest successful version); the engine checks for a database newer
 //! than itself before it migrates.
 
-use crate::{Role, StoreError};
+use crate::error::StoreError;
+use crate::role::Role;
 use sqlx::migrate::Migrator;
 
 /// The highest version this build's migrations reach.
@@ -32,28 +33,36 @@ pub(crate) fn check(
 ) -> Result<(), StoreError> {
     let want = expected(m);
     if let Some(v) = applied.failed {
-        return Err(StoreError::Schema(format!(
-            "{shown}: migration {v} failed partway; fix the database on the primary, then run \
+        return Err(StoreError::Schema {
+            detail: format!(
+                "{shown}: migration {v} failed partway; fix the database on the primary, then run \
              `lavabeacon engine` (or serve) against it"
-        )));
+            ),
+        });
     }
     let have = if applied.table { applied.highest } else { None };
     match have {
-        Some(v) if v > want => Err(StoreError::Schema(format!(
+        Some(v) if v > want => Err(StoreError::Schema {
+            detail: format!(
             "{shown} has schema version {v}, newer than this build's {want}: this lavabeacon is \
              older than the database: upgrade it"
-        ))),
+            ),
+        }),
         Some(v) if v == want => Ok(()),
         // The engine migrates an older database itself.
         _ if role == Role::Engine => Ok(()),
-        Some(v) => Err(StoreError::Schema(format!(
-            "{shown} has schema version {v}, older than this build's {want}: run `lavabeacon \
+        Some(v) => Err(StoreError::Schema {
+            detail: format!(
+                "{shown} has schema version {v}, older than this build's {want}: run `lavabeacon \
              engine` (or serve) once against the primary to migrate it"
-        ))),
-        None => Err(StoreError::Schema(format!(
-            "{shown} has no lavabeacon schema yet (this build needs version {want}): run \
+            ),
+        }),
+        None => Err(StoreError::Schema {
+            detail: format!(
+                "{shown} has no lavabeacon schema yet (this build needs version {want}): run \
              `lavabeacon engine` (or serve) once against the primary to migrate it"
-        ))),
+            ),
+        }),
     }
 }
 

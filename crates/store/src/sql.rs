@@ -1,51 +1,96 @@
-//! SQL shared by both backends (SQLite reads `$1` parameters too), and the generic helpers
-//! that run it, so each query is written once.
+//! The SQL both backends run (SQLite reads `$1` parameters too), written once: every pulse
+//! SELECT is its WHERE clause after the column list of [`COLUMNS`]; [`lookup`] says which
+//! statement answers a [`Lookup`]; [`paged`] turns a page query into a stream.
 
-use crate::row::PulseRow;
-use crate::StoreError;
+use crate::error::StoreError;
+use crate::lookup::Lookup;
+use crate::row::COLUMNS;
 use futures_util::stream::{self, BoxStream, StreamExt, TryStreamExt};
-use lavabeacon_format::Pulse;
-use sqlx::{Database, Executor, FromRow, Pool};
+use std::sync::LazyLock;
 
-macro_rules! select {
-    ($rest:literal) => {
-        concat!(
-            "SELECT chain_index, pulse_index, time_ms, uri, version, cipher_suite, period, ",
-            "certificate_id, local_random_value, ext_source_id, ext_status, ext_value, ",
-            "previous_value, hour_value, day_value, month_value, year_value, ",
-            "previous_index, hour_index, day_index, month_index, year_index, ",
-            "precommitment, status_code, signature, output_value, extra FROM pulses ",
-            $rest
-        )
-    };
+/// `SELECT <every column of pulses> FROM pulses <rest>`.
+fn select(rest: &str) -> String {
+    format!("SELECT {} FROM pulses {rest}", COLUMNS.join(", "))
 }
 
-pub const LAST: &str = select!("ORDER BY time_ms DESC LIMIT 1");
-pub const LAST_IN_CHAIN: &str = select!("WHERE chain_index = $1 ORDER BY pulse_index DESC LIMIT 1");
-pub const FIRST_IN_CHAIN: &str = select!("WHERE chain_index = $1 ORDER BY pulse_index ASC LIMIT 1");
-pub const BY_INDEX: &str = select!("WHERE chain_index = $1 AND pulse_index = $2");
-pub const AT_OR_AFTER: &str = select!("WHERE time_ms >= $1 ORDER BY time_ms ASC LIMIT 1");
-pub const BEFORE: &str = select!("WHERE time_ms < $1 ORDER BY time_ms DESC LIMIT 1");
-pub const AFTER: &str = select!("WHERE time_ms > $1 ORDER BY time_ms ASC LIMIT 1");
-pub const FIRST_IN_SPAN: &str = select!(
-    "WHERE chain_index = $1 AND time_ms >= $2 AND time_ms <= $3 ORDER BY time_ms ASC LIMIT 1"
-);
+pub static LAST: LazyLock<String> = LazyLock::new(|| select("ORDER BY time_ms DESC LIMIT 1"));
+pub static LAST_IN_CHAIN: LazyLock<String> =
+    LazyLock::new(|| select("WHERE chain_index = $1 ORDER BY pulse_index DESC LIMIT 1"));
+pub static FIRST_IN_CHAIN: LazyLock<String> =
+    LazyLock::new(|| select("WHERE chain_index = $1 ORDER BY pulse_index ASC LIMIT 1"));
+pub static BY_INDEX: LazyLock<String> =
+    LazyLock::new(|| select("WHERE chain_index = $1 AND pulse_index = $2"));
+pub static AT_OR_AFTER: LazyLock<String> =
+    LazyLock::new(|| select("WHERE time_ms >= $1 ORDER BY time_ms ASC LIMIT 1"));
+pub static BEFORE: LazyLock<String> =
+    LazyLock::new(|| select("WHERE time_ms < $1 ORDER BY time_ms DESC LIMIT 1"));
+pub static AFTER: LazyLock<String> =
+    LazyLock::new(|| select("WHERE time_ms > $1 ORDER BY time_ms ASC LIMIT 1"));
+pub static FIRST_IN_SPAN: LazyLock<String> = LazyLock::new(|| {
+    select(
+        "WHERE chain_index = $1 AND time_ms >= $2 AND time_ms <= $3 ORDER BY time_ms ASC LIMIT 1",
+    )
+});
 // Range reads go page by page (keyset pagination: the next page starts after the last row of
 // this one), so that no connection is held while a consumer is slow to take the rows.
-pub const RANGE_BY_TIME_PAGE: &str =
-    select!("WHERE time_ms >= $1 AND time_ms < $2 ORDER BY time_ms ASC LIMIT $3");
-pub const RANGE_BY_INDEX_PAGE: &str = select!(
-    "WHERE chain_index = $1 AND pulse_index >= $2 AND pulse_index <= $3 ORDER BY pulse_index ASC LIMIT $4"
-);
+pub static RANGE_BY_TIME_PAGE: LazyLock<String> =
+    LazyLock::new(|| select("WHERE time_ms >= $1 AND time_ms < $2 ORDER BY time_ms ASC LIMIT $3"));
+pub static RANGE_BY_INDEX_PAGE: LazyLock<String> = LazyLock::new(|| {
+    select(
+        "WHERE chain_index = $1 AND pulse_index >= $2 AND pulse_index <= $3 \
+         ORDER BY pulse_index ASC LIMIT $4",
+    )
+});
+
+/// The statement that answers a one-pulse [`Lookup`], and its arguments (at most three, kept
+/// inline: a lookup allocates nothing for them).
+pub struct OneRow {
+    pub sql: &'static str,
+    args: [i64; 3],
+    len: usize,
+}
+
+impl OneRow {
+    fn new(sql: &'static LazyLock<String>, given: &[i64]) -> OneRow {
+        let mut args = [0; 3];
+        args[..given.len()].copy_from_slice(given);
+        OneRow {
+            sql: sql.as_str(),
+            args,
+            len: given.len(),
+        }
+    }
+
+    /// The arguments, `$1` first.
+    pub fn args(&self) -> &[i64] {
+        &self.args[..self.len]
+    }
+}
+
+/// The statement for `lookup`; None when it cannot name a pulse (a time whose period has no
+/// start), so the answer is "none".
+pub fn lookup(lookup: Lookup) -> Option<OneRow> {
+    Some(match lookup {
+        Lookup::Last => OneRow::new(&LAST, &[]),
+        Lookup::LastInChain(chain) => OneRow::new(&LAST_IN_CHAIN, &[i(chain)]),
+        Lookup::FirstInChain(chain) => OneRow::new(&FIRST_IN_CHAIN, &[i(chain)]),
+        Lookup::ByIndex { chain, index } => OneRow::new(&BY_INDEX, &[i(chain), i(index)]),
+        Lookup::AtOrAfter(t) => OneRow::new(&AT_OR_AFTER, &[t]),
+        Lookup::Before(t) => OneRow::new(&BEFORE, &[t]),
+        Lookup::After(t) => OneRow::new(&AFTER, &[t]),
+        Lookup::FirstInPeriod {
+            chain,
+            period,
+            time_ms,
+        } => {
+            let start = period.start_of(time_ms)?;
+            OneRow::new(&FIRST_IN_SPAN, &[i(chain), start, time_ms])
+        }
+    })
+}
 
 pub const HEAD: &str = "SELECT pulse_index, time_ms, output_value FROM pulses WHERE chain_index = $1 ORDER BY pulse_index DESC LIMIT 1";
 pub const NEWEST_TIME: &str = "SELECT MAX(time_ms) FROM pulses";
-pub const INSERT_PREFIX: &str =
-    "INSERT INTO pulses (chain_index, pulse_index, time_ms, uri, version, cipher_suite, period, \
-    certificate_id, local_random_value, ext_source_id, ext_status, ext_value, \
-    previous_value, hour_value, day_value, month_value, year_value, \
-    previous_index, hour_index, day_index, month_index, year_index, \
-    precommitment, status_code, signature, output_value, extra) ";
 pub const INSERT_MANIFEST: &str =
     "INSERT INTO source_manifests (chain_index, pulse_index, manifest) VALUES ($1, $2, $3)";
 pub const MANIFEST: &str =
@@ -67,24 +112,6 @@ pub const DROP_SECRETS: &str =
 pub fn i(v: u64) -> i64 {
     // Indexes beyond i64::MAX cannot be stored, so asking for one simply finds nothing.
     i64::try_from(v).unwrap_or(i64::MAX)
-}
-
-/// Runs a pulse query that returns at most one row.
-pub async fn one<'q, DB>(
-    pool: &Pool<DB>,
-    q: sqlx::query::QueryAs<'q, DB, PulseRow, <DB as Database>::Arguments<'q>>,
-) -> Result<Option<Pulse>, StoreError>
-where
-    DB: Database,
-    PulseRow: for<'r> FromRow<'r, DB::Row> + Send + Unpin,
-    for<'c> &'c Pool<DB>: Executor<'c, Database = DB>,
-    <DB as Database>::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
-{
-    q.fetch_optional(pool)
-        .await
-        .map_err(StoreError::from_sqlx)?
-        .map(PulseRow::into_pulse)
-        .transpose()
 }
 
 /// Rows per page of a range read: large enough that a page costs little more than its rows,

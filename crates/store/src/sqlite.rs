@@ -1,16 +1,21 @@
 //! SQLite, the embedded default: one file under the data directory, WAL with
 //! `synchronous=FULL` so a published pulse survives a power cut.
 
-use crate::row::{push_row, PulseRow};
-use crate::sql::{self, i, now_ms};
-use crate::{check_extends, schema, scrub, Counts, LeaderLock, Leadership, Role, StoreError};
+use crate::error::StoreError;
+use crate::leader::{self, LeaderLock, Leadership};
+use crate::lookup::{Lookup, Range};
+use crate::pooled::{BeginAppend, PooledStore};
+use crate::redact::scrub;
+use crate::role::Role;
+use crate::row::{PulseRow, RusqliteRow};
+use crate::schema;
+use crate::sql::{self, OneRow};
+use crate::{Counts, Store};
 use futures_util::stream::BoxStream;
 use lavabeacon_format::hash::Hash512;
-use lavabeacon_format::message::certificate_id;
-use lavabeacon_format::time::Period;
 use lavabeacon_format::Pulse;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{QueryBuilder, Sqlite, SqlitePool};
+use sqlx::{Sqlite, SqlitePool};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -18,8 +23,8 @@ use std::time::Duration;
 pub struct SqliteStore {
     /// Keeps the WAL checkpoint thread running (engine role only); dropping it ends the thread.
     _checkpointer: Option<std::sync::mpsc::Sender<()>>,
-    pool: SqlitePool,
-    role: Role,
+    /// The pool and the SQL both backends share.
+    sql: PooledStore<Sqlite>,
     lock_path: PathBuf,
     /// Connections for one-pulse lookups, outside the async driver: a lookup is a few
     /// microseconds of SQLite, and sqlx's per-query hand-off to a worker thread costs far more.
@@ -27,6 +32,16 @@ pub struct SqliteStore {
     /// The database file, symlinks resolved.
     file: PathBuf,
     busy: Duration,
+}
+
+/// `sqlite`, for errors and [`Store::backend`].
+const BACKEND: &str = "sqlite";
+
+/// SQLite allows 32,766 parameters per statement; 27 columns make 1,200 rows fit.
+const ROWS_PER_INSERT: usize = 1_000;
+
+fn fail(e: sqlx::Error) -> StoreError {
+    StoreError::from_sqlx(BACKEND, e)
 }
 
 /// Per role: pool size, how long a caller waits for a pool connection, SQLite's busy timeout.
@@ -55,9 +70,12 @@ impl SqliteStore {
             .or_else(|| url.strip_prefix("sqlite:"))
             .unwrap_or(url);
         if path.is_empty() || path.contains(":memory:") || path.starts_with("file:") {
-            return Err(StoreError::Unavailable(format!(
-                "{url:?}: the store needs a database file, e.g. sqlite:./data/lavabeacon.db"
-            )));
+            return Err(StoreError::unavailable(
+                BACKEND,
+                format!(
+                    "{url:?}: the store needs a database file, e.g. sqlite:./data/lavabeacon.db"
+                ),
+            ));
         }
         let given = PathBuf::from(path);
         let (max, acquire, busy) = limits(role);
@@ -72,7 +90,7 @@ impl SqliteStore {
                 .map(PathBuf::from)
                 .unwrap_or_else(|| PathBuf::from("."));
             std::fs::create_dir_all(&dir)
-                .map_err(|e| StoreError::Unavailable(format!("{}: {e}", dir.display())))?;
+                .map_err(|e| StoreError::unavailable(BACKEND, format!("{}: {e}", dir.display())))?;
             // No checkpoint inside a commit: with readers streaming all the time a commit's
             // automatic checkpoint copies WAL frames and syncs the database file on the
             // engine's clock (seconds under load, measured). A thread of its own does it.
@@ -83,16 +101,19 @@ impl SqliteStore {
         } else {
             // Never create what is not there: a typo'd path is an error, not a new database.
             if !given.is_file() {
-                return Err(StoreError::Unavailable(format!(
-                    "no database at {}{}",
-                    given.display(),
-                    if role == Role::Api {
-                        " (an API node never creates one: run `lavabeacon engine` (or serve) \
+                return Err(StoreError::unavailable(
+                    BACKEND,
+                    format!(
+                        "no database at {}{}",
+                        given.display(),
+                        if role == Role::Api {
+                            " (an API node never creates one: run `lavabeacon engine` (or serve) \
                          once to create it)"
-                    } else {
-                        ""
-                    }
-                )));
+                        } else {
+                            ""
+                        }
+                    ),
+                ));
             }
             // Read-only connections: the database file is never written through them.
             options = options.create_if_missing(false).read_only(true);
@@ -103,24 +124,29 @@ impl SqliteStore {
             .test_before_acquire(false)
             .connect_with(options)
             .await
-            .map_err(|e| StoreError::Unavailable(format!("{path}: {}", scrub(&e.to_string()))))?;
+            .map_err(|e| {
+                StoreError::unavailable(BACKEND, format!("{path}: {}", scrub(&e.to_string())))
+            })?;
         let migrator = sqlx::migrate!("../../migrations/sqlite");
         schema::check(path, &migrator, &applied(&pool).await?, role)?;
         if role == Role::Engine {
             migrator
                 .run(&pool)
                 .await
-                .map_err(|e| StoreError::Database(format!("{path}: migrations: {e}")))?;
+                .map_err(|e| StoreError::database(BACKEND, format!("{path}: migrations: {e}")))?;
         }
         // The real file, symlinks resolved: two paths to one database must find one lock.
         let file = std::fs::canonicalize(&given)
-            .map_err(|e| StoreError::Unavailable(format!("{}: {e}", given.display())))?;
+            .map_err(|e| StoreError::unavailable(BACKEND, format!("{}: {e}", given.display())))?;
         let dir = file.parent().map(PathBuf::from).unwrap_or_default();
         let checkpointer = (role == Role::Engine).then(|| checkpointer(file.clone()));
         Ok(SqliteStore {
             _checkpointer: checkpointer,
-            pool,
-            role,
+            sql: PooledStore {
+                pool,
+                role,
+                backend: BACKEND,
+            },
             lock_path: dir.join("leader.lock"),
             readers: std::sync::Mutex::new(Vec::new()),
             file,
@@ -130,7 +156,7 @@ impl SqliteStore {
 
     /// The role this store was opened for.
     pub fn role(&self) -> Role {
-        self.role
+        self.sql.role
     }
 
     /// The leader lock file this store uses: `leader.lock` beside the real database file.
@@ -140,69 +166,31 @@ impl SqliteStore {
 
     /// The connection pool, for tools that inspect the database directly.
     pub fn pool(&self) -> &SqlitePool {
-        &self.pool
+        &self.sql.pool
     }
 
     fn check_leader(&self, leader: Option<&Leadership>) -> Result<(), StoreError> {
         match leader.map(|l| &l.inner) {
             None => Ok(()),
             Some(LeaderLock::Sqlite { path, .. }) if *path == self.lock_path => Ok(()),
-            Some(_) => Err(StoreError::LostLeadership(
-                "the leadership given belongs to another store".into(),
+            Some(_) => Err(StoreError::lost_leadership(
+                "the leadership given belongs to another store",
             )),
         }
     }
-
-    async fn insert(
-        tx: &mut sqlx::Transaction<'_, Sqlite>,
-        rows: Vec<PulseRow>,
-    ) -> Result<(), StoreError> {
-        // SQLite allows 32,766 parameters per statement; 27 columns make 1,200 rows fit.
-        let mut rows = rows.into_iter().peekable();
-        while rows.peek().is_some() {
-            let chunk: Vec<PulseRow> = rows.by_ref().take(1_000).collect();
-            let mut b = QueryBuilder::<Sqlite>::new(sql::INSERT_PREFIX);
-            b.push_values(chunk, |mut b, r| push_row!(b, r));
-            b.build()
-                .execute(&mut **tx)
-                .await
-                .map_err(StoreError::from_sqlx)?;
-        }
-        Ok(())
-    }
-
-    async fn head(
-        tx: &mut sqlx::Transaction<'_, Sqlite>,
-        chain: u64,
-    ) -> Result<(Option<(i64, i64, Vec<u8>)>, Option<i64>), StoreError> {
-        let head: Option<(i64, i64, Vec<u8>)> = sqlx::query_as(sql::HEAD)
-            .bind(i(chain))
-            .fetch_optional(&mut **tx)
-            .await
-            .map_err(StoreError::from_sqlx)?;
-        let newest: Option<i64> = sqlx::query_scalar(sql::NEWEST_TIME)
-            .fetch_one(&mut **tx)
-            .await
-            .map_err(StoreError::from_sqlx)?;
-        Ok((head, newest))
-    }
 }
 
-/// What only this backend does differently; the rest of `Store` is `store_impl!`.
+/// What only this backend does differently; the rest is [`PooledStore`].
 impl SqliteStore {
-    /// A one-pulse lookup (`store_impl!`) on a read connection of our own. It runs on the
-    /// calling thread: an indexed read of one row takes microseconds, less than a hand-off.
-    pub(crate) async fn one_row(
-        &self,
-        q: &'static str,
-        args: &[i64],
-    ) -> Result<Option<Pulse>, StoreError> {
+    /// A one-pulse lookup on a read connection of our own. It runs on the calling thread: an
+    /// indexed read of one row takes microseconds, less than a hand-off to sqlx's worker.
+    fn one_row(&self, q: &OneRow) -> Result<Option<Pulse>, StoreError> {
         let conn = self.readers.lock().expect("reader pool").pop();
         let conn = match conn {
             Some(c) => c,
             None => self.open_reader()?,
         };
-        let result = read_one(&conn, q, args);
+        let result = read_one(&conn, q.sql, q.args());
         // A connection that failed is dropped, not reused.
         if result.is_ok() {
             self.readers.lock().expect("reader pool").push(conn);
@@ -212,7 +200,7 @@ impl SqliteStore {
 
     fn open_reader(&self) -> Result<rusqlite::Connection, StoreError> {
         use rusqlite::OpenFlags;
-        let mode = if self.role == Role::Engine {
+        let mode = if self.sql.role == Role::Engine {
             OpenFlags::SQLITE_OPEN_READ_WRITE
         } else {
             OpenFlags::SQLITE_OPEN_READ_ONLY
@@ -221,72 +209,119 @@ impl SqliteStore {
             &self.file,
             mode | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
-        .map_err(|e| StoreError::Unavailable(format!("{}: {e}", self.file.display())))?;
+        .map_err(|e| StoreError::unavailable(BACKEND, format!("{}: {e}", self.file.display())))?;
         conn.busy_timeout(self.busy)
             .map_err(StoreError::from_rusqlite)?;
         conn.set_prepared_statement_cache_capacity(32);
         Ok(conn)
     }
+}
 
-    /// Begins an append: takes the write lock (BEGIN IMMEDIATE, so two writers serialise here
-    /// instead of both extending the same head), checks the leadership, reads the head.
+impl BeginAppend<Sqlite> for SqliteStore {
+    /// Checks the leadership, then takes the write lock (BEGIN IMMEDIATE, so two writers
+    /// serialise here instead of both extending the same head).
     async fn begin_append<'c>(
-        &self,
+        &'c self,
         conn: &'c mut sqlx::SqliteConnection,
-        chain: u64,
-        leader: Option<&Leadership>,
-    ) -> Result<
-        (
-            sqlx::Transaction<'c, Sqlite>,
-            Option<(i64, i64, Vec<u8>)>,
-            Option<i64>,
-        ),
-        StoreError,
-    > {
+        _chain: u64,
+        leader: Option<&'c Leadership>,
+    ) -> Result<sqlx::Transaction<'c, Sqlite>, StoreError> {
         self.check_leader(leader)?;
-        let mut tx = sqlx::Connection::begin_with(conn, "BEGIN IMMEDIATE")
+        sqlx::Connection::begin_with(conn, "BEGIN IMMEDIATE")
             .await
-            .map_err(StoreError::from_sqlx)?;
-        let (head, newest) = Self::head(&mut tx, chain).await?;
-        Ok((tx, head, newest))
-    }
-
-    pub(crate) async fn acquire_leadership_impl(
-        &self,
-        wait: Option<Duration>,
-    ) -> Result<Leadership, StoreError> {
-        let path = self.lock_path.clone();
-        let deadline = wait.map(|w| tokio::time::Instant::now() + w);
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(|e| StoreError::Unavailable(format!("{}: {e}", path.display())))?;
-        loop {
-            match file.try_lock() {
-                Ok(()) => {
-                    return Ok(Leadership {
-                        inner: LeaderLock::Sqlite { file, path },
-                    })
-                }
-                Err(std::fs::TryLockError::WouldBlock) => {}
-                Err(std::fs::TryLockError::Error(e)) => {
-                    return Err(StoreError::Unavailable(format!("{}: {e}", path.display())))
-                }
-            }
-            if deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
-                return Err(StoreError::LeaderBusy(format!(
-                    "another writer holds {}",
-                    path.display()
-                )));
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+            .map_err(fail)
     }
 }
 
-crate::store_impl!(SqliteStore, "sqlite");
+#[async_trait::async_trait]
+impl Store for SqliteStore {
+    fn backend(&self) -> &'static str {
+        BACKEND
+    }
+
+    async fn append(
+        &self,
+        pulse: &Pulse,
+        manifest: Option<&str>,
+        leader: Option<&Leadership>,
+    ) -> Result<(), StoreError> {
+        let manifests: Vec<(u64, u64, String)> = manifest
+            .map(|m| (pulse.chain_index, pulse.pulse_index, m.to_string()))
+            .into_iter()
+            .collect();
+        let run = std::slice::from_ref(pulse);
+        self.sql
+            .append_run(self, run, &manifests, leader, ROWS_PER_INSERT)
+            .await
+            .map(drop)
+    }
+
+    async fn bulk_load(&self, pulses: &[Pulse]) -> Result<u64, StoreError> {
+        self.sql
+            .append_run(self, pulses, &[], None, ROWS_PER_INSERT)
+            .await
+    }
+
+    async fn find(&self, lookup: Lookup) -> Result<Option<Pulse>, StoreError> {
+        match sql::lookup(lookup) {
+            Some(q) => self.one_row(&q),
+            None => Ok(None),
+        }
+    }
+
+    fn range(&self, range: Range) -> BoxStream<'_, Result<Pulse, StoreError>> {
+        self.sql.range(range)
+    }
+
+    async fn put_certificate(&self, der: &[u8]) -> Result<Hash512, StoreError> {
+        self.sql.put_certificate(der).await
+    }
+    async fn certificate(&self, id: &Hash512) -> Result<Option<Vec<u8>>, StoreError> {
+        self.sql.certificate(id).await
+    }
+    async fn certificates(&self) -> Result<Vec<Vec<u8>>, StoreError> {
+        self.sql.certificates().await
+    }
+
+    async fn put_manifests(&self, manifests: &[(u64, u64, String)]) -> Result<(), StoreError> {
+        self.sql.put_manifests(manifests).await
+    }
+    async fn manifest(&self, chain: u64, index: u64) -> Result<Option<String>, StoreError> {
+        self.sql.manifest(chain, index).await
+    }
+    fn manifests_by_index(
+        &self,
+        chain: u64,
+        from: u64,
+        to: u64,
+    ) -> BoxStream<'_, Result<(u64, u64, String), StoreError>> {
+        self.sql.manifests_by_index(chain, from, to)
+    }
+
+    async fn put_pending_secret(
+        &self,
+        chain: u64,
+        index: u64,
+        sealed: &[u8],
+    ) -> Result<(), StoreError> {
+        self.sql.put_pending_secret(chain, index, sealed).await
+    }
+    async fn pending_secret(&self, chain: u64, index: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        self.sql.pending_secret(chain, index).await
+    }
+    async fn drop_pending_secrets(&self, chain: u64, up_to_index: u64) -> Result<(), StoreError> {
+        self.sql.drop_pending_secrets(chain, up_to_index).await
+    }
+
+    async fn counts(&self) -> Result<Counts, StoreError> {
+        self.sql.counts().await
+    }
+
+    async fn acquire_leadership(&self, wait: Option<Duration>) -> Result<Leadership, StoreError> {
+        self.sql.role.refuse_writes()?;
+        leader::lock_file(self.lock_path.clone(), wait).await
+    }
+}
 
 /// How often the WAL is copied back into the database file.
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(5);
@@ -333,36 +368,7 @@ fn read_one(
     let Some(r) = rows.next().map_err(fail)? else {
         return Ok(None);
     };
-    // The columns of `sql::select!`, in order.
-    Ok(Some(PulseRow {
-        chain_index: r.get(0).map_err(fail)?,
-        pulse_index: r.get(1).map_err(fail)?,
-        time_ms: r.get(2).map_err(fail)?,
-        uri: r.get(3).map_err(fail)?,
-        version: r.get(4).map_err(fail)?,
-        cipher_suite: r.get(5).map_err(fail)?,
-        period: r.get(6).map_err(fail)?,
-        certificate_id: r.get(7).map_err(fail)?,
-        local_random_value: r.get(8).map_err(fail)?,
-        ext_source_id: r.get(9).map_err(fail)?,
-        ext_status: r.get(10).map_err(fail)?,
-        ext_value: r.get(11).map_err(fail)?,
-        previous_value: r.get(12).map_err(fail)?,
-        hour_value: r.get(13).map_err(fail)?,
-        day_value: r.get(14).map_err(fail)?,
-        month_value: r.get(15).map_err(fail)?,
-        year_value: r.get(16).map_err(fail)?,
-        previous_index: r.get(17).map_err(fail)?,
-        hour_index: r.get(18).map_err(fail)?,
-        day_index: r.get(19).map_err(fail)?,
-        month_index: r.get(20).map_err(fail)?,
-        year_index: r.get(21).map_err(fail)?,
-        precommitment: r.get(22).map_err(fail)?,
-        status_code: r.get(23).map_err(fail)?,
-        signature: r.get(24).map_err(fail)?,
-        output_value: r.get(25).map_err(fail)?,
-        extra: r.get(26).map_err(fail)?,
-    }))
+    PulseRow::decode(&RusqliteRow(r)).map(Some)
 }
 
 /// The schema versions the database has applied (none: never migrated).
@@ -372,7 +378,7 @@ async fn applied(pool: &SqlitePool) -> Result<schema::Applied, StoreError> {
     )
     .fetch_one(pool)
     .await
-    .map_err(StoreError::from_sqlx)?;
+    .map_err(fail)?;
     if !table {
         return Ok(schema::Applied {
             table,
@@ -386,7 +392,7 @@ async fn applied(pool: &SqlitePool) -> Result<schema::Applied, StoreError> {
     )
     .fetch_one(pool)
     .await
-    .map_err(StoreError::from_sqlx)?;
+    .map_err(fail)?;
     Ok(schema::Applied {
         table,
         highest,

@@ -89,7 +89,7 @@ async fn appended_pulses_read_back_identical(db: &Db) {
 async fn appends_that_do_not_extend_the_head_are_conflicts(db: &Db) {
     let (signer, _) = ed25519_identity(1);
     let pulses = build_chain(4, START, 60_000, &signer);
-    let conflict = |r: Result<(), StoreError>| matches!(r, Err(StoreError::Conflict(_)));
+    let conflict = |r: Result<(), StoreError>| matches!(r, Err(StoreError::Conflict { .. }));
     assert!(
         conflict(db.store.append(&pulses[1], None, None).await),
         "a chain starts at pulse 1"
@@ -132,7 +132,7 @@ async fn appends_that_do_not_extend_the_head_are_conflicts(db: &Db) {
     bad.output_value.0[0] ^= 1;
     assert!(matches!(
         db.store.append(&bad, None, None).await,
-        Err(StoreError::Unsupported(_))
+        Err(StoreError::Unsupported { .. })
     ));
     // And the honest next pulse still goes in.
     db.store.append(&pulses[2], None, None).await.unwrap();
@@ -318,11 +318,11 @@ async fn two_writers_on_one_head_never_fork(db: &Db) {
             other.append(&pb, None, None)
         );
         match (ra, rb) {
-            (Ok(()), Err(StoreError::Conflict(_))) => {
+            (Ok(()), Err(StoreError::Conflict { .. })) => {
                 wins[0] += 1;
                 builder = a;
             }
-            (Err(StoreError::Conflict(_)), Ok(())) => {
+            (Err(StoreError::Conflict { .. }), Ok(())) => {
                 wins[1] += 1;
                 builder = b;
             }
@@ -361,7 +361,7 @@ async fn only_the_leader_writes_and_a_standby_takes_over(db: &Db) {
         .acquire_leadership(Some(Duration::from_millis(500)))
         .await
         .unwrap_err();
-    assert!(matches!(busy, StoreError::LeaderBusy(_)), "{busy}");
+    assert!(matches!(busy, StoreError::LeaderBusy { .. }), "{busy}");
     // The standby waits; the leader goes away; the standby takes over.
     let waiting = tokio::spawn(async move {
         let started = std::time::Instant::now();
@@ -394,12 +394,12 @@ async fn bulk_load_checks_the_chain_and_loads_it(db: &Db) {
     let pulses = build_chain(5000, START, 60_000, &signer);
     assert_eq!(db.store.bulk_load(&pulses[..3000]).await.unwrap(), 3000);
     let gap = db.store.bulk_load(&pulses[3001..]).await.unwrap_err();
-    assert!(matches!(gap, StoreError::Conflict(_)), "{gap}");
+    assert!(matches!(gap, StoreError::Conflict { .. }), "{gap}");
     let mut broken = pulses[3000..].to_vec();
     broken.swap(10, 11);
     assert!(matches!(
         db.store.bulk_load(&broken).await,
-        Err(StoreError::Conflict(_))
+        Err(StoreError::Conflict { .. })
     ));
     assert_eq!(
         db.store.counts().await.unwrap().pulses,

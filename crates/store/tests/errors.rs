@@ -10,7 +10,7 @@ async fn an_unreachable_postgres_is_unavailable_and_the_password_stays_secret() 
         .await
         .err()
         .expect("nothing listens on port 1");
-    assert!(matches!(e, StoreError::Unavailable(_)), "{e}");
+    assert!(matches!(e, StoreError::Unavailable { .. }), "{e}");
     let msg = e.to_string();
     assert!(!msg.contains("s3cret-pw"), "{msg}");
     assert!(
@@ -33,7 +33,7 @@ async fn unknown_urls_and_unusable_paths_are_refused() {
         .await
         .err()
         .unwrap();
-    assert!(matches!(e, StoreError::Unavailable(_)), "{e}");
+    assert!(matches!(e, StoreError::Unavailable { .. }), "{e}");
 }
 
 #[tokio::test]
@@ -86,10 +86,10 @@ async fn a_postgres_leader_whose_session_dies_can_no_longer_write() {
         .append(&pulses[1], None, Some(&leader))
         .await
         .unwrap_err();
-    assert!(matches!(e, StoreError::LostLeadership(_)), "{e}");
+    assert!(matches!(e, StoreError::LostLeadership { .. }), "{e}");
     assert!(matches!(
         leader.check().await,
-        Err(StoreError::LostLeadership(_))
+        Err(StoreError::LostLeadership { .. })
     ));
     // A standby takes over at once and writes.
     let standby = db.reopen().await;
@@ -145,16 +145,38 @@ async fn no_form_of_a_password_reaches_an_error_message() {
 #[test]
 fn every_error_has_a_short_public_category() {
     let all = [
-        (StoreError::Conflict("x".into()), "conflict"),
-        (StoreError::LeaderBusy("x".into()), "not the leader"),
-        (StoreError::LostLeadership("x".into()), "leadership lost"),
-        (StoreError::Unsupported("x".into()), "cannot store"),
-        (StoreError::Corrupt("x".into()), "corrupt data"),
-        (StoreError::Refused("x".into()), "refused by the database"),
-        (StoreError::Unavailable("x".into()), "database unavailable"),
-        (StoreError::DiskFull("x".into()), "disk full"),
-        (StoreError::Schema("x".into()), "schema version mismatch"),
-        (StoreError::Database("x".into()), "database error"),
+        (
+            StoreError::Conflict {
+                chain: 1,
+                index: 2,
+                reason: "x".into(),
+            },
+            "conflict",
+        ),
+        (
+            StoreError::LeaderBusy { lock: "x".into() },
+            "not the leader",
+        ),
+        (StoreError::lost_leadership("x"), "leadership lost"),
+        (StoreError::unsupported("x"), "cannot store"),
+        (StoreError::corrupt("x"), "corrupt data"),
+        (StoreError::refused("x"), "refused by the database"),
+        (
+            StoreError::unavailable("sqlite", "x"),
+            "database unavailable",
+        ),
+        (
+            StoreError::DiskFull {
+                backend: "sqlite",
+                detail: "x".into(),
+            },
+            "disk full",
+        ),
+        (
+            StoreError::Schema { detail: "x".into() },
+            "schema version mismatch",
+        ),
+        (StoreError::database("postgres", "x"), "database error"),
     ];
     for (e, word) in all {
         assert_eq!(e.category(), word);

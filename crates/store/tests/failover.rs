@@ -78,7 +78,7 @@ async fn killing_the_leader_hands_over_to_the_standby(db: &common::Db) {
         .await
         .unwrap_err();
     assert!(
-        matches!(busy, lavabeacon_store::StoreError::LeaderBusy(_)),
+        matches!(busy, lavabeacon_store::StoreError::LeaderBusy { .. }),
         "{busy}"
     );
     let (signer, _) = common::chain::ed25519_identity(1);

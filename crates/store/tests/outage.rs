@@ -90,7 +90,7 @@ async fn a_postgres_restart_is_survived_by_every_role_and_the_leadership() {
         let t = Instant::now();
         let e = api.last().await.unwrap_err();
         slowest = slowest.max(t.elapsed());
-        assert!(matches!(e, StoreError::Unavailable(_)), "{e}");
+        assert!(matches!(e, StoreError::Unavailable { .. }), "{e}");
         assert_eq!(e.category(), "database unavailable");
         messages.push(e.to_string());
         let e = api.counts().await.unwrap_err();
@@ -108,7 +108,7 @@ async fn a_postgres_restart_is_survived_by_every_role_and_the_leadership() {
     messages.push(e.to_string());
     let t = Instant::now();
     let e = leader.check().await.unwrap_err();
-    assert!(matches!(e, StoreError::LostLeadership(_)), "{e}");
+    assert!(matches!(e, StoreError::LostLeadership { .. }), "{e}");
     assert!(
         t.elapsed() < Duration::from_secs(4),
         "check took {:?}",
@@ -129,12 +129,12 @@ async fn a_postgres_restart_is_survived_by_every_role_and_the_leadership() {
 
     // The old leadership stays lost, and an append with it stays refused.
     let e = leader.check().await.unwrap_err();
-    assert!(matches!(e, StoreError::LostLeadership(_)), "{e}");
+    assert!(matches!(e, StoreError::LostLeadership { .. }), "{e}");
     let e = engine
         .append(&pulses[1], None, Some(&leader))
         .await
         .unwrap_err();
-    assert!(matches!(e, StoreError::LostLeadership(_)), "{e}");
+    assert!(matches!(e, StoreError::LostLeadership { .. }), "{e}");
     drop(leader);
 
     // The standby gets the lock soon after the server is back, and writes at once.
@@ -157,7 +157,7 @@ async fn a_postgres_restart_is_survived_by_every_role_and_the_leadership() {
         .acquire_leadership(Some(Duration::from_millis(300)))
         .await
         .unwrap_err();
-    assert!(matches!(busy, StoreError::LeaderBusy(_)), "{busy}");
+    assert!(matches!(busy, StoreError::LeaderBusy { .. }), "{busy}");
     drop(l2);
     let l3 = engine
         .acquire_leadership(Some(Duration::from_secs(2)))
@@ -183,7 +183,7 @@ async fn a_postgres_restart_is_survived_by_every_role_and_the_leadership() {
         .acquire_leadership(Some(Duration::from_secs(1)))
         .await
         .unwrap_err();
-    assert!(matches!(e, StoreError::Unavailable(_)), "{e}");
+    assert!(matches!(e, StoreError::Unavailable { .. }), "{e}");
     assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
     messages.push(e.to_string());
 

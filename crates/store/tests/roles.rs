@@ -62,7 +62,11 @@ async fn api_and_audit_stores_read_everything_and_refuse_every_write(db: &Db) {
         ];
         for e in refused {
             let e = e.expect("a write through a read-only role");
-            assert!(matches!(e, StoreError::Refused(_)), "{}: {e}", role.name());
+            assert!(
+                matches!(e, StoreError::Refused { .. }),
+                "{}: {e}",
+                role.name()
+            );
             assert!(e.to_string().contains("never writes"), "{e}");
         }
         assert_eq!(db.store.counts().await.unwrap().pulses, 3);
@@ -102,7 +106,7 @@ async fn an_api_store_refuses_a_database_newer_than_this_build(db: &Db) {
             .await
             .err()
             .expect("a newer schema");
-        assert!(matches!(e, StoreError::Schema(_)), "{e}");
+        assert!(matches!(e, StoreError::Schema { .. }), "{e}");
         assert!(
             e.to_string()
                 .contains("this lavabeacon is older than the database: upgrade it"),
@@ -124,7 +128,7 @@ async fn an_api_store_on_an_unmigrated_database_says_to_run_the_engine() {
     let url = format!("sqlite:{}", file.display());
     for role in [Role::Api, Role::Audit] {
         let e = open_with(&url, role).await.err().expect("no schema");
-        assert!(matches!(e, StoreError::Schema(_)), "{e}");
+        assert!(matches!(e, StoreError::Schema { .. }), "{e}");
         assert!(
             e.to_string().contains(
                 "run `lavabeacon engine` (or serve) once against the primary to migrate it"
@@ -245,13 +249,13 @@ async fn audit_opens_sqlite_read_only_and_leaves_the_database_file_unchanged() {
     let audit = lavabeacon_store::SqliteStore::open_with(&url, Role::Audit)
         .await
         .unwrap();
-    let all: Vec<_> = lavabeacon_store::Store::range_by_index(&audit, 1, 1, 5)
+    let all: Vec<_> = <dyn lavabeacon_store::Store>::range_by_index(&audit, 1, 1, 5)
         .try_collect()
         .await
         .unwrap();
     assert_eq!(all, pulses);
     assert_eq!(
-        lavabeacon_store::Store::by_index(&audit, 1, 3)
+        <dyn lavabeacon_store::Store>::by_index(&audit, 1, 3)
             .await
             .unwrap()
             .as_ref(),

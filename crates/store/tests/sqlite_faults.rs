@@ -32,7 +32,7 @@ async fn two_paths_to_one_database_through_a_symlink_give_one_leader() {
         .acquire_leadership(Some(Duration::from_millis(300)))
         .await
         .unwrap_err();
-    assert!(matches!(e, StoreError::LeaderBusy(_)), "{e}");
+    assert!(matches!(e, StoreError::LeaderBusy { .. }), "{e}");
     // A symlinked directory leads to the same lock too.
     let c = dir.path().join("c");
     std::os::unix::fs::symlink(&a, &c).unwrap();
@@ -43,7 +43,7 @@ async fn two_paths_to_one_database_through_a_symlink_give_one_leader() {
         .acquire_leadership(Some(Duration::from_millis(300)))
         .await
         .unwrap_err();
-    assert!(matches!(e, StoreError::LeaderBusy(_)), "{e}");
+    assert!(matches!(e, StoreError::LeaderBusy { .. }), "{e}");
     // Released, the other path's store takes it.
     drop(leader);
     second
@@ -91,13 +91,13 @@ async fn a_full_database_refuses_an_append_cleanly_and_takes_it_once_there_is_sp
             Err(e) => break e,
         }
     };
-    assert!(matches!(failed, StoreError::DiskFull(_)), "{failed}");
+    assert!(matches!(failed, StoreError::DiskFull { .. }), "{failed}");
     assert_eq!(failed.category(), "disk full");
     // Nothing of the refused append is visible, everything before it is, and the database
     // is intact.
     assert_eq!(store.counts().await.unwrap().pulses, stored as u64);
     assert_eq!(
-        store.last().await.unwrap().as_ref(),
+        <dyn Store>::last(&store).await.unwrap().as_ref(),
         Some(&pulses[stored - 1])
     );
     assert!(store
@@ -136,7 +136,7 @@ async fn a_full_database_refuses_an_append_cleanly_and_takes_it_once_there_is_sp
         .put_pending_secret(1, 999, &[7u8; 20_000])
         .await
         .unwrap_err();
-    assert!(matches!(e, StoreError::DiskFull(_)), "{e}");
+    assert!(matches!(e, StoreError::DiskFull { .. }), "{e}");
     cap(&store, None).await;
     store
         .append(&pulses[stored], Some("{}"), None)
