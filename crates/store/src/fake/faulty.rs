@@ -14,7 +14,8 @@ use std::time::Duration;
 // ---------------------------------------------------------------------------------------------
 // Faults around any store.
 
-/// A call of the [`Store`] trait that [`FaultyStore::fail_next`] can make fail.
+/// A call of the [`Store`] trait that [`FaultyStore::fail_next`] can make fail. (Range reads
+/// fail only while the store is down: [`FaultyStore::go_down`].)
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Call {
     /// `append`, failing before the inner store sees it.
@@ -29,8 +30,14 @@ pub enum Call {
     Find(Lookup),
     /// `put_certificate`.
     PutCertificate,
+    /// `certificate`.
+    Certificate,
+    /// `certificates`.
+    Certificates,
     /// `put_manifests`.
     PutManifests,
+    /// `manifest`.
+    Manifest,
     /// `put_pending_secret`.
     PutPendingSecret,
     /// `pending_secret`.
@@ -234,11 +241,11 @@ impl<S: Store + ?Sized> Store for FaultyStore<S> {
         self.inner.put_certificate(der).await
     }
     async fn certificate(&self, id: &Hash512) -> Result<Option<Vec<u8>>, StoreError> {
-        self.outage().await?;
+        self.before(Call::Certificate).await?;
         self.inner.certificate(id).await
     }
     async fn certificates(&self) -> Result<Vec<Vec<u8>>, StoreError> {
-        self.outage().await?;
+        self.before(Call::Certificates).await?;
         self.inner.certificates().await
     }
 
@@ -247,7 +254,7 @@ impl<S: Store + ?Sized> Store for FaultyStore<S> {
         self.inner.put_manifests(manifests).await
     }
     async fn manifest(&self, chain: u64, index: u64) -> Result<Option<String>, StoreError> {
-        self.outage().await?;
+        self.before(Call::Manifest).await?;
         self.inner.manifest(chain, index).await
     }
     fn manifests_by_index(
