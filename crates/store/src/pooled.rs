@@ -77,7 +77,7 @@ where
     }
 
     /// A connection of the pool, for a write transaction.
-    pub async fn acquire(&self) -> Result<PoolConnection<DB>, StoreError> {
+    async fn acquire(&self) -> Result<PoolConnection<DB>, StoreError> {
         self.pool.acquire().await.map_err(self.fail())
     }
 
@@ -133,7 +133,7 @@ where
     }
 
     /// The head of `chain` and the newest time of any chain, read in the append's transaction.
-    pub async fn head(
+    async fn head(
         &self,
         tx: &mut Transaction<'_, DB>,
         chain: u64,
@@ -152,7 +152,7 @@ where
 
     /// Inserts `rows` (already checked) in statements of at most `per_statement` rows (each
     /// backend's limit on parameters), then `manifests`; the first pulse names any conflict.
-    pub async fn insert(
+    async fn insert(
         &self,
         tx: &mut Transaction<'_, DB>,
         rows: Vec<PulseRow>,
@@ -187,7 +187,7 @@ where
     }
 
     /// Commits an append's transaction.
-    pub async fn commit(&self, tx: Transaction<'_, DB>) -> Result<(), StoreError> {
+    async fn commit(&self, tx: Transaction<'_, DB>) -> Result<(), StoreError> {
         tx.commit().await.map_err(self.fail())
     }
 
