@@ -4,10 +4,14 @@
 //! spoken to over PKCS#11 ([`pkcs11`], tested against SoftHSM2); for development there is a
 //! software key ([`software`]) whose certificate says `TEST ONLY - NOT FOR SECURITY USE`.
 //!
-//! ## Layout
+//! # Layout
 //! - [`Signer`]: what the engine needs of a key: sign M (through the format crate's
 //!   [`PulseSigner`]), its certificate, sealing of the next value, and randomness.
-//! - [`pkcs11`]: HSM keys (Ed25519 / cipherSuite 2, RSA-3072/4096 with SHA-512 / cipherSuite 0).
+//! - [`Suite`]: Ed25519 or RSA with its size (a bare `"rsa"` is
+//!   [`RSA_KEY_BITS`]); [`PinSource`]: where the HSM PIN comes from.
+//! - [`pkcs11`]: HSM keys (Ed25519 / cipherSuite 2, RSA-3072/4096 with SHA-512 / cipherSuite 0),
+//!   a folder: the module, recovery, the token, the key's objects, the key and its session
+//!   pool, and what it signs.
 //! - [`software`]: a software Ed25519 key for development and tests.
 //! - [`cert`]: X.509 certificates issued by the key itself.
 //! - [`self_test`]: the start-up check: sign a fresh message, verify it with the certificate.
