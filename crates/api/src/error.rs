@@ -105,19 +105,20 @@ impl ResponseError for ApiError {
             log_store_error(e);
         }
         let status = self.status_code();
-        let mut r = HttpResponse::build(status);
-        r.insert_header((header::CACHE_CONTROL, "no-store"));
+        let mut response = HttpResponse::build(status);
+        response.insert_header((header::CACHE_CONTROL, "no-store"));
         match self {
             ApiError::TooEarly { retry_after, .. }
             | ApiError::TooManyStreams { retry_after, .. } => {
-                r.insert_header((header::RETRY_AFTER, retry_after.to_string()));
+                response.insert_header((header::RETRY_AFTER, retry_after.to_string()));
             }
             ApiError::Unavailable(_) | ApiError::ShuttingDown => {
-                r.insert_header((header::RETRY_AFTER, "1"));
+                response.insert_header((header::RETRY_AFTER, "1"));
             }
             _ => {}
         }
-        r.content_type("application/json")
+        response
+            .content_type("application/json")
             .body(error_body(status, &self.to_string()))
     }
 }

@@ -107,8 +107,8 @@ pub(crate) fn until_next(beacon: &Beacon, time_ms: i64) -> String {
 
 /// The newest public pulse: from memory while no newer one can be due; after that (the
 /// engine is late, or stopped) from the store, asked at most every
-/// [`RECHECK_MS`](crate::state::RECHECK_MS) however many
-/// requests come. While the store fails, the newest pulse in memory is still the newest known.
+/// [`RECHECK_MS`](crate::state::RECHECK_MS) however many requests come. While the store
+/// fails, the newest pulse in memory is still the newest known.
 pub(crate) async fn newest(beacon: &Beacon) -> Result<Option<Arc<Served>>, ApiError> {
     let now = now_ms();
     let cached = beacon.cached_last();
@@ -137,9 +137,9 @@ pub(crate) async fn newest(beacon: &Beacon) -> Result<Option<Arc<Served>>, ApiEr
     }
 }
 
-/// The newest public pulse of chain `chain`. The store's newest of the chain may be
-/// future-dated (written ahead, or a clock that ran ahead); then the newest public pulse
-/// overall is the answer if it is of that chain.
+/// The newest public pulse of chain `chain`. The store's newest of the chain may not be public
+/// yet (future-dated); then the answer is the newest public pulse overall, if it is of that
+/// chain.
 pub(crate) async fn newest_in_chain(
     beacon: &Beacon,
     chain: u64,

@@ -172,7 +172,7 @@ async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
     response
 }
 
-/// `/openapi.json`: the table describing itself. (Here, not in [`crate::openapi`], because
+/// `/openapi.json`: the table describing itself. (Here, not in [`mod@crate::openapi`], because
 /// it serves [`ROUTES`]: the table's module may depend on the description's, not the reverse.)
 async fn openapi_json() -> HttpResponse {
     HttpResponse::Ok()
