@@ -296,4 +296,14 @@ mod tests {
             lavabeacon_signer::Suite::Rsa { bits: 4096 }
         );
     }
+
+    #[test]
+    fn reading_the_configuration_leaves_the_environment_alone() {
+        // SOFTHSM2_CONF is set by `crate::softhsm` right before the module loads, never here.
+        let before = std::env::var_os("SOFTHSM2_CONF");
+        let c = load_text("[signer]\nsofthsm_conf = \"./elsewhere/softhsm2.conf\"\n").unwrap();
+        assert!(c.signer.pkcs11().is_ok());
+        assert!(c.signer.softhsm_conf.unwrap().is_absolute());
+        assert_eq!(std::env::var_os("SOFTHSM2_CONF"), before);
+    }
 }
