@@ -20,12 +20,13 @@ pub enum LogFormat {
     Json,
 }
 
+/// Makes [`LossyStderrWriter`]s for the subscriber.
+struct LossyStderr;
+
 /// Standard error, with write errors ignored.
-struct Stderr;
+struct LossyStderrWriter(std::io::Stderr);
 
-struct Quiet(std::io::Stderr);
-
-impl Write for Quiet {
+impl Write for LossyStderrWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         // A closed stderr must not stop the beacon: report the line as written.
         let _ = self.0.write_all(buf);
@@ -37,10 +38,10 @@ impl Write for Quiet {
     }
 }
 
-impl<'a> MakeWriter<'a> for Stderr {
-    type Writer = Quiet;
-    fn make_writer(&'a self) -> Quiet {
-        Quiet(std::io::stderr())
+impl<'a> MakeWriter<'a> for LossyStderr {
+    type Writer = LossyStderrWriter;
+    fn make_writer(&'a self) -> LossyStderrWriter {
+        LossyStderrWriter(std::io::stderr())
     }
 }
 
@@ -50,7 +51,7 @@ pub fn init(format: LogFormat) {
         EnvFilter::try_from_env("LAVABEACON_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(Stderr)
+        .with_writer(LossyStderr)
         .with_ansi(false)
         .with_target(false);
     let _ = match format {

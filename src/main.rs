@@ -2,17 +2,25 @@
 //!
 //! A public randomness beacon speaking NIST Randomness Beacon 2.0, byte for byte.
 //!
-//! ## Layout
+//! # Layout
 //! Data flows sources → combine → sign → store → HTTP; the verifier reads it back from the
 //! other side. The pulse format and every check live in `crates/format` (no server
-//! dependencies); this binary holds the commands.
-//! - `cli`: the command line (`lavabeacon verify`, `keys`, `cert`, …).
-//! - `config`: defaults, then a TOML file, then the environment.
+//! dependencies), the engine and its loop in `crates/engine`, the HTTP API in `crates/api`;
+//! this binary holds the commands and wires the crates together.
+//! - `cli`: the command line, one module a command (`serve`, `engine`, `api`, `keys`, `cert`,
+//!   `verify`, …); `cli::engine` builds the engine from the configuration and gives it a
+//!   thread of its own; `cli::lifecycle`: reading the configuration, the runtime, the stop
+//!   signals, exit statuses.
+//! - `config`: defaults, then a TOML file, then the environment, into typed sections (choices
+//!   are enums); no side effects.
+//! - `softhsm`: the one place the process's environment is written (SOFTHSM2_CONF, before the
+//!   PKCS#11 module loads).
 //! - `logging`: `tracing` to standard error (text or JSON), never fatal.
 
 mod cli;
 mod config;
 mod logging;
+mod softhsm;
 
 fn main() -> std::process::ExitCode {
     cli::run()

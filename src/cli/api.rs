@@ -2,7 +2,7 @@
 //! Several of these can stand behind a load balancer over one PostgreSQL (or its replicas);
 //! each watches the database for new pulses, which its stream then pushes.
 
-use super::engine::{configure, fail, new_runtime, shutdown, ConfigArgs};
+use super::lifecycle::{configure, fail, multi_thread_runtime, stop_signal, ConfigArgs};
 use super::serve::{bind, start_api};
 use lavabeacon_store::Role;
 use lavabeacon_store::Store;
@@ -47,7 +47,7 @@ pub fn run(args: Args) -> ExitCode {
         Ok(x) => x,
         Err(code) => return code,
     };
-    new_runtime().block_on(async move {
+    multi_thread_runtime().block_on(async move {
         // Read-only: an API node never migrates (it may be on a hot standby); it checks that
         // the schema is the one it knows.
         let store = match lavabeacon_store::open_with(&c.database.url, Role::Api).await {
@@ -62,7 +62,7 @@ pub fn run(args: Args) -> ExitCode {
             Ok(x) => x,
             Err(code) => return code,
         };
-        shutdown().await;
+        stop_signal().await;
         beacon.begin_shutdown();
         let _ = tokio::time::timeout(std::time::Duration::from_secs(4), handle.stop(true)).await;
         ExitCode::SUCCESS

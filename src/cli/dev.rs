@@ -271,7 +271,7 @@ pub fn run(cmd: DevCommand) -> ExitCode {
             out.clone(),
         )
     } else {
-        let rt = super::engine::new_runtime();
+        let rt = super::lifecycle::multi_thread_runtime();
         let url = a.database.clone().expect("clap requires one");
         let store = match rt.block_on(lavabeacon_store::open(&url)) {
             Ok(s) => s,

@@ -15,7 +15,7 @@ use std::process::ExitCode;
 #[derive(clap::Args)]
 pub struct ExportArgs {
     #[command(flatten)]
-    common: super::engine::ConfigArgs,
+    common: super::lifecycle::ConfigArgs,
     /// Pulses at or after this time (RFC 3339, Unix s or ms).
     #[arg(long, conflicts_with_all = ["from_index", "to_index"])]
     from: Option<String>,
@@ -49,7 +49,7 @@ pub fn export(args: ExportArgs) -> ExitCode {
         eprintln!("lavabeacon export: {m}");
         ExitCode::from(EXIT_FAILED)
     };
-    let c = match super::engine::configure(args.common, None) {
+    let c = match super::lifecycle::configure(args.common, None) {
         Ok(c) => c,
         Err(code) => return code,
     };
@@ -66,7 +66,7 @@ pub fn export(args: ExportArgs) -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
-    let rt = super::engine::new_runtime();
+    let rt = super::lifecycle::multi_thread_runtime();
     rt.block_on(async move {
         let store = match lavabeacon_store::open_with(&c.database.url, lavabeacon_store::Role::Audit).await {
             Ok(s) => s,
@@ -211,7 +211,7 @@ pub fn import(args: ImportArgs) -> ExitCode {
     if let Err(e) = layout::load_beside(&mut certs, &args.file) {
         return fail(e);
     }
-    let rt = super::engine::new_runtime();
+    let rt = super::lifecycle::multi_thread_runtime();
     rt.block_on(async move {
         let store = match lavabeacon_store::open(&args.database).await {
             Ok(s) => s,

@@ -2,7 +2,7 @@
 
 use super::{EXIT_FAILED, EXIT_USAGE};
 use crate::config::Config;
-use lavabeacon_signer::pkcs11::{list_keys, Pkcs11Key};
+use lavabeacon_signer::pkcs11::{list_keys, Pkcs11Config, Pkcs11Key};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -86,6 +86,14 @@ fn fail(what: &str, e: impl std::fmt::Display) -> ExitCode {
     ExitCode::from(EXIT_FAILED)
 }
 
+/// The PKCS#11 key the configuration names, with SoftHSM2 pointed at its configuration: call
+/// it right before the module loads, while the command has one thread (see `crate::softhsm`).
+fn pkcs11_before_loading(c: &Config) -> Result<Pkcs11Config, String> {
+    let p = c.signer.pkcs11()?;
+    crate::softhsm::point_at_configuration(&c.signer);
+    Ok(p)
+}
+
 pub fn keys(cmd: KeysCommand) -> ExitCode {
     let config = match &cmd {
         KeysCommand::Generate { config }
@@ -96,7 +104,7 @@ pub fn keys(cmd: KeysCommand) -> ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let p = match c.pkcs11() {
+    let p = match pkcs11_before_loading(&c) {
         Ok(p) => p,
         Err(e) => return fail("configuration", e),
     };
@@ -184,9 +192,7 @@ pub fn cert(cmd: CertCommand) -> ExitCode {
                 Ok(c) => c,
                 Err(code) => return code,
             };
-            let key = match c
-                .pkcs11()
-                .map_err(|e| e.to_string())
+            let key = match pkcs11_before_loading(&c)
                 .and_then(|p| Pkcs11Key::open(&p).map_err(|e| e.to_string()))
             {
                 Ok(k) => k,

@@ -7,6 +7,7 @@ mod engine;
 mod export;
 mod keys;
 mod layout;
+mod lifecycle;
 mod replay;
 mod serve;
 mod verify;

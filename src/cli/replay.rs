@@ -248,7 +248,7 @@ fn database_feed(
     certs: &mut CertificateSet,
 ) -> Result<Feed, String> {
     use futures_util::StreamExt;
-    let rt = super::engine::new_runtime();
+    let rt = super::lifecycle::multi_thread_runtime();
     let store = rt
         .block_on(lavabeacon_store::open_with(
             url,

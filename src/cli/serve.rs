@@ -6,17 +6,16 @@
 //! ([`EngineThread`]); the API reads through a separate, bounded store, so no request can take
 //! what the engine needs.
 
-use super::engine::{
-    configure, fail, new_runtime, shutdown, ConfigArgs, EngineThread, ENGINE_STOP,
-};
+use super::engine::{EngineThread, ENGINE_STOP};
+use super::lifecycle::{configure, fail, multi_thread_runtime, stop_signal, ConfigArgs};
 use super::EXIT_USAGE;
 use crate::config::Config;
 use lavabeacon_api::{Beacon, BeaconInfo};
-use lavabeacon_engine::engine::{EngineConfig, EngineError, Published};
+use lavabeacon_engine::engine::{EngineError, Published};
 use lavabeacon_engine::run::Observer;
 use lavabeacon_store::{Role, Store};
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(clap::Args)]
@@ -48,17 +47,17 @@ pub fn run(args: Args) -> ExitCode {
         Ok(e) => e,
         Err(code) => return code,
     };
-    new_runtime().block_on(async move {
+    multi_thread_runtime().block_on(async move {
         let store = match lavabeacon_store::open_with(&c.database.url, Role::Api).await {
             Ok(s) => s,
             Err(e) => return fail("database (API)", e),
         };
-        let (beacon, handle) = match start_api(&c, store, engine.test.clone(), listener) {
+        let (beacon, handle) = match start_api(&c, store, engine.test_reason.clone(), listener) {
             Ok(x) => x,
             Err(code) => return code,
         };
-        engine.run(Arc::new(ToApi::new(beacon.clone())));
-        shutdown().await;
+        engine.run(Arc::new(ApiObserver(beacon.clone())));
+        stop_signal().await;
         tracing::info!("stopping");
         beacon.begin_shutdown();
         // The engine lets go of the leader lock at once, whatever the API is doing.
@@ -70,35 +69,18 @@ pub fn run(args: Args) -> ExitCode {
     })
 }
 
-/// Tells the API about each pulse the moment it is stored, and about failures by category
-/// (the cause is in the operator's log, never in a public answer).
-struct ToApi {
-    beacon: Arc<Beacon>,
-    /// The slot of the last failure told, so that retries within a slot count once.
-    failed_slot: Mutex<Option<i64>>,
-}
+/// Hands the API each pulse the moment it is stored, and each failed slot by category (the
+/// cause is in the operator's log, never in a public answer). The run loop tells a slot's
+/// failure once, however many retries fail in it.
+struct ApiObserver(Arc<Beacon>);
 
-impl ToApi {
-    fn new(beacon: Arc<Beacon>) -> ToApi {
-        ToApi {
-            beacon,
-            failed_slot: Mutex::new(None),
-        }
-    }
-}
-
-impl Observer for ToApi {
+impl Observer for ApiObserver {
     fn published(&self, p: &Published) {
-        let t = p.pulse.time_ms().unwrap_or(0);
-        self.beacon
-            .published(&p.pulse, p.manifest.clone(), p.published_at_us - t * 1000);
+        self.0
+            .published(&p.pulse, p.manifest.clone(), p.latency_us());
     }
-    fn failed(&self, slot: Option<i64>, e: &EngineError) {
-        let mut last = self.failed_slot.lock().unwrap_or_else(|p| p.into_inner());
-        if slot.is_none() || *last != slot {
-            *last = slot;
-            self.beacon.skipped(e.category(), e.signer_failed());
-        }
+    fn slot_failed(&self, _slot_ms: Option<i64>, e: &EngineError) {
+        self.0.skipped(e.category(), e.signer_failed());
     }
 }
 
@@ -137,11 +119,9 @@ pub(super) fn start_api(
     info.test = test;
     info.late_tolerance_ms = c
         .engine
-        .late_tolerance_ms
-        .map(|ms| ms.min(u64::from(u32::MAX)) as u32)
-        .unwrap_or_else(|| {
-            EngineConfig::default_late_tolerance(c.beacon.period_ms).as_millis() as u32
-        });
+        .late_tolerance(c.beacon.period_ms)
+        .as_millis()
+        .min(u128::from(u32::MAX)) as u32;
     let beacon = Beacon::new(store, info);
     tokio::spawn(beacon.clone().watch(watch_interval(c.beacon.period_ms)));
     let server = lavabeacon_api::serve(beacon.clone(), listener, c.api.workers)

@@ -1,175 +1,64 @@
-//! Many pulses at once: the bulk route (JSON Lines, streamed, a window per answer with a link
+//! Many pulses at once: the bulk routes (JSON Lines, streamed, a window per answer with a link
 //! to the next) and skip paths (spec §6).
 
+use crate::body::streamed_body;
+use crate::clock::{now_ms, public};
 use crate::error::ApiError;
 use crate::limits::StreamSlot;
-use crate::routes::{public, IMMUTABLE};
-use crate::{now_ms, Beacon};
+use crate::paged::Cursor;
+use crate::reply::{newest, newest_in_chain, Reply, IMMUTABLE, NO_STORE};
+use crate::state::Beacon;
 use actix_web::http::header;
 use actix_web::web::{self, Bytes};
-use actix_web::{HttpRequest, HttpResponse};
+use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder};
 use futures_util::stream::Stream;
-use futures_util::{StreamExt, TryStreamExt};
 use lavabeacon_format::json::to_json_line;
 use lavabeacon_format::time::{parse_index, parse_millis, parse_when};
 use lavabeacon_format::Pulse;
+use std::fmt::Display;
+use std::ops::Add;
 use std::sync::Arc;
-use tokio::sync::{mpsc, watch};
-
-/// At most this many periods of pulses per bulk answer by default (so at most this many
-/// pulses); [`crate::BeaconInfo::bulk_max_periods`] sets it.
-pub const MAX_PERIODS: u32 = 20_000;
 
 /// Bytes gathered before a chunk goes out.
 const CHUNK: usize = 64 * 1024;
 
-/// Rows read from the store at a time. A long answer is read a page at a time, and each page
-/// is read whole before any of it is sent: the store's stream (and the database connection
-/// under it) is closed before the answer waits on the client, so a slow or idle client holds
-/// memory (a page, and the channel to its connection), never a connection.
-pub(crate) const PAGE: usize = 256;
-
-/// Where a paged read has got to.
-pub(crate) enum Cursor {
-    /// Pulses with `from <= timeStamp < to`.
-    Time {
-        /// Unix ms, inclusive.
-        from: i64,
-        /// Unix ms, exclusive.
-        to: i64,
-    },
-    /// Source manifests of pulses `from..=to` of `chain`.
-    Manifests {
-        /// The chain.
-        chain: u64,
-        /// Pulse index, inclusive.
-        from: u64,
-        /// Pulse index, inclusive.
-        to: u64,
-    },
-    /// Nothing more.
-    Done,
-}
-
-impl Cursor {
-    /// The next page of pulses (at most [`PAGE`]), read whole within the store timeout; empty
-    /// at the end.
-    pub(crate) async fn next_pulses(&mut self, b: &Beacon) -> Result<Vec<Pulse>, ApiError> {
-        let Cursor::Time { from, to } = *self else {
-            *self = Cursor::Done;
-            return Ok(Vec::new());
-        };
-        if from >= to {
-            *self = Cursor::Done;
-            return Ok(Vec::new());
-        }
-        let page: Vec<Pulse> = b
-            .ask(b.store().range_by_time(from, to).take(PAGE).try_collect())
-            .await?;
-        *self = match page.last().map(|p| p.time_ms()) {
-            Some(Ok(t)) if page.len() == PAGE => Cursor::Time { from: t + 1, to },
-            _ => Cursor::Done,
-        };
-        Ok(page)
-    }
-
-    /// The next page of JSON lines (pulses or manifests); empty at the end.
-    async fn next_lines(&mut self, b: &Beacon) -> Result<Vec<String>, ApiError> {
-        match *self {
-            Cursor::Done => Ok(Vec::new()),
-            Cursor::Time { .. } => Ok(self
-                .next_pulses(b)
-                .await?
-                .iter()
-                .map(to_json_line)
-                .collect()),
-            Cursor::Manifests { chain, from, to } => {
-                if from > to {
-                    *self = Cursor::Done;
-                    return Ok(Vec::new());
-                }
-                let page: Vec<(u64, u64, String)> = b
-                    .ask(
-                        b.store()
-                            .manifests_by_index(chain, from, to)
-                            .take(PAGE)
-                            .try_collect(),
-                    )
-                    .await?;
-                *self = match page.last() {
-                    Some((_, i, _)) if page.len() == PAGE && *i < to => Cursor::Manifests {
-                        chain,
-                        from: i + 1,
-                        to,
-                    },
-                    _ => Cursor::Done,
-                };
-                Ok(page.into_iter().map(|(_, _, m)| m).collect())
-            }
-        }
-    }
-}
-
-/// The sending end of a streamed answer: waits for the client as long as it takes, but not
-/// past [`Beacon::begin_shutdown`].
-pub(crate) struct Out {
-    tx: mpsc::Sender<Result<Bytes, ApiError>>,
-    stop: watch::Receiver<bool>,
-}
-
-impl Out {
-    /// Sends `item`; `false` when the client left or the server is shutting down.
-    pub(crate) async fn send(&mut self, item: Result<Bytes, ApiError>) -> bool {
-        tokio::select! {
-            biased;
-            _ = self.stop.wait_for(|s| *s) => false,
-            r = self.tx.send(item) => r.is_ok(),
-        }
-    }
-}
-
-/// A streamed answer: what a task sends to `Out` becomes the body, which holds `slot` (the
-/// client's place among the open streams) until it is dropped, and ends at once on shutdown.
-pub(crate) fn streamed(
-    b: &Beacon,
-    slot: StreamSlot,
-    buffer: usize,
-) -> (Out, impl Stream<Item = Result<Bytes, ApiError>>) {
-    let (tx, rx) = mpsc::channel(buffer);
-    let out = Out {
-        tx,
-        stop: b.stop_signal(),
-    };
-    let body = futures_util::stream::unfold(
-        (rx, b.stop_signal(), slot),
-        |(mut rx, mut stop, slot)| async move {
-            let item = tokio::select! {
-                biased;
-                _ = stop.wait_for(|s| *s) => None,
-                item = rx.recv() => item,
-            };
-            item.map(|item| (item, (rx, stop, slot)))
-        },
-    );
-    (out, body)
-}
-
+/// The `?from=…&to=…` of a bulk route: times on `/pulses`, pulse indexes on `/sources`.
 #[derive(serde::Deserialize)]
-pub(crate) struct Window {
+pub(crate) struct FromTo {
     from: Option<String>,
     to: Option<String>,
 }
 
+/// A JSON Lines answer for a window (of times or of pulse indexes) whose last item is
+/// `window_end`, of a request that asked up to `to`: when the window stops short,
+/// `Link: <path?from=window_end+1&to=to>; rel="next"` continues it.
+fn windowed_answer<T>(req: &HttpRequest, window_end: T, to: T) -> HttpResponseBuilder
+where
+    T: Display + PartialOrd + Add<Output = T> + From<u8>,
+{
+    let mut response = HttpResponse::Ok();
+    response.content_type("application/x-ndjson");
+    if window_end < to {
+        // `window_end + 1` cannot overflow: it is at most `to`.
+        let next_from = window_end + T::from(1);
+        response.insert_header((
+            header::LINK,
+            format!("<{}?from={next_from}&to={to}>; rel=\"next\"", req.path()),
+        ));
+    }
+    response
+}
+
 /// `/beacon/2.0/pulses?from=T1&to=T2`: pulses with T1 ≤ timeStamp ≤ T2, oldest first, one
 /// JSON object per line. One answer covers at most `bulk_max_periods` periods, from the first
-/// pulse at or after T1; when the window
-/// asked for is longer, `Link: <…?from=…&to=T2>; rel="next"` continues it.
+/// pulse at or after T1; when the window asked for is longer, `Link: <…?from=…&to=T2>;
+/// rel="next"` continues it.
 pub(crate) async fn pulses(
-    b: web::Data<Beacon>,
-    q: web::Query<Window>,
+    beacon: web::Data<Beacon>,
+    query: web::Query<FromTo>,
     req: HttpRequest,
-) -> Result<HttpResponse, ApiError> {
-    let from = q
+) -> Reply {
+    let from = query
         .from
         .as_deref()
         .ok_or_else(|| {
@@ -179,7 +68,7 @@ pub(crate) async fn pulses(
         })
         .and_then(|t| Ok(parse_when(t)?))?;
     let now = now_ms();
-    let to = match q.to.as_deref() {
+    let to = match query.to.as_deref() {
         Some(t) => parse_when(t)?,
         None => now,
     };
@@ -188,98 +77,70 @@ pub(crate) async fn pulses(
             "to ({to}) is before from ({from})"
         )));
     }
-    let slot = b.stream_slot(req.peer_addr().map(|a| a.ip()))?;
+    let slot = beacon.stream_slot(req.peer_addr().map(|a| a.ip()))?;
     // The window starts at the first pulse at or after `from`, so that years before the beacon
     // began, or a long outage, do not cost an answer each.
-    let from = match public(b.ask(b.store().at_or_after(from)).await?) {
+    let from = match public(beacon.ask(beacon.store().at_or_after(from)).await?) {
         Some(p) => p.time_ms().unwrap_or(from).max(from),
         None => from,
     };
-    let period = i64::from(b.info().period_ms);
-    let max = b.info().bulk_max_periods.max(1) as i64;
+    let period = i64::from(beacon.info().period_ms);
+    let max = beacon.info().bulk_max_periods.max(1) as i64;
     let window_end = to.min(from.saturating_add(max * period - 1));
     // Never past now: what is not public is not served.
     let end = window_end.min(now);
-    let mut r = HttpResponse::Ok();
-    r.content_type("application/x-ndjson");
-    if window_end < to {
-        r.insert_header((
-            header::LINK,
-            format!(
-                "<{}?from={}&to={to}>; rel=\"next\"",
-                req.path(),
-                window_end + 1
-            ),
-        ));
-    }
+    let mut response = windowed_answer(&req, window_end, to);
     // A window that closed before the newest pulse never changes.
-    let closed = crate::routes::newest(&b)
+    let closed = newest(&beacon)
         .await?
         .is_some_and(|n| n.time_ms > window_end);
-    r.insert_header((
+    response.insert_header((
         header::CACHE_CONTROL,
-        if closed { IMMUTABLE } else { "no-store" },
+        if closed { IMMUTABLE } else { NO_STORE },
     ));
     let cursor = Cursor::Time {
         from,
         to: end.saturating_add(1),
     };
-    Ok(r.streaming(json_lines(b.into_inner(), slot, cursor)))
-}
-
-#[derive(serde::Deserialize)]
-pub(crate) struct IndexWindow {
-    from: Option<String>,
-    to: Option<String>,
+    Ok(response.streaming(json_lines(beacon.into_inner(), slot, cursor)))
 }
 
 /// `/beacon/2.0/chain/{c}/sources?from=P1&to=P2`: the source manifests of pulses P1..=P2 of
 /// chain c that have one (and are public), as JSON Lines, at most `bulk_max_periods` pulses per
 /// answer, then `Link: rel="next"`. A replay recombines each into its pulse's localRandomValue.
 pub(crate) async fn sources_bulk(
-    b: web::Data<Beacon>,
-    c: web::Path<String>,
-    q: web::Query<IndexWindow>,
+    beacon: web::Data<Beacon>,
+    chain: web::Path<String>,
+    query: web::Query<FromTo>,
     req: HttpRequest,
-) -> Result<HttpResponse, ApiError> {
-    let chain = parse_index("chain", &c)?;
-    let from = parse_index("from", q.from.as_deref().unwrap_or("1"))?;
-    let to = q.to.as_deref().map(|t| parse_index("to", t)).transpose()?;
-    let slot = b.stream_slot(req.peer_addr().map(|a| a.ip()))?;
-    let newest = public(b.ask(b.store().last_in_chain(chain)).await?);
-    let newest = match newest {
-        Some(p) => p.pulse_index,
-        None => public(b.ask(b.store().before(now_ms() + 1)).await?)
-            .filter(|p| p.chain_index == chain)
-            .map_or(0, |p| p.pulse_index),
-    };
+) -> Reply {
+    let chain = parse_index("chain", &chain)?;
+    let from = parse_index("from", query.from.as_deref().unwrap_or("1"))?;
+    let to = query
+        .to
+        .as_deref()
+        .map(|t| parse_index("to", t))
+        .transpose()?;
+    let slot = beacon.stream_slot(req.peer_addr().map(|a| a.ip()))?;
+    let newest = newest_in_chain(&beacon, chain)
+        .await?
+        .map_or(0, |p| p.pulse_index);
     let to = to.unwrap_or(newest);
     if to < from && newest > 0 {
         return Err(ApiError::BadRequest(format!(
             "to ({to}) is before from ({from})"
         )));
     }
-    let max = u64::from(b.info().bulk_max_periods.max(1));
+    let max = u64::from(beacon.info().bulk_max_periods.max(1));
     let window_end = to.min(from.saturating_add(max - 1));
     let end = window_end.min(newest);
-    let mut r = HttpResponse::Ok();
-    r.content_type("application/x-ndjson");
-    if window_end < to {
-        r.insert_header((
-            header::LINK,
-            format!(
-                "<{}?from={}&to={to}>; rel=\"next\"",
-                req.path(),
-                window_end + 1
-            ),
-        ));
-    }
-    r.insert_header((
+    let mut response = windowed_answer(&req, window_end, to);
+    response.insert_header((
         header::CACHE_CONTROL,
         if end == window_end {
             IMMUTABLE
         } else {
-            "no-store"
+            NO_STORE
         },
     ));
     let cursor = Cursor::Manifests {
@@ -287,7 +148,7 @@ pub(crate) async fn sources_bulk(
         from,
         to: end,
     };
-    Ok(r.streaming(json_lines(b.into_inner(), slot, cursor)))
+    Ok(response.streaming(json_lines(beacon.into_inner(), slot, cursor)))
 }
 
 /// A JSON Lines body: the lines read from the store a page at a time, on a task of its own so
@@ -299,35 +160,39 @@ fn json_lines(
     slot: StreamSlot,
     mut cursor: Cursor,
 ) -> impl Stream<Item = Result<Bytes, ApiError>> {
-    let (mut out, body) = streamed(&beacon, slot, 4);
+    let (mut sender, body) = streamed_body(&beacon, slot, 4);
     actix_web::rt::spawn(async move {
-        let mut buf = String::with_capacity(CHUNK + 4096);
+        let mut chunk = String::with_capacity(CHUNK + 4096);
         loop {
             let lines = match cursor.next_lines(&beacon).await {
                 Ok(lines) if lines.is_empty() => break,
                 Ok(lines) => lines,
                 Err(e) => {
-                    out.send(Err(e)).await;
+                    sender.send(Err(e)).await;
                     return;
                 }
             };
             for line in lines {
-                buf.push_str(&line);
-                buf.push('\n');
-                if buf.len() >= CHUNK && !out.send(Ok(Bytes::from(std::mem::take(&mut buf)))).await
+                chunk.push_str(&line);
+                chunk.push('\n');
+                if chunk.len() >= CHUNK
+                    && !sender
+                        .send(Ok(Bytes::from(std::mem::take(&mut chunk))))
+                        .await
                 {
                     return; // the client left, or the server is stopping
                 }
             }
         }
-        if !buf.is_empty() {
-            out.send(Ok(Bytes::from(buf))).await;
+        if !chunk.is_empty() {
+            sender.send(Ok(Bytes::from(chunk))).await;
         }
     });
     body
 }
 
-fn path_reply(path: Vec<Pulse>) -> HttpResponse {
+/// A skip path as a JSON array of bare pulses.
+fn skip_path_reply(path: Vec<Pulse>) -> HttpResponse {
     let mut body = String::from("[");
     for (i, p) in path.iter().enumerate() {
         if i > 0 {
@@ -342,39 +207,40 @@ fn path_reply(path: Vec<Pulse>) -> HttpResponse {
         .body(body)
 }
 
-async fn skip_path(b: &Beacon, chain: u64, p1: u64, p2: u64) -> Result<HttpResponse, ApiError> {
+/// The skip path from pulse `p1` to pulse `p2` of `chain`, both public.
+async fn skip_path(beacon: &Beacon, chain: u64, p1: u64, p2: u64) -> Reply {
     if p1 > p2 {
         return Err(ApiError::BadRequest(format!(
             "the path goes forward: p1 ({p1}) must not be after p2 ({p2})"
         )));
     }
     // Both ends must be public.
-    public(b.ask(b.store().by_index(chain, p2)).await?)
+    public(beacon.ask(beacon.store().by_index(chain, p2)).await?)
         .ok_or_else(|| ApiError::NotFound(format!("no published pulse {p2} in chain {chain}")))?;
-    let path = b
-        .ask(lavabeacon_store::skip_path(b.store(), chain, p1, p2))
+    let path = beacon
+        .ask(lavabeacon_store::skip_path(beacon.store(), chain, p1, p2))
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no published pulse {p1} in chain {chain}")))?;
-    Ok(path_reply(path))
+    Ok(skip_path_reply(path))
 }
 
 /// `/beacon/2.0/skipList/{c}/{p1}/{p2}`.
 pub(crate) async fn skip_list_by_index(
-    b: web::Data<Beacon>,
+    beacon: web::Data<Beacon>,
     path: web::Path<(String, String, String)>,
-) -> Result<HttpResponse, ApiError> {
-    let c = parse_index("chain", &path.0)?;
+) -> Reply {
+    let chain = parse_index("chain", &path.0)?;
     let p1 = parse_index("pulse", &path.1)?;
     let p2 = parse_index("pulse", &path.2)?;
-    skip_path(&b, c, p1, p2).await
+    skip_path(&beacon, chain, p1, p2).await
 }
 
 /// `/beacon/2.0/skipList/{t1}/{t2}`: from the pulse at t1 (or the first after it) to the pulse
 /// at t2 (or the last before it), which must be in the same chain.
 pub(crate) async fn skip_list_by_time(
-    b: web::Data<Beacon>,
+    beacon: web::Data<Beacon>,
     path: web::Path<(String, String)>,
-) -> Result<HttpResponse, ApiError> {
+) -> Reply {
     let t1 = parse_millis(&path.0)?;
     let t2 = parse_millis(&path.1)?;
     if t1 > t2 {
@@ -382,10 +248,15 @@ pub(crate) async fn skip_list_by_time(
             "the path goes forward: t1 ({t1}) must not be after t2 ({t2})"
         )));
     }
-    let start = public(b.ask(b.store().at_or_after(t1)).await?)
+    let start = public(beacon.ask(beacon.store().at_or_after(t1)).await?)
         .ok_or_else(|| ApiError::NotFound(format!("no published pulse at or after {t1}")))?;
     let end = public(
-        b.ask(b.store().before(t2.saturating_add(1).min(now_ms() + 1)))
+        beacon
+            .ask(
+                beacon
+                    .store()
+                    .before(t2.saturating_add(1).min(now_ms() + 1)),
+            )
             .await?,
     )
     .ok_or_else(|| ApiError::NotFound(format!("no published pulse at or before {t2}")))?;
@@ -395,5 +266,11 @@ pub(crate) async fn skip_list_by_time(
             start.chain_index, end.chain_index
         )));
     }
-    skip_path(&b, start.chain_index, start.pulse_index, end.pulse_index).await
+    skip_path(
+        &beacon,
+        start.chain_index,
+        start.pulse_index,
+        end.pulse_index,
+    )
+    .await
 }

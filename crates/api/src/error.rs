@@ -3,6 +3,7 @@
 //! failure is a 503 that names no internals (the operator's log has them, at most one line a
 //! second so that a flood while the database is down cannot flood the log too).
 
+use crate::clock::now_ms;
 use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
 use lavabeacon_store::StoreError;
@@ -55,12 +56,6 @@ impl From<StoreError> for ApiError {
     }
 }
 
-/// A short public category for a store error: what `/health` and the log's `category` field
-/// say, never the error's text (which can name tables, hosts or paths).
-pub(crate) fn category(e: &StoreError) -> &'static str {
-    e.category()
-}
-
 /// Whether `e` says the database is down (rather than that one query went wrong).
 pub(crate) fn is_outage(e: &StoreError) -> bool {
     matches!(
@@ -76,7 +71,7 @@ static UNLOGGED: AtomicU64 = AtomicU64::new(0);
 /// Logs a store error that became a 503, at most one line a second (with a count of those
 /// left out).
 fn log_store_error(e: &StoreError) {
-    let now = crate::now_ms();
+    let now = now_ms();
     let last = LOGGED_MS.load(Ordering::Relaxed);
     if now.saturating_sub(last) >= 1000
         && LOGGED_MS
@@ -85,7 +80,8 @@ fn log_store_error(e: &StoreError) {
     {
         let also = UNLOGGED.swap(0, Ordering::Relaxed);
         tracing::warn!(
-            category = category(e),
+            // A public category; the error's own text can name tables, hosts or paths.
+            category = e.category(),
             error = %e,
             unlogged = also,
             "store read failed; answered 503"
@@ -112,19 +108,20 @@ impl ResponseError for ApiError {
             log_store_error(e);
         }
         let status = self.status_code();
-        let mut r = HttpResponse::build(status);
-        r.insert_header((header::CACHE_CONTROL, "no-store"));
+        let mut response = HttpResponse::build(status);
+        response.insert_header((header::CACHE_CONTROL, "no-store"));
         match self {
             ApiError::TooEarly { retry_after, .. }
             | ApiError::TooManyStreams { retry_after, .. } => {
-                r.insert_header((header::RETRY_AFTER, retry_after.to_string()));
+                response.insert_header((header::RETRY_AFTER, retry_after.to_string()));
             }
             ApiError::Unavailable(_) | ApiError::ShuttingDown => {
-                r.insert_header((header::RETRY_AFTER, "1"));
+                response.insert_header((header::RETRY_AFTER, "1"));
             }
             _ => {}
         }
-        r.content_type("application/json")
+        response
+            .content_type("application/json")
             .body(error_body(status, &self.to_string()))
     }
 }
@@ -132,4 +129,13 @@ impl ResponseError for ApiError {
 /// The JSON body of an error.
 pub fn error_body(status: StatusCode, message: &str) -> String {
     serde_json::json!({"error": {"status": status.as_u16(), "message": message}}).to_string()
+}
+
+/// An error answer made outside a handler (unknown paths and methods), shaped as
+/// [`ApiError`]'s are.
+pub(crate) fn json_error(status: StatusCode, message: &str) -> HttpResponse {
+    HttpResponse::build(status)
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .content_type("application/json")
+        .body(error_body(status, message))
 }

@@ -52,19 +52,19 @@ impl Metrics {
     pub(crate) fn render(&self, extra: &str) -> String {
         let mut out = String::with_capacity(4096);
         out.push_str(extra);
-        let c = |v: &AtomicU64| v.load(Ordering::Relaxed);
-        let _ = writeln!(out, "# HELP lavabeacon_pulses_published_total Pulses this engine published.\n# TYPE lavabeacon_pulses_published_total counter\nlavabeacon_pulses_published_total {}", c(&self.published));
-        let _ = writeln!(out, "# HELP lavabeacon_pulses_skipped_total Slots this engine skipped (each becomes a gap).\n# TYPE lavabeacon_pulses_skipped_total counter\nlavabeacon_pulses_skipped_total {}", c(&self.skipped));
-        let _ = writeln!(out, "# HELP lavabeacon_streams_refused_total Streams (SSE, bulk) refused with 429: a client or the server had its maximum open.\n# TYPE lavabeacon_streams_refused_total counter\nlavabeacon_streams_refused_total {}", c(&self.streams_refused));
+        let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        let _ = writeln!(out, "# HELP lavabeacon_pulses_published_total Pulses this engine published.\n# TYPE lavabeacon_pulses_published_total counter\nlavabeacon_pulses_published_total {}", load(&self.published));
+        let _ = writeln!(out, "# HELP lavabeacon_pulses_skipped_total Slots this engine skipped (each becomes a gap).\n# TYPE lavabeacon_pulses_skipped_total counter\nlavabeacon_pulses_skipped_total {}", load(&self.skipped));
+        let _ = writeln!(out, "# HELP lavabeacon_streams_refused_total Streams (SSE, bulk) refused with 429: a client or the server had its maximum open.\n# TYPE lavabeacon_streams_refused_total counter\nlavabeacon_streams_refused_total {}", load(&self.streams_refused));
         let _ = writeln!(out, "# HELP lavabeacon_publication_latency_seconds Time from a pulse's timestamp to its being stored and served.\n# TYPE lavabeacon_publication_latency_seconds histogram");
         for (i, b) in BUCKETS.iter().enumerate() {
             let _ = writeln!(
                 out,
                 "lavabeacon_publication_latency_seconds_bucket{{le=\"{b}\"}} {}",
-                c(&self.latency_buckets[i])
+                load(&self.latency_buckets[i])
             );
         }
-        let n = c(&self.latency_count);
+        let n = load(&self.latency_count);
         let _ = writeln!(
             out,
             "lavabeacon_publication_latency_seconds_bucket{{le=\"+Inf\"}} {n}"
@@ -72,7 +72,7 @@ impl Metrics {
         let _ = writeln!(
             out,
             "lavabeacon_publication_latency_seconds_sum {}",
-            c(&self.latency_sum_us) as f64 / 1e6
+            load(&self.latency_sum_us) as f64 / 1e6
         );
         let _ = writeln!(out, "lavabeacon_publication_latency_seconds_count {n}");
         let _ = writeln!(out, "# HELP lavabeacon_http_requests_total HTTP requests by route and status.\n# TYPE lavabeacon_http_requests_total counter");

@@ -2,10 +2,12 @@
 //! `chain-index`. A client that reconnects with `Last-Event-ID` first gets every pulse it missed
 //! (up to [`MAX_CATCH_UP`]; older gaps are for the bulk route), then the live ones.
 
-use crate::bulk::{streamed, Cursor, Out};
+use crate::body::{streamed_body, BodySender};
+use crate::clock::{now_ms, public};
 use crate::error::ApiError;
-use crate::routes::public;
-use crate::{now_ms, Beacon};
+use crate::paged::Cursor;
+use crate::reply::{Reply, NO_STORE};
+use crate::state::Beacon;
 use actix_web::http::header;
 use actix_web::web::{self, Bytes};
 use actix_web::{HttpRequest, HttpResponse};
@@ -33,7 +35,7 @@ fn event(p: &Pulse) -> Bytes {
 /// time ([`Cursor`]: no database connection is held while the client is waited on); returns
 /// the time of the last one sent, or `None` if the stream is over (the client left, the server
 /// is stopping, or the store failed).
-async fn catch_up(b: &Beacon, after_ms: i64, out: &mut Out) -> Option<i64> {
+async fn catch_up(beacon: &Beacon, after_ms: i64, sender: &mut BodySender) -> Option<i64> {
     let mut last = after_ms;
     let mut sent = 0;
     let mut pages = Cursor::Time {
@@ -41,16 +43,16 @@ async fn catch_up(b: &Beacon, after_ms: i64, out: &mut Out) -> Option<i64> {
         to: now_ms() + 1,
     };
     while sent < MAX_CATCH_UP {
-        let page = match pages.next_pulses(b).await {
+        let page = match pages.next_pulses(beacon).await {
             Ok(page) if page.is_empty() => break,
             Ok(page) => page,
             Err(e) => {
-                out.send(Err(e)).await;
+                sender.send(Err(e)).await;
                 return None;
             }
         };
         for p in page.iter().take(MAX_CATCH_UP - sent) {
-            if !out.send(Ok(event(p))).await {
+            if !sender.send(Ok(event(p))).await {
                 return None;
             }
             last = p.time_ms().unwrap_or(last);
@@ -60,47 +62,51 @@ async fn catch_up(b: &Beacon, after_ms: i64, out: &mut Out) -> Option<i64> {
     Some(last)
 }
 
-pub(crate) async fn stream(
-    b: web::Data<Beacon>,
-    req: HttpRequest,
-) -> Result<HttpResponse, ApiError> {
-    // The pulse the client has, if it says.
-    let resume = match req.headers().get("Last-Event-ID") {
-        None => None,
-        Some(v) => {
-            let text = v.to_str().unwrap_or("");
-            let bad = || {
-                ApiError::BadRequest(format!(
-                    "Last-Event-ID {:?} is not an event id of this stream (chain-index, e.g. 1-42)",
-                    text.chars().take(40).collect::<String>()
-                ))
-            };
-            let (c, i) = text.split_once('-').ok_or_else(bad)?;
-            Some((
-                c.parse::<u64>().map_err(|_| bad())?,
-                i.parse::<u64>().map_err(|_| bad())?,
-            ))
-        }
+/// The `(chain, pulse)` of a `Last-Event-ID` header, if there is one.
+fn last_event_id(req: &HttpRequest) -> Result<Option<(u64, u64)>, ApiError> {
+    let Some(value) = req.headers().get("Last-Event-ID") else {
+        return Ok(None);
     };
-    let slot = b.stream_slot(req.peer_addr().map(|a| a.ip()))?;
+    let text = value.to_str().unwrap_or("");
+    let bad = || {
+        ApiError::BadRequest(format!(
+            "Last-Event-ID {:?} is not an event id of this stream (chain-index, e.g. 1-42)",
+            text.chars().take(40).collect::<String>()
+        ))
+    };
+    let (chain, pulse) = text.split_once('-').ok_or_else(bad)?;
+    Ok(Some((
+        chain.parse::<u64>().map_err(|_| bad())?,
+        pulse.parse::<u64>().map_err(|_| bad())?,
+    )))
+}
+
+/// `/beacon/2.0/stream`.
+pub(crate) async fn stream(beacon: web::Data<Beacon>, req: HttpRequest) -> Reply {
+    let resume = last_event_id(&req)?;
+    let slot = beacon.stream_slot(req.peer_addr().map(|a| a.ip()))?;
     // The time of the last pulse the client has.
-    let resume = match resume {
+    let resume_ms = match resume {
         None => None,
-        Some((c, i)) => {
-            let p = public(b.ask(b.store().by_index(c, i)).await?).ok_or_else(|| {
-                ApiError::NotFound(format!("Last-Event-ID {c}-{i}: no such published pulse"))
-            })?;
+        Some((chain, pulse)) => {
+            let p = public(beacon.ask(beacon.store().by_index(chain, pulse)).await?).ok_or_else(
+                || {
+                    ApiError::NotFound(format!(
+                        "Last-Event-ID {chain}-{pulse}: no such published pulse"
+                    ))
+                },
+            )?;
             Some(p.time_ms().unwrap_or(0))
         }
     };
     // Subscribed before catching up, so nothing published meanwhile is missed.
-    let mut news = b.subscribe();
-    let (mut out, body) = streamed(&b, slot, 16);
-    let mut stop = b.stop_signal();
-    let beacon = b.into_inner();
+    let mut news = beacon.subscribe();
+    let (mut sender, body) = streamed_body(&beacon, slot, 16);
+    let mut stop = beacon.stop_signal();
+    let beacon = beacon.into_inner();
     actix_web::rt::spawn(async move {
-        let mut last = match resume {
-            Some(t) => match catch_up(&beacon, t, &mut out).await {
+        let mut last = match resume_ms {
+            Some(t) => match catch_up(&beacon, t, &mut sender).await {
                 Some(t) => t,
                 None => return,
             },
@@ -115,20 +121,20 @@ pub(crate) async fn stream(
                 n = news.recv() => match n {
                     Ok(s) if s.time_ms > last => {
                         last = s.time_ms;
-                        if !out.send(Ok(event(&s.pulse))).await {
+                        if !sender.send(Ok(event(&s.pulse))).await {
                             return;
                         }
                     }
                     Ok(_) => {}
                     // Too slow to keep up: fetch what was missed from the store.
-                    Err(RecvError::Lagged(_)) => match catch_up(&beacon, last, &mut out).await {
+                    Err(RecvError::Lagged(_)) => match catch_up(&beacon, last, &mut sender).await {
                         Some(t) => last = t,
                         None => return,
                     },
                     Err(RecvError::Closed) => return,
                 },
                 _ = tick.tick() => {
-                    if !out.send(Ok(Bytes::from_static(b": keep-alive\n\n"))).await {
+                    if !sender.send(Ok(Bytes::from_static(b": keep-alive\n\n"))).await {
                         return;
                     }
                 }
@@ -136,7 +142,7 @@ pub(crate) async fn stream(
         }
     });
     Ok(HttpResponse::Ok()
-        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .insert_header((header::CACHE_CONTROL, NO_STORE))
         // nginx and other proxies must pass events through at once.
         .insert_header(("X-Accel-Buffering", "no"))
         // The connection ends with the stream (at shutdown too), not idles in keep-alive.

@@ -9,7 +9,7 @@ use std::fmt::Write;
 /// NIST's Beacon 2.0 XML namespace.
 pub const NAMESPACE: &str = "http://beacon.nist.gov/beacon/2.0/";
 
-fn esc(text: &str) -> String {
+fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
@@ -26,31 +26,31 @@ fn esc(text: &str) -> String {
 
 /// The pulse as an XML document; a test beacon's warning goes in a comment before it.
 pub fn pulse_xml(p: &Pulse, test_warning: Option<&str>) -> String {
-    let mut x = String::with_capacity(3000);
-    x.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"yes\"?>\n");
+    let mut xml = String::with_capacity(3000);
+    xml.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"yes\"?>\n");
     if let Some(w) = test_warning {
-        let _ = writeln!(x, "<!-- {} -->", esc(w).replace("--", "- -"));
+        let _ = writeln!(xml, "<!-- {} -->", escape(w).replace("--", "- -"));
     }
-    let _ = writeln!(x, "<pulse xmlns=\"{NAMESPACE}\">");
-    let mut el = |name: &str, value: &str| {
-        let _ = writeln!(x, "  <{name}>{}</{name}>", esc(value));
+    let _ = writeln!(xml, "<pulse xmlns=\"{NAMESPACE}\">");
+    let mut element = |name: &str, value: &str| {
+        let _ = writeln!(xml, "  <{name}>{}</{name}>", escape(value));
     };
-    el("uri", &p.uri);
-    el("version", &p.version);
-    el("cipherSuite", &p.cipher_suite.to_string());
-    el("period", &p.period.to_string());
-    el("certificateId", &p.certificate_id.to_hex_lower());
-    el("chainIndex", &p.chain_index.to_string());
-    el("pulseIndex", &p.pulse_index.to_string());
-    el("timeStamp", &p.time_stamp);
-    el("localRandomValue", &p.local_random_value.to_hex_upper());
+    element("uri", &p.uri);
+    element("version", &p.version);
+    element("cipherSuite", &p.cipher_suite.to_string());
+    element("period", &p.period.to_string());
+    element("certificateId", &p.certificate_id.to_hex_lower());
+    element("chainIndex", &p.chain_index.to_string());
+    element("pulseIndex", &p.pulse_index.to_string());
+    element("timeStamp", &p.time_stamp);
+    element("localRandomValue", &p.local_random_value.to_hex_upper());
     let externals = match &p.external {
         Externals::One(e) => vec![*e],
         Externals::List(v) => v.clone(),
     };
     for e in externals {
         let _ = writeln!(
-            x,
+            xml,
             "  <external>\n    <sourceId>{}</sourceId>\n    <statusCode>{}</statusCode>\n    <value>{}</value>\n  </external>",
             e.source_id.to_hex_upper(),
             e.status_code,
@@ -61,22 +61,22 @@ pub fn pulse_xml(p: &Pulse, test_warning: Option<&str>) -> String {
         let uri = lv
             .uri
             .as_deref()
-            .map(|u| format!(" uri=\"{}\"", esc(u)))
+            .map(|u| format!(" uri=\"{}\"", escape(u)))
             .unwrap_or_default();
         let _ = writeln!(
-            x,
+            xml,
             "  <listValue{uri} type=\"{}\">{}</listValue>",
-            esc(&lv.kind),
+            escape(&lv.kind),
             lv.value.to_hex_upper()
         );
     }
-    let mut el = |name: &str, value: &str| {
-        let _ = writeln!(x, "  <{name}>{}</{name}>", esc(value));
+    let mut element = |name: &str, value: &str| {
+        let _ = writeln!(xml, "  <{name}>{}</{name}>", escape(value));
     };
-    el("precommitmentValue", &p.precommitment_value.to_hex_upper());
-    el("statusCode", &p.status_code.to_string());
-    el("signatureValue", &hex::encode_upper(&p.signature_value));
-    el("outputValue", &p.output_value.to_hex_upper());
-    x.push_str("</pulse>\n");
-    x
+    element("precommitmentValue", &p.precommitment_value.to_hex_upper());
+    element("statusCode", &p.status_code.to_string());
+    element("signatureValue", &hex::encode_upper(&p.signature_value));
+    element("outputValue", &p.output_value.to_hex_upper());
+    xml.push_str("</pulse>\n");
+    xml
 }

@@ -1,26 +1,27 @@
-//! The schedule: one pulse every period, its value gathered one pulse ahead, committed to,
-//! sealed, and the pulse published at its timestamp — never before.
+//! One pulse, [`Engine::step`]: the next slot (one period after the last pulse, or the first
+//! boundary not in the past), its value gathered one pulse ahead, committed to and sealed, and
+//! the pulse published at its timestamp — never before, and not at all past the late
+//! tolerance. The loop around it is [`crate::run`].
 
-use crate::commitment::{
-    keep_next, recover_next, recover_prepared, resume_builder, CommitmentError, Recovered,
-};
-use crate::external::ExternalBeacon;
+use crate::combine::SourceSet;
+use crate::commitment::{keep_next, recover_next, recover_prepared, resume_builder, Recovered};
+use crate::source::external::ExternalBeacon;
 use crate::source::EntropySource;
 use lavabeacon_format::builder::{BuildError, ChainBuilder, ChainParams, NextPulse};
 use lavabeacon_format::hash::Hash512;
-use lavabeacon_format::manifest::{combine, ExternalEntry, Manifest, SourceEntry};
+use lavabeacon_format::manifest::Manifest;
 use lavabeacon_format::message::precommitment;
-use lavabeacon_format::pulse::External;
 use lavabeacon_format::time::Slots;
 use lavabeacon_format::Pulse;
 use lavabeacon_signer::Signer;
 use lavabeacon_store::{Leadership, Store, StoreError};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
-use thiserror::Error;
 use zeroize::Zeroizing;
 
+// What a caller of `step` handles, at hand beside the engine.
 pub use crate::clock::{Clock, ManualClock, SystemClock};
+pub use crate::error::EngineError;
 
 /// How the engine runs.
 #[derive(Debug, Clone)]
@@ -45,71 +46,6 @@ impl EngineConfig {
     }
 }
 
-/// Why a pulse was not published. After any of these the engine re-reads its state from the
-/// store before the next attempt, so no error leaves it unable to make the next pulse.
-#[derive(Debug, Error)]
-pub enum EngineError {
-    /// No healthy source gave full credit; the slot is skipped and becomes a gap.
-    #[error("no healthy source with full credit: {0}")]
-    NoEntropy(String),
-    /// The store failed (the pulse was not published).
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    /// Sealing or unsealing failed.
-    #[error(transparent)]
-    Commitment(#[from] CommitmentError),
-    /// Building or signing the pulse failed (the HSM may be gone; the next pulse records the gap).
-    #[error("building the pulse: {0}")]
-    Build(#[from] BuildError),
-    /// The pulse could not be stored within the late tolerance of its timestamp, so it was not
-    /// published (the engine was stalled, or the store too slow).
-    #[error("pulse at {time_ms} ms not published: {late_ms} ms after its timestamp, over the tolerance of {tolerance_ms} ms")]
-    Late {
-        /// The slot's timestamp, Unix ms.
-        time_ms: i64,
-        /// How late the engine was when it gave up.
-        late_ms: i64,
-        /// The configured tolerance.
-        tolerance_ms: i64,
-    },
-}
-
-impl EngineError {
-    /// A short public word for what failed (`/health`); the full text is for the operator's log.
-    pub fn category(&self) -> &'static str {
-        match self {
-            EngineError::NoEntropy(_) => "no entropy",
-            EngineError::Store(e) => e.category(),
-            EngineError::Commitment(CommitmentError::Store(e)) => e.category(),
-            EngineError::Commitment(CommitmentError::Signer(_)) => "hsm unavailable",
-            EngineError::Build(BuildError::Sign(_)) => "hsm unavailable",
-            EngineError::Build(_) => "internal error",
-            EngineError::Late { .. } => "late",
-        }
-    }
-
-    /// Whether the signer (HSM) is what failed.
-    pub fn signer_failed(&self) -> bool {
-        matches!(
-            self,
-            EngineError::Commitment(CommitmentError::Signer(_))
-                | EngineError::Build(BuildError::Sign(_))
-        )
-    }
-
-    /// Whether this engine no longer holds the leader lock (it must acquire it again before
-    /// writing).
-    pub fn lost_leadership(&self) -> bool {
-        matches!(
-            self,
-            EngineError::Store(StoreError::LostLeadership { .. })
-                | EngineError::Commitment(CommitmentError::Store(
-                    StoreError::LostLeadership { .. }
-                ))
-        )
-    }
-}
-
 /// A published pulse, with the moment it became public.
 #[derive(Debug, Clone)]
 pub struct Published {
@@ -123,7 +59,12 @@ pub struct Published {
     pub published_at_us: i64,
 }
 
-type SharedSource = Arc<Mutex<Box<dyn EntropySource>>>;
+impl Published {
+    /// How long after its timestamp the pulse became public, in microseconds.
+    pub fn latency_us(&self) -> i64 {
+        self.published_at_us - self.pulse.time_ms().unwrap_or(0) * 1000
+    }
+}
 
 /// How long an append may take before the engine stops waiting for its answer (the store's own
 /// timeouts end it well before, normally).
@@ -134,7 +75,7 @@ const APPEND_LIMIT: Duration = Duration::from_secs(10);
 pub struct Engine {
     store: Arc<dyn Store>,
     signer: Arc<dyn Signer>,
-    sources: Vec<(String, SharedSource)>,
+    sources: SourceSet,
     cfg: EngineConfig,
     clock: Arc<dyn Clock>,
     leader: Option<Leadership>,
@@ -145,7 +86,6 @@ pub struct Engine {
     /// a pulse stored without our knowing (an append that answered too late) stays consistent.
     prepared: Option<(Zeroizing<[u8; 64]>, Manifest)>,
     commitment_lost: bool,
-    external: Option<Arc<ExternalBeacon>>,
     /// The state above must be read from the store before the next attempt.
     stale: bool,
     /// The slot the last attempt was for, Unix ms.
@@ -163,10 +103,7 @@ impl Engine {
         clock: Arc<dyn Clock>,
         leader: Option<Leadership>,
     ) -> Engine {
-        let sources = sources
-            .into_iter()
-            .map(|s| (s.name().to_string(), Arc::new(Mutex::new(s))))
-            .collect();
+        let sources = SourceSet::new(sources, cfg.source_timeout, cfg.full_credit_bits);
         Engine {
             builder: ChainBuilder::new_chain(cfg.params.clone()),
             store,
@@ -179,7 +116,6 @@ impl Engine {
             next: None,
             prepared: None,
             commitment_lost: false,
-            external: None,
             stale: true,
             slot: None,
         }
@@ -251,6 +187,11 @@ impl Engine {
         &self.clock
     }
 
+    /// The signer (its certificate names the key every pulse is signed with).
+    pub fn signer(&self) -> &Arc<dyn Signer> {
+        &self.signer
+    }
+
     /// Replaces the leader lock (after it was lost and acquired again); the state is read
     /// from the store again, since another engine may have written meanwhile.
     pub fn set_leader(&mut self, leader: Option<Leadership>) {
@@ -270,83 +211,8 @@ impl Engine {
 
     /// Fills each pulse's `external` field from another beacon's newest pulse.
     pub fn with_external(mut self, external: ExternalBeacon) -> Self {
-        self.external = Some(Arc::new(external));
+        self.sources.set_external(external);
         self
-    }
-
-    /// The other beacon's newest pulse for our pulse at `t`, fetched off the async threads
-    /// and cut off at the source timeout like any source.
-    async fn external(&self, t: i64) -> Option<(External, ExternalEntry)> {
-        let ext = self.external.clone()?;
-        let job = tokio::task::spawn_blocking({
-            let ext = ext.clone();
-            move || ext.fetch(t)
-        });
-        Some(
-            match tokio::time::timeout(self.cfg.source_timeout, job).await {
-                Ok(Ok(r)) => r,
-                Ok(Err(e)) => ext.failed(&e.to_string()),
-                Err(_) => ext.failed("timeout"),
-            },
-        )
-    }
-
-    /// Samples every source (each on a blocking thread, cut off at the timeout) and combines
-    /// the healthy ones into a value, with its manifest.
-    async fn gather(&self, chain: u64, index: u64) -> Result<(Hash512, Manifest), EngineError> {
-        let mut entries = Vec::new();
-        let mut digests: Vec<(String, [u8; 64])> = Vec::new();
-        let mut full = false;
-        for (name, source) in &self.sources {
-            let s = source.clone();
-            let job = tokio::task::spawn_blocking(move || match s.try_lock() {
-                Ok(mut src) => Some(src.collect()),
-                Err(_) => None, // still busy with an earlier, timed-out sample
-            });
-            let status = match tokio::time::timeout(self.cfg.source_timeout, job).await {
-                Err(_) => Err("timeout".to_string()),
-                Ok(Err(e)) => Err(format!("failed: {e}")),
-                Ok(Ok(None)) => Err("busy: an earlier sample has not finished".into()),
-                Ok(Ok(Some(Err(e)))) => Err(e.to_string()),
-                Ok(Ok(Some(Ok(c)))) => Ok(c),
-            };
-            match status {
-                Ok(c) => {
-                    full |= c.credited_bits >= self.cfg.full_credit_bits;
-                    entries.push(SourceEntry {
-                        name: name.clone(),
-                        status: "ok".into(),
-                        credited_bits: c.credited_bits,
-                        digest: Some(Hash512(c.digest).to_hex_lower()),
-                    });
-                    digests.push((name.clone(), c.digest));
-                }
-                Err(why) => entries.push(SourceEntry {
-                    name: name.clone(),
-                    status: why,
-                    credited_bits: 0,
-                    digest: None,
-                }),
-            }
-        }
-        let manifest = Manifest {
-            version: 1,
-            chain_index: chain,
-            pulse_index: index,
-            sources: entries,
-            external: None,
-        };
-        if !full {
-            let why = manifest
-                .sources
-                .iter()
-                .map(|s| format!("{}: {}", s.name, s.status))
-                .collect::<Vec<_>>()
-                .join("; ");
-            return Err(EngineError::NoEntropy(why));
-        }
-        let parts: Vec<(&str, &[u8])> = digests.iter().map(|(n, d)| (n.as_str(), &d[..])).collect();
-        Ok((combine(&parts), manifest))
     }
 
     /// The beacon's slots (the configuration is checked to have a period above 0).
@@ -399,18 +265,26 @@ impl Engine {
         let (value, manifest) = match &self.next {
             Some((v, m)) => (Hash512(**v), m.clone()),
             None => {
-                let (v, m) = self.gather(chain, index).await?;
+                let (v, m) = self
+                    .sources
+                    .gather(chain, index)
+                    .await
+                    .map_err(EngineError::NoEntropy)?;
                 (v, Some(m))
             }
         };
         let (next_value, next_manifest) = match self.prepared.take() {
             Some((v, m)) => (Hash512(*v), m),
-            None => self.gather(chain, index + 1).await?,
+            None => self
+                .sources
+                .gather(chain, index + 1)
+                .await
+                .map_err(EngineError::NoEntropy)?,
         };
         let mut input = NextPulse::new(t, value, precommitment(&next_value));
         input.commitment_lost = self.commitment_lost && self.last.is_some();
         let mut manifest = manifest;
-        if let Some((external, entry)) = self.external(t).await {
+        if let Some((external, entry)) = self.sources.external(t).await {
             input.external = external;
             if let Some(m) = manifest.as_mut() {
                 m.external = Some(Box::new(entry));
@@ -473,15 +347,15 @@ impl Engine {
                 "pulse {chain}/{index}: the store reported a failure ({e}) but holds the pulse: it is published"
             );
         }
-        let stored_ms = self.clock.now_ms();
-        if stored_ms - t > tolerance {
+        // One reading of the engine's clock for both: the pulse became public when it was stored.
+        let published_at_us = self.clock.now_us();
+        let published_at_ms = published_at_us.div_euclid(1000);
+        if published_at_ms - t > tolerance {
             tracing::warn!(
                 "pulse {chain}/{index} was stored {} ms after its timestamp, over the tolerance of {tolerance} ms: the database was that slow",
-                stored_ms - t
+                published_at_ms - t
             );
         }
-        let published_at_ms = self.clock.now_ms();
-        let published_at_us = self.clock.now_us();
         // Housekeeping: a secret left behind is dropped with the next pulse's, and is no
         // secret any more once its pulse is public.
         if let Err(e) = self.store.drop_pending_secrets(chain, index).await {

@@ -3,6 +3,10 @@
 //! category; the loop backs off briefly and tries again (the same slot while it is still
 //! ahead), acquires the leader lock again when it was lost (a database restart ends the
 //! session that held it), and never returns on an ordinary fault.
+//!
+//! The skip policy the public sees lives here too: a slot whose attempt failed is told to
+//! [`Observer::slot_failed`] once, however many retries fail in it, so that `/health` and the
+//! metrics count slots, not attempts.
 
 use crate::engine::{Engine, EngineError, Published};
 use lavabeacon_store::Store;
@@ -10,12 +14,17 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Who hears about each pulse and each failure (the API in `serve`, nobody in `engine`).
+/// Who hears about each pulse and each failure (the API in `serve`, nobody in `engine`). The
+/// calls come from the engine's own thread, between two attempts: they must return quickly.
 pub trait Observer: Send + Sync {
-    /// A pulse was stored and is public.
+    /// A pulse was stored and is public (the on-publish hand-off).
     fn published(&self, _pulse: &Published) {}
     /// An attempt failed; the slot it was for is skipped unless a retry makes it in time.
+    /// Told of every attempt.
     fn failed(&self, _slot_ms: Option<i64>, _error: &EngineError) {}
+    /// The first failed attempt for a slot (retries in the same slot are not told again; a
+    /// failure before any slot was chosen, `None`, is told each time).
+    fn slot_failed(&self, _slot_ms: Option<i64>, _error: &EngineError) {}
 }
 
 /// Nobody listening.
@@ -31,6 +40,7 @@ pub async fn run(
 ) {
     tokio::pin!(stop);
     let store = engine.store().clone();
+    tracing::info!("certificate {}", engine.signer().certificate().id.short());
     tracing::info!("waiting for the leader lock (another engine may be leading)");
     tokio::select! {
         biased;
@@ -40,6 +50,7 @@ pub async fn run(
     tracing::info!("leading");
     let period = Duration::from_millis(u64::from(engine.config().params.period_ms));
     let mut backoff = Backoff::new(period);
+    let mut last_failed_slot = None;
     loop {
         let outcome = tokio::select! {
             biased;
@@ -69,6 +80,10 @@ pub async fn run(
                     slot.map_or_else(|| "?".to_string(), |t| t.to_string())
                 );
                 observer.failed(slot, &e);
+                if slot.is_none() || slot != last_failed_slot {
+                    last_failed_slot = slot;
+                    observer.slot_failed(slot, &e);
+                }
                 if e.lost_leadership() {
                     engine.set_leader(None);
                     tracing::warn!("the leader lock was lost; acquiring it again");

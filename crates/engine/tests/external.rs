@@ -2,7 +2,7 @@
 //! loopback port: NIST's own 2018 pulse, verified with NIST's certificate; the same pulse with
 //! one signed byte changed; a server that is down, failing or answering nonsense.
 
-use lavabeacon_engine::external::ExternalBeacon;
+use lavabeacon_engine::source::external::ExternalBeacon;
 use lavabeacon_format::cert::CertificateSet;
 use lavabeacon_format::hash::{sha512, Hash512};
 use lavabeacon_format::json::parse_pulse;

@@ -6,7 +6,8 @@
 //! `tests/faults.rs`.
 
 use lavabeacon_engine::engine::{Engine, EngineConfig, EngineError, ManualClock};
-use lavabeacon_engine::source::{Contribution, EntropySource, OsSource, SourceError};
+use lavabeacon_engine::source::os::OsSource;
+use lavabeacon_engine::source::{Contribution, EntropySource, SourceError};
 use lavabeacon_format::builder::ChainParams;
 use lavabeacon_format::cert::CertificateSet;
 use lavabeacon_format::verify::{Options, Verifier};

@@ -4,8 +4,9 @@
 //! its timestamp.
 
 use lavabeacon_engine::engine::{Clock, Engine, EngineConfig, EngineError, ManualClock};
-use lavabeacon_engine::frame::SyntheticCamera;
-use lavabeacon_engine::source::{Contribution, EntropySource, OsSource, Sampled, SourceError};
+use lavabeacon_engine::source::os::OsSource;
+use lavabeacon_engine::source::synthetic::SyntheticCamera;
+use lavabeacon_engine::source::{Contribution, EntropySource, Sampled, SourceError};
 use lavabeacon_format::builder::ChainParams;
 use lavabeacon_format::cert::CertificateSet;
 use lavabeacon_format::verify::{Options, Verifier};

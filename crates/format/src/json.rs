@@ -2,6 +2,10 @@
 //! the NIST shape back (field order preserved, so parse → serialise keeps M identical).
 //!
 //! Reading whole files (arrays, JSON Lines, several objects) is in [`crate::input`].
+//!
+//! About 400 lines, and kept whole on purpose: the read shape (`RawPulse`) and the write shape
+//! (`OutPulse`) list the same fields in the same order, and side by side a field added to one
+//! is seen missing from the other.
 
 use crate::hash::Hash512;
 use crate::pulse::{External, Externals, ListValue, Pulse, SlothWitness};

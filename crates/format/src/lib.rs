@@ -6,15 +6,20 @@
 //! verifier. It has no async runtime, database, HTTP or HSM dependency, so an auditor can read
 //! and build it alone.
 //!
-//! ## Layout
-//! - [`pulse`]: the [`Pulse`] type; [`json`]: NIST's JSON forms; [`input`]: whole files.
+//! # Layout
+//! - [`pulse`]: the [`Pulse`] type; [`json`]: NIST's JSON forms; [`input`]: whole files (a
+//!   folder: the form is decided once, then one splitter per form gives the records).
 //! - [`message`]: the one function that makes M, and outputValue, precommitment, certificateId.
-//! - [`cert`]: certificates; [`suite`]: signatures and the [`suite::PulseSigner`] trait.
+//! - [`cert`]: certificates; [`suite`]: signatures, the [`suite::PulseSigner`] trait and
+//!   [`suite::RSA_KEY_BITS`].
 //! - [`time`]: timestamps and calendar periods; [`chain`]: the rules between pulses.
 //! - [`variant`]: INMETRO and CLCERT; [`builder`]: making the next pulse.
-//! - [`verify`]: checking many pulses in parallel; [`report`]: what was found.
+//! - [`verify`]: checking many pulses in parallel (a folder: the rules of one pulse, the
+//!   Ed25519 batches, the report and the chain rules' modes); [`report`]: what was found.
+//! - [`hash`]: [`Hash512`]; [`manifest`]: the source manifest, and how the sources combine
+//!   into localRandomValue.
 //!
-//! ## Example
+//! # Example
 //! ```
 //! use lavabeacon_format::{json::parse_pulse, message::{signed_message, output_value}};
 //! let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"),

@@ -39,6 +39,13 @@ impl CipherSuite {
     }
 }
 
+/// The RSA modulus size, in bits, that a bare `"rsa"` means wherever a key is configured or
+/// made without a size (the signer's suite names, the development tools): 4096, the size of
+/// NIST's own beacon key (the certificate in `tests/vectors/nist-2018-chain1/` carries an
+/// RSA-4096 key), so a beacon that names no size signs as NIST does. One constant, so that
+/// the signer and the tools never disagree about what `"rsa"` is.
+pub const RSA_KEY_BITS: usize = 4096;
+
 /// Why a signature was not accepted.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum SignatureError {

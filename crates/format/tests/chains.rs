@@ -90,6 +90,57 @@ fn input_order_does_not_matter() {
 }
 
 #[test]
+fn ordered_input_is_checked_as_it_comes_and_a_pulse_out_of_order_is_reported() {
+    let (mut pulses, _, cert) = chain();
+    let set = cert_set(&[&cert]);
+    let ordered = Options {
+        ordered: true,
+        ..Options::default()
+    };
+    let any_order = Verifier::new(&set, Options::default()).verify_pulses(&pulses);
+    let r = Verifier::new(&set, ordered).verify_pulses(&pulses);
+    assert!(r.passed(), "{}", r.render_text());
+    assert_eq!(r.links_checked, any_order.links_checked);
+    assert_eq!(r.skip_links_checked, any_order.skip_links_checked);
+
+    // Ordered input is not sorted: pulse 101 after 102 is reported, not put back in place.
+    pulses.swap(100, 101);
+    let f = found(&Verifier::new(&set, ordered).verify_pulses(&pulses));
+    assert!(f.contains(&(Check::Order, 101)), "{f:?}");
+}
+
+#[test]
+fn a_stream_of_several_chunks_verifies_in_order_and_out_of_order_alike() {
+    // More pulses than one chunk of the stream (4,096), so the chain rules run across chunks
+    // while the pulses come in order, and start over sorted once one does not.
+    let (signer, cert) = ed25519_identity(1);
+    let mut pulses = build_chain(5000, START, 60_000, &signer);
+    let set = cert_set(&[&cert]);
+    let stream = |pulses: &[Pulse]| {
+        let text: String = pulses
+            .iter()
+            .map(|p| lavabeacon_format::json::to_json_line(p) + "\n")
+            .collect();
+        Verifier::new(&set, Options::default())
+            .verify_items(lavabeacon_format::input::read_items(
+                "chain.jsonl",
+                text.as_bytes(),
+            ))
+            .unwrap()
+    };
+    let in_order = stream(&pulses);
+    assert!(in_order.passed(), "{}", in_order.render_text());
+    assert_eq!(in_order.pulses, 5000);
+    // Pulse 10 comes last, in the second chunk.
+    let tenth = pulses.remove(9);
+    pulses.push(tenth);
+    let out_of_order = stream(&pulses);
+    assert!(out_of_order.passed(), "{}", out_of_order.render_text());
+    assert_eq!(out_of_order.links_checked, in_order.links_checked);
+    assert_eq!(out_of_order.skip_links_checked, in_order.skip_links_checked);
+}
+
+#[test]
 fn reports_wrong_previous_value_at_its_pulse() {
     let (_, r) = corrupted(1234, |p| p.list_values[0].value.0[5] ^= 0x40);
     assert_eq!(found(&r), vec![(Check::Previous, 1234)]);

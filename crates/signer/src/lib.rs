@@ -4,10 +4,14 @@
 //! spoken to over PKCS#11 ([`pkcs11`], tested against SoftHSM2); for development there is a
 //! software key ([`software`]) whose certificate says `TEST ONLY - NOT FOR SECURITY USE`.
 //!
-//! ## Layout
+//! # Layout
 //! - [`Signer`]: what the engine needs of a key: sign M (through the format crate's
 //!   [`PulseSigner`]), its certificate, sealing of the next value, and randomness.
-//! - [`pkcs11`]: HSM keys (Ed25519 / cipherSuite 2, RSA-3072/4096 with SHA-512 / cipherSuite 0).
+//! - [`Suite`]: Ed25519 or RSA with its size (a bare `"rsa"` is
+//!   [`RSA_KEY_BITS`]); [`PinSource`]: where the HSM PIN comes from.
+//! - [`pkcs11`]: HSM keys (Ed25519 / cipherSuite 2, RSA-3072/4096 with SHA-512 / cipherSuite 0),
+//!   a folder: the module, recovery, the token, the key's objects, the key and its session
+//!   pool, and what it signs.
 //! - [`software`]: a software Ed25519 key for development and tests.
 //! - [`cert`]: X.509 certificates issued by the key itself.
 //! - [`self_test`]: the start-up check: sign a fresh message, verify it with the certificate.
@@ -21,7 +25,7 @@ pub mod pkcs11;
 pub mod software;
 
 use lavabeacon_format::cert::Certificate;
-use lavabeacon_format::suite::{verify_signature, PulseSigner};
+use lavabeacon_format::suite::{verify_signature, PulseSigner, RSA_KEY_BITS};
 use std::path::PathBuf;
 use thiserror::Error;
 use zeroize::Zeroizing;
@@ -65,7 +69,11 @@ impl std::str::FromStr for Suite {
         match s {
             "ed25519" => Ok(Suite::Ed25519),
             "rsa-3072" => Ok(Suite::Rsa { bits: 3072 }),
-            "rsa-4096" | "rsa" => Ok(Suite::Rsa { bits: 4096 }),
+            "rsa-4096" => Ok(Suite::Rsa { bits: 4096 }),
+            // A bare "rsa" is the format crate's RSA_KEY_BITS, which the tools use too.
+            "rsa" => Ok(Suite::Rsa {
+                bits: RSA_KEY_BITS as u32,
+            }),
             other => Err(SignerError::Config(format!(
                 "unknown suite {other:?}: use ed25519, rsa-3072 or rsa-4096"
             ))),
@@ -323,4 +331,24 @@ pub fn self_test(signer: &dyn Signer) -> Result<(), SignerError> {
             "a fresh signature does not verify against the certificate: {e}"
         ))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bare_rsa_means_the_format_crates_rsa_key_bits() {
+        assert_eq!(
+            "rsa".parse::<Suite>().unwrap(),
+            Suite::Rsa {
+                bits: RSA_KEY_BITS as u32
+            }
+        );
+        assert_eq!(RSA_KEY_BITS, 4096);
+        assert_eq!(
+            "rsa-3072".parse::<Suite>().unwrap(),
+            Suite::Rsa { bits: 3072 }
+        );
+    }
 }

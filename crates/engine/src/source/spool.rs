@@ -3,8 +3,8 @@
 //! on disk. Writers must write under a name starting with `.` and rename when done, so that a
 //! half-written image is never read (see `scripts/capture-spool.sh`).
 
-use crate::frame::contribution;
-use crate::source::{Contribution, EntropySource, SourceError};
+use super::frame::contribution;
+use super::{Contribution, EntropySource, SourceError};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use zeroize::Zeroizing;

@@ -10,8 +10,8 @@
 //! a driver that blocks forever must not hold anything else up): a pulse asks that thread for
 //! its frames and waits at most the configured time for the answer.
 
-use crate::frame::{contribution, FrameChecks, FramePath};
-use crate::source::{Contribution, EntropySource, SourceError};
+use super::frame::{contribution, FrameChecks, FramePath};
+use super::{Contribution, EntropySource, SourceError};
 use nokhwa::utils::{
     CameraFormat, CameraIndex, FrameFormat, RequestedFormat, RequestedFormatType, Resolution,
 };

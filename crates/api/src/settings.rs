@@ -1,0 +1,69 @@
+//! [`BeaconInfo`]: what the API says about the beacon it serves, and how it protects itself;
+//! with the defaults of each setting. Plain data: it depends on nothing else in the crate.
+
+/// What the API says about the beacon it serves, and how it protects itself. Make one with
+/// [`BeaconInfo::new`] and set the fields that differ from the defaults:
+///
+/// ```
+/// let mut info = lavabeacon_api::BeaconInfo::new(60_000);
+/// info.test = Some("software signing key".into());
+/// assert_eq!(info.late_tolerance_ms, 5_000);
+/// ```
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct BeaconInfo {
+    /// The period, in milliseconds.
+    pub period_ms: u32,
+    /// Why this is a test beacon (a software key, the synthetic camera…), or `None`.
+    /// A test beacon says so in every response.
+    pub test: Option<String>,
+    /// Periods covered by one answer of the bulk route ([`DEFAULT_BULK_PERIODS`]).
+    pub bulk_max_periods: u32,
+    /// How long after its timestamp a pulse may still be published: the engine publishes a
+    /// pulse within this of its timestamp or skips the slot. `/health` turns "degraded" once
+    /// the pulse of the current period is more than this overdue. Default
+    /// [`default_late_tolerance_ms`]: a tenth of the period, at most 5 s.
+    pub late_tolerance_ms: u32,
+    /// Open streams (SSE and bulk answers) allowed per client address (default
+    /// [`DEFAULT_STREAMS_PER_CLIENT`]); more get a 429.
+    pub max_streams_per_client: u32,
+    /// Open streams allowed in all (default [`DEFAULT_MAX_STREAMS`]); more get a 429.
+    pub max_streams: u32,
+    /// How long a request waits for the store before it answers 503 (default
+    /// [`DEFAULT_STORE_TIMEOUT_MS`]): while the database is down every request fails fast.
+    pub store_timeout_ms: u32,
+}
+
+impl BeaconInfo {
+    /// A beacon of period `period_ms` with every other setting at its default.
+    pub fn new(period_ms: u32) -> BeaconInfo {
+        BeaconInfo {
+            period_ms,
+            test: None,
+            bulk_max_periods: DEFAULT_BULK_PERIODS,
+            late_tolerance_ms: default_late_tolerance_ms(period_ms),
+            max_streams_per_client: DEFAULT_STREAMS_PER_CLIENT,
+            max_streams: DEFAULT_MAX_STREAMS,
+            store_timeout_ms: DEFAULT_STORE_TIMEOUT_MS,
+        }
+    }
+}
+
+/// The late tolerance of a beacon of period `period_ms` unless configured otherwise: a tenth
+/// of the period, at most 5 s.
+pub fn default_late_tolerance_ms(period_ms: u32) -> u32 {
+    (period_ms / 10).min(5_000)
+}
+
+/// Periods one bulk answer covers unless configured otherwise (20,000: two weeks of 60-second
+/// pulses, about 40 MB).
+pub const DEFAULT_BULK_PERIODS: u32 = 20_000;
+
+/// Open streams per client unless configured otherwise.
+pub const DEFAULT_STREAMS_PER_CLIENT: u32 = 8;
+
+/// Open streams in all unless configured otherwise.
+pub const DEFAULT_MAX_STREAMS: u32 = 512;
+
+/// How long a request waits for the store unless configured otherwise, milliseconds.
+pub const DEFAULT_STORE_TIMEOUT_MS: u32 = 1_000;

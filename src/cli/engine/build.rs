@@ -1,0 +1,175 @@
+//! The engine as the configuration describes it: its own store, the signer, the sources and
+//! the other beacon, opened and checked before it waits for the leader lock. Every failure
+//! names the part that failed (never a PIN or a password).
+
+use crate::config::{Config, SignerKind, SourceKind};
+use lavabeacon_engine::clock::SystemClock;
+use lavabeacon_engine::engine::{Engine, EngineConfig};
+use lavabeacon_engine::source::cpu::CpuSource;
+use lavabeacon_engine::source::external::ExternalBeacon;
+use lavabeacon_engine::source::hsm::HsmSource;
+use lavabeacon_engine::source::os::OsSource;
+use lavabeacon_engine::source::spool::SpoolSource;
+use lavabeacon_engine::source::synthetic::SyntheticCamera;
+use lavabeacon_engine::source::EntropySource;
+use lavabeacon_format::builder::ChainParams;
+use lavabeacon_format::cert::CertificateSet;
+use lavabeacon_signer::pkcs11::Pkcs11Key;
+use lavabeacon_signer::software::SoftwareSigner;
+use lavabeacon_signer::Signer;
+use lavabeacon_store::Role;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// An engine ready to lead, and why it makes a test beacon, if it does.
+pub(super) struct BuiltEngine {
+    pub engine: Engine,
+    pub test_reason: Option<String>,
+}
+
+/// Opens the store, the signer and the sources, and makes the engine of them. Its clock is the
+/// wall clock: the only place the binary chooses one.
+pub(super) async fn build(c: &Config) -> Result<BuiltEngine, (&'static str, String)> {
+    let store = lavabeacon_store::open_with(&c.database.url, Role::Engine)
+        .await
+        .map_err(|e| ("database", e.to_string()))?;
+    let signer = signer(c).map_err(|e| ("signer", e))?;
+    store
+        .put_certificate(&signer.certificate().der)
+        .await
+        .map_err(|e| ("storing the certificate", e.to_string()))?;
+    let sources = sources(c, &signer).map_err(|e| ("sources", e))?;
+    let external = external(c).map_err(|e| ("external beacon", e))?;
+    let test_reason = test_reason(c, signer.as_ref(), &sources);
+    let cfg = EngineConfig {
+        params: ChainParams::new(&c.beacon.base_uri, c.beacon.chain, c.beacon.period_ms),
+        full_credit_bits: c.engine.full_credit_bits,
+        source_timeout: Duration::from_millis(c.engine.source_timeout_ms),
+        late_tolerance: c.engine.late_tolerance(c.beacon.period_ms),
+    };
+    let mut engine = Engine::new(store, signer, sources, cfg, Arc::new(SystemClock), None);
+    if let Some(x) = external {
+        engine = engine.with_external(x);
+    }
+    Ok(BuiltEngine {
+        engine,
+        test_reason,
+    })
+}
+
+/// Why this is a test beacon, if it is: a software key or a TEST certificate, a synthetic
+/// source.
+fn test_reason(
+    c: &Config,
+    signer: &dyn Signer,
+    sources: &[Box<dyn EntropySource>],
+) -> Option<String> {
+    let mut why = Vec::new();
+    if signer.is_test() {
+        why.push(if c.signer.kind == SignerKind::Software {
+            "software signing key"
+        } else {
+            "TEST certificate"
+        });
+    }
+    if sources.iter().any(|s| s.is_test()) {
+        why.push("synthetic camera");
+    }
+    (!why.is_empty()).then(|| why.join(", "))
+}
+
+fn signer(c: &Config) -> Result<Arc<dyn Signer>, String> {
+    match c.signer.kind {
+        SignerKind::Pkcs11 => {
+            let key = Pkcs11Key::open(&c.signer.pkcs11()?).map_err(|e| e.to_string())?;
+            let pem = std::fs::read(&c.signer.certificate).map_err(|e| {
+                format!(
+                    "{}: {e} (issue one with `lavabeacon cert issue`)",
+                    c.signer.certificate.display()
+                )
+            })?;
+            let der = lavabeacon_format::cert::pem_blocks(&pem)
+                .map_err(|e| format!("{}: {e}", c.signer.certificate.display()))?
+                .remove(0);
+            Ok(Arc::new(key.into_signer(&der).map_err(|e| e.to_string())?))
+        }
+        SignerKind::Software => Ok(Arc::new(
+            SoftwareSigner::load_or_create(&c.beacon.data_dir.join("keys"))
+                .map_err(|e| e.to_string())?,
+        )),
+    }
+}
+
+fn sources(c: &Config, signer: &Arc<dyn Signer>) -> Result<Vec<Box<dyn EntropySource>>, String> {
+    let mut v: Vec<Box<dyn EntropySource>> = Vec::new();
+    for kind in &c.engine.sources {
+        v.push(match kind {
+            SourceKind::Os => Box::new(OsSource::new(64)),
+            SourceKind::Hsm => Box::new(HsmSource::new(signer.clone())),
+            SourceKind::Cpu => Box::new(CpuSource::default()),
+            SourceKind::SyntheticCamera => Box::new(SyntheticCamera::new(320, 240, 4)),
+            SourceKind::Camera => camera(c)?,
+            SourceKind::Spool => Box::new(
+                SpoolSource::new(&c.engine.spool_dir, 32.0, 16)
+                    .map_err(|e| format!("{}: {e}", c.engine.spool_dir.display()))?,
+            ),
+        });
+    }
+    if v.is_empty() {
+        return Err("engine.sources is empty".into());
+    }
+    Ok(v)
+}
+
+#[cfg(feature = "camera")]
+fn camera(c: &Config) -> Result<Box<dyn EntropySource>, String> {
+    use lavabeacon_engine::source::camera::{Camera, CameraConfig};
+    use lavabeacon_engine::source::frame::FrameChecks;
+    let k = &c.engine.camera;
+    Ok(Box::new(Camera::new(
+        CameraConfig {
+            index: k.index,
+            width: k.width,
+            height: k.height,
+            fps: k.fps,
+            frames_per_pulse: k.frames_per_pulse.max(1),
+            warmup_frames: k.warmup_frames,
+            checks: FrameChecks {
+                bits_per_pixel: k.bits_per_pixel,
+                ..FrameChecks::default()
+            },
+        },
+        // The engine cuts the source off at its timeout too; the camera thread is told a bit
+        // earlier so that its own message says what happened.
+        Duration::from_millis(c.engine.source_timeout_ms.saturating_sub(100).max(100)),
+    )))
+}
+
+#[cfg(not(feature = "camera"))]
+fn camera(_: &Config) -> Result<Box<dyn EntropySource>, String> {
+    Err(
+        "source \"camera\": this build has no camera support (build with the `camera` feature)"
+            .into(),
+    )
+}
+
+fn external(c: &Config) -> Result<Option<ExternalBeacon>, String> {
+    let Some(e) = &c.engine.external else {
+        return Ok(None);
+    };
+    let certs = match &e.certificate {
+        None => None,
+        Some(p) => {
+            let mut set = CertificateSet::new();
+            set.load_file(p)
+                .map_err(|e| format!("engine.external.certificate: {e}"))?;
+            Some(set)
+        }
+    };
+    Ok(Some(ExternalBeacon::new(
+        &e.url,
+        e.description.as_deref().unwrap_or(&e.url),
+        certs,
+        Duration::from_millis(e.timeout_ms),
+    )))
+}
