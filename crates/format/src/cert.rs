@@ -12,6 +12,10 @@ use std::path::Path;
 use std::sync::Arc;
 use thiserror::Error;
 
+/// The subject marker of every certificate of a key that must not be trusted (a software key,
+/// a generated chain's): pulses it signs verify, and prove nothing.
+pub const TEST_ONLY: &str = "TEST ONLY - NOT FOR SECURITY USE";
+
 const OID_RSA: &str = "1.2.840.113549.1.1.1";
 const OID_RSA_PSS: &str = "1.2.840.113549.1.1.10";
 const OID_ED25519: &str = "1.3.101.112";

@@ -1,5 +1,6 @@
 //! The source manifest and the combination of entropy sources into a localRandomValue: the one
-//! definition the engine uses to make the value and auditors use to recompute it.
+//! definition the engine uses to make the value and auditors use to recompute it, and
+//! [`check_published`], the check of a published manifest against its pulse.
 //!
 //! ```text
 //! localRandomValue = SHA-512( "lavabeacon localRandomValue v1"
@@ -14,7 +15,9 @@
 //! assert_eq!(a, b, "the order is fixed by name, not by the caller");
 //! ```
 
+use crate::chain::Facts;
 use crate::hash::Hash512;
+use crate::report::{Check, Problem};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha512};
 
@@ -173,9 +176,46 @@ impl Manifest {
     }
 }
 
+/// Checks a pulse's published source manifest (its JSON, as exports, the store and the API carry
+/// it): it must read, recombine, and recombine to the pulse's localRandomValue. `pulse` holds
+/// that value as its commitment (what the verifier keeps of each pulse it has checked), so the
+/// recombined value is compared through the same hash; the problem, if any, is located at the
+/// pulse. The one check `replay` makes of every manifest, and the engine's tests of theirs.
+pub fn check_published(json: &str, pulse: &Facts) -> Result<Manifest, Box<Problem>> {
+    // Boxed: a problem is large, and passing is the common case.
+    let at = |p: Problem| {
+        Box::new(
+            p.at(pulse.chain, pulse.index)
+                .located(pulse.location.as_ref()),
+        )
+    };
+    let manifest: Manifest = serde_json::from_str(json).map_err(|e| {
+        at(Problem::new(
+            Check::Manifest,
+            format!("unreadable source manifest: {e}"),
+        ))
+    })?;
+    let value = manifest.recombine().map_err(|e| {
+        at(Problem::new(
+            Check::Manifest,
+            format!("source manifest: {e}"),
+        ))
+    })?;
+    if pulse.variant.commitment_of(&value) != pulse.commitment {
+        return Err(at(Problem::new(
+            Check::Manifest,
+            "the source manifest does not recombine to localRandomValue",
+        )
+        .field("localRandomValue")
+        .values("the value its manifest recombines to", value.to_hex_upper())));
+    }
+    Ok(manifest)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::variant::Variant;
 
     fn manifest() -> Manifest {
         Manifest {
@@ -243,5 +283,58 @@ mod tests {
         let mut m = manifest();
         m.sources[0].digest = Some("zz".into());
         assert_eq!(m.recombine(), Err(ManifestError::BadDigest("os".into())));
+    }
+
+    /// The verifier's facts of pulse 1/7 whose localRandomValue is `value`.
+    fn pulse_with(value: &Hash512) -> Facts {
+        Facts {
+            chain: 1,
+            index: 7,
+            time_ms: Some(0),
+            period: 60_000,
+            status: 0,
+            variant: Variant::Nist,
+            output: Hash512::ZERO,
+            precommitment: Hash512::ZERO,
+            commitment: Variant::Nist.commitment_of(value),
+            list: [None; 5],
+            location: None,
+        }
+    }
+
+    #[test]
+    fn a_published_manifest_that_recombines_to_its_pulses_value_passes() {
+        let m = manifest();
+        let json = serde_json::to_string(&m).unwrap();
+        let checked = check_published(&json, &pulse_with(&m.recombine().unwrap())).unwrap();
+        assert_eq!(checked, m);
+    }
+
+    #[test]
+    fn a_manifest_of_another_value_is_reported_at_its_pulse_with_the_value_found() {
+        let m = manifest();
+        let json = serde_json::to_string(&m).unwrap();
+        let p = check_published(&json, &pulse_with(&Hash512([7; 64]))).unwrap_err();
+        assert_eq!(p.check, Check::Manifest);
+        assert_eq!((p.chain, p.pulse), (Some(1), Some(7)));
+        assert_eq!(p.field.as_deref(), Some("localRandomValue"));
+        assert_eq!(p.found, Some(m.recombine().unwrap().to_hex_upper()));
+    }
+
+    #[test]
+    fn unreadable_and_unrecombinable_manifests_are_manifest_problems() {
+        let any = pulse_with(&Hash512::ZERO);
+        let p = check_published("{", &any).unwrap_err();
+        assert_eq!(p.check, Check::Manifest);
+        assert!(
+            p.message.starts_with("unreadable source manifest"),
+            "{}",
+            p.message
+        );
+        let mut m = manifest();
+        m.version = 2;
+        let p = check_published(&serde_json::to_string(&m).unwrap(), &any).unwrap_err();
+        assert_eq!(p.check, Check::Manifest);
+        assert!(p.message.contains("version 2 is unknown"), "{}", p.message);
     }
 }

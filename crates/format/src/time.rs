@@ -283,6 +283,34 @@ pub fn parse_index(what: &str, text: &str) -> Result<u64, BadInput> {
     }
 }
 
+/// Reads a period such as `1s`, `60s` or `1m` (a bare number is seconds) as milliseconds:
+/// whole seconds, at least one.
+pub fn parse_period(text: &str) -> Result<u32, BadInput> {
+    let t = text.trim();
+    let (num, unit) = t
+        .find(|c: char| !c.is_ascii_digit())
+        .map_or((t, "s"), |i| (&t[..i], &t[i..]));
+    let n: u64 = num
+        .parse()
+        .map_err(|_| BadInput(format!("period {text:?}: expected e.g. 1s, 60s or 1m")))?;
+    let ms = match unit {
+        "ms" => n,
+        "s" => n * 1000,
+        "m" | "min" => n * 60_000,
+        _ => {
+            return Err(BadInput(format!(
+                "period {text:?}: unit must be ms, s or m"
+            )))
+        }
+    };
+    if ms < 1000 || ms % 1000 != 0 {
+        return Err(BadInput(format!(
+            "period {text:?}: whole seconds, at least 1s"
+        )));
+    }
+    u32::try_from(ms).map_err(|_| BadInput(format!("period {text:?} is too long")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -414,5 +442,16 @@ mod tests {
         ] {
             assert!(parse_index("pulse", bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn periods_are_whole_seconds_in_s_m_or_ms() {
+        assert_eq!(parse_period("1s"), Ok(1000));
+        assert_eq!(parse_period("60"), Ok(60_000));
+        assert_eq!(parse_period("2m"), Ok(120_000));
+        assert_eq!(parse_period("5000ms"), Ok(5000));
+        assert!(parse_period("500ms").is_err());
+        assert!(parse_period("1500ms").is_err());
+        assert!(parse_period("soon").is_err());
     }
 }

@@ -30,8 +30,9 @@ use std::path::PathBuf;
 use thiserror::Error;
 use zeroize::Zeroizing;
 
-/// The subject marker of every certificate of a key that must not be trusted.
-pub const TEST_ONLY: &str = "TEST ONLY - NOT FOR SECURITY USE";
+/// The subject marker of every certificate of a key that must not be trusted (defined with
+/// the certificates, so that the auditor's tools share it without this crate).
+pub use lavabeacon_format::cert::TEST_ONLY;
 
 /// Which signature scheme a key makes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
