@@ -1,18 +1,19 @@
-//! The command line. Each subcommand is a module; `run` parses arguments and maps outcomes to
-//! exit statuses: 0 success, 1 a check failed, 2 usage or I/O error.
+//! The command line. Each subcommand is a module here, or, for the auditor's tools (`verify`,
+//! `replay`, `export`, `import`, `dev generate-chain`), the `lavabeacon-audit` crate's code run
+//! in-process. `run` parses arguments and maps outcomes to exit statuses, declared once in
+//! `lavabeacon_audit::exit`: 0 success, 1 a check failed, 2 usage or I/O error, 3 a replay
+//! stopped by `--stop-after`.
 
 mod api;
 mod dev;
 mod engine;
 mod export;
 mod keys;
-mod layout;
 mod lifecycle;
-mod replay;
 mod serve;
-mod verify;
 
 use clap::{Parser, Subcommand};
+use lavabeacon_audit::{import, replay, verify};
 use std::process::ExitCode;
 
 #[derive(Parser)]
@@ -51,7 +52,7 @@ enum Command {
     /// Write published pulses to JSON Lines, with certificates and manifests beside them.
     Export(export::ExportArgs),
     /// Check an export in full, then load it into a store (a mirror for `lavabeacon api`).
-    Import(export::ImportArgs),
+    Import(import::Args),
     /// Tools for developers and auditors' test benches.
     #[command(subcommand)]
     Dev(dev::DevCommand),
@@ -63,10 +64,7 @@ enum Command {
     Cert(keys::CertCommand),
 }
 
-/// Exit status for a failed check.
-pub const EXIT_FAILED: u8 = 1;
-/// Exit status for usage and I/O errors (clap uses 2 for usage errors too).
-pub const EXIT_USAGE: u8 = 2;
+pub use lavabeacon_audit::exit::{EXIT_FAILED, EXIT_USAGE};
 
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
@@ -78,7 +76,7 @@ pub fn run() -> ExitCode {
         Command::Api(args) => api::run(args),
         Command::Replay(args) => replay::run(args),
         Command::Export(args) => export::export(args),
-        Command::Import(args) => export::import(args),
+        Command::Import(args) => import::run(args),
         Command::Dev(cmd) => dev::run(cmd),
         Command::Keys(cmd) => keys::keys(cmd),
         Command::Cert(cmd) => keys::cert(cmd),

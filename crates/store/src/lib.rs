@@ -66,7 +66,7 @@ pub use error::StoreError;
 pub use leader::Leadership;
 pub use lookup::{Lookup, Range};
 pub use postgres::PostgresStore;
-pub use redact::redact;
+pub use redact::{redact, redact_urls};
 pub use role::Role;
 pub use skip_path::skip_path;
 pub use sqlite::SqliteStore;

@@ -81,7 +81,7 @@ pub(crate) fn remember(url: &str) {
 
 /// `text` with any URL in it redacted and every remembered password replaced by `***`.
 pub(crate) fn scrub(text: &str) -> String {
-    let mut out = redact_urls_in(text);
+    let mut out = redact_urls(text);
     let known = SECRETS.lock().unwrap_or_else(|p| p.into_inner());
     for s in known.iter() {
         if out.contains(s.as_str()) {
@@ -92,8 +92,17 @@ pub(crate) fn scrub(text: &str) -> String {
 }
 
 /// Redacts each URL-looking word (`scheme://…` up to a space or a quote) inside `text`, and
-/// any `password=` it carries outside a URL.
-fn redact_urls_in(text: &str) -> String {
+/// any `password=` it carries outside a URL: for messages of other libraries that name the URL
+/// they were given (an HTTP client's errors).
+///
+/// ```
+/// use lavabeacon_store::redact_urls;
+/// assert_eq!(
+///     redact_urls("http://u:pw@host:1/x: Connection refused"),
+///     "http://u:***@host:1/x: Connection refused"
+/// );
+/// ```
+pub fn redact_urls(text: &str) -> String {
     if !text.contains("://") {
         return hide_keys(text, false);
     }
