@@ -85,6 +85,15 @@ if [ -n "$server_deps" ]; then
     say "crates/format depends on server crates: $server_deps"
     exit 1
 fi
+# The auditor's tools must build with Rust alone (`cargo install --path crates/audit`): no web
+# server, HSM or camera stack, and nothing that runs bindgen (which needs libclang; it is a
+# build dependency, hence `-e normal,build`).
+audit_deps=$(cargo tree -p lavabeacon-audit -e normal,build --prefix none --locked | sed 's/ .*//' | sort -u |
+    grep -E '^(actix.*|bindgen|clang-sys|cryptoki.*|nokhwa.*|lavabeacon-(signer|engine|api))$' || true)
+if [ -n "$audit_deps" ]; then
+    say "crates/audit depends on crates an auditor's machine cannot build alone: $audit_deps"
+    exit 1
+fi
 
 # Every test of the workspace, then one closing line counting them all (cargo prints one
 # summary per test binary; the last of those may well be a crate with no doc tests).

@@ -1,10 +1,11 @@
-//! How an export lies on disk, for `export`, `dev generate-chain`, `verify`, `replay` and
+//! How an export lies on disk, for `export`, `generate-chain`, `verify`, `replay` and
 //! `import`: `NAME.jsonl` (the pulses, JSON Lines, oldest first), beside it
 //! `NAME.certificates/` (each certificate as `<certificateId>.pem`), `NAME.sources.jsonl` (the
 //! source manifests, when there are any) and, for generated chains with faults,
 //! `NAME.faults.json`.
 
 use lavabeacon_format::cert::{Certificate, CertificateSet};
+use std::io::BufRead;
 use std::path::{Path, PathBuf};
 
 /// The export's name without `.jsonl`.
@@ -53,4 +54,36 @@ pub fn load_beside(certs: &mut CertificateSet, pulses: &Path) -> Result<usize, S
     certs
         .load_dir(&dir)
         .map_err(|e| format!("certificates beside {}: {e}", pulses.display()))
+}
+
+/// A source manifest with the pulse it belongs to: (chainIndex, pulseIndex, manifest JSON).
+pub type ManifestLine = (u64, u64, String);
+
+/// The (chain, index) a source manifest belongs to.
+pub fn manifest_key(json: &str) -> Option<(u64, u64)> {
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Key {
+        chain_index: u64,
+        pulse_index: u64,
+    }
+    serde_json::from_str::<Key>(json)
+        .ok()
+        .map(|k| (k.chain_index, k.pulse_index))
+}
+
+/// The manifests in `NAME.sources.jsonl`, one a line, in file order (lines that name no pulse
+/// are passed over; reading ends at one that cannot be read). `None` when there is no such file.
+pub fn read_manifests(
+    pulses: &Path,
+) -> Result<Option<impl Iterator<Item = ManifestLine> + Send>, String> {
+    let path = sources_file(pulses);
+    if !path.exists() {
+        return Ok(None);
+    }
+    let file = std::fs::File::open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let lines = std::io::BufReader::new(file).lines().map_while(Result::ok);
+    Ok(Some(lines.filter_map(|line| {
+        manifest_key(&line).map(|(chain, index)| (chain, index, line))
+    })))
 }

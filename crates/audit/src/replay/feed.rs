@@ -9,17 +9,16 @@ use lavabeacon_format::input::{read_items, InputError, Item, Location};
 use lavabeacon_format::verify::Input;
 use lavabeacon_format::Pulse;
 use lavabeacon_store::Store;
-use std::io::BufRead;
 use std::path::Path;
 use std::sync::mpsc::{Receiver, SyncSender};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 /// Pulses for the verifier, as text or already parsed.
 pub(super) type Items = Box<dyn Iterator<Item = Result<Input, InputError>> + Send>;
 
 /// A pulse's source manifest: (chainIndex, pulseIndex, manifest JSON). An empty JSON is a mark
 /// that every manifest up to that pulse has been sent.
-pub(super) type ManifestLine = (u64, u64, String);
+pub(super) type ManifestLine = layout::ManifestLine;
 
 /// Pulses and their manifests, in pulse order.
 pub(super) struct Feed {
@@ -31,76 +30,43 @@ pub(super) struct Feed {
     pub name: String,
 }
 
-/// Reads an export: pulses from `path`, manifests from beside it. With `keep`, every pulse
-/// that can be read is also kept there (for `import`).
-pub(super) fn from_file(
-    path: &Path,
-    window: Window,
-    keep: Option<Arc<Mutex<Vec<Pulse>>>>,
-) -> Result<Feed, String> {
+/// Reads an export: pulses from `path`, manifests from beside it.
+pub(super) fn from_file(path: &Path, window: Window) -> Result<Feed, String> {
     let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let name = path.display().to_string();
-    // A window needs each pulse's time, and import the pulse itself: parse here, and hand
-    // the pulse on parsed. What cannot be parsed goes on as text, for the verifier to report.
-    let parse = window != Window::ALL || keep.is_some();
+    let windowed = window != Window::ALL;
     let items = read_items(&name, file).filter_map(move |r| match r {
-        Ok(Item::Record { location, text }) if parse => {
+        // A window needs each pulse's time: parse here, and hand the pulse on parsed.
+        Ok(Item::Record { location, text }) if windowed => {
             match lavabeacon_format::json::parse_pulse(&text) {
                 Ok(p) => {
                     let t = p.time_ms().unwrap_or(i64::MIN);
-                    if !window.contains(t) {
-                        return None;
-                    }
-                    if let Some(kept) = &keep {
-                        kept.lock().expect("kept pulses").push(p.clone());
-                    }
-                    Some(Ok(Input::Pulse(Box::new(p), location)))
+                    window
+                        .contains(t)
+                        .then(|| Ok(Input::Pulse(Box::new(p), location)))
                 }
                 Err(_) => Some(Ok(Input::Item(Item::Record { location, text }))),
             }
         }
         other => Some(other.map(Input::Item)),
     });
-    Ok(Feed {
-        items: Box::new(items),
-        manifests: manifests_beside(path)?,
-        total: None,
-        name,
-    })
-}
-
-/// The manifests of `NAME.sources.jsonl`, read on a thread (none if there is no such file).
-fn manifests_beside(path: &Path) -> Result<Receiver<ManifestLine>, String> {
     // Bounded: the reader waits for the checker rather than holding a whole file of manifests.
     let (tx, rx) = std::sync::mpsc::sync_channel(4096);
-    let sources = layout::sources_file(path);
-    if sources.exists() {
-        let f = std::fs::File::open(&sources).map_err(|e| format!("{}: {e}", sources.display()))?;
+    if let Some(manifests) = layout::read_manifests(path)? {
         std::thread::spawn(move || {
-            for line in std::io::BufReader::new(f).lines() {
-                let Ok(line) = line else { return };
-                if let Some((chain, index)) = manifest_key(&line) {
-                    if tx.send((chain, index, line)).is_err() {
-                        return;
-                    }
+            for m in manifests {
+                if tx.send(m).is_err() {
+                    return;
                 }
             }
         });
     }
-    Ok(rx)
-}
-
-/// The (chain, index) a source manifest belongs to.
-pub(super) fn manifest_key(json: &str) -> Option<(u64, u64)> {
-    #[derive(serde::Deserialize)]
-    #[serde(rename_all = "camelCase")]
-    struct Key {
-        chain_index: u64,
-        pulse_index: u64,
-    }
-    serde_json::from_str::<Key>(json)
-        .ok()
-        .map(|k| (k.chain_index, k.pulse_index))
+    Ok(Feed {
+        items: Box::new(items),
+        manifests: rx,
+        total: None,
+        name,
+    })
 }
 
 /// Reads a database: pulses by time, and each batch's manifests sent just before it. Its

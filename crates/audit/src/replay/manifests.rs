@@ -15,18 +15,15 @@ pub(super) struct ManifestQueue {
     next: Option<ManifestLine>,
     /// How many were checked.
     pub checked: u64,
-    /// The manifests checked, kept when asked (for `import`).
-    kept: Option<Vec<ManifestLine>>,
 }
 
 impl ManifestQueue {
-    /// The queue of `incoming`; with `keep`, every manifest checked is kept.
-    pub fn new(incoming: Receiver<ManifestLine>, keep: bool) -> Self {
+    /// The queue of `incoming`.
+    pub fn new(incoming: Receiver<ManifestLine>) -> Self {
         ManifestQueue {
             incoming,
             next: None,
             checked: 0,
-            kept: keep.then(Vec::new),
         }
     }
 
@@ -51,18 +48,9 @@ impl ManifestQueue {
                         return None;
                     }
                     self.checked += 1;
-                    let problem = check_published(&line.2, f).err().map(|p| *p);
-                    if let Some(kept) = &mut self.kept {
-                        kept.push(line);
-                    }
-                    return problem;
+                    return check_published(&line.2, f).err().map(|p| *p);
                 }
             }
         }
-    }
-
-    /// The manifests kept (none unless asked).
-    pub fn take_kept(&mut self) -> Vec<ManifestLine> {
-        self.kept.take().unwrap_or_default()
     }
 }

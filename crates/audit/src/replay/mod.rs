@@ -20,13 +20,13 @@ use checkpoint::Checkpoint;
 use lavabeacon_format::cert::CertificateSet;
 use lavabeacon_format::chain::Facts;
 use lavabeacon_format::verify::{CertLookup, Options, Verifier};
-use lavabeacon_format::{Check, Problem, Pulse, Report};
+use lavabeacon_format::{Check, Problem, Report};
 use manifests::ManifestQueue;
 use progress::Progress;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -126,13 +126,10 @@ pub struct Plan {
     pub checkpoint_every: u64,
     /// Stop as if interrupted after this many pulses, checkpoint written.
     pub stop_after: Option<u64>,
-    /// Keep every pulse and manifest read, for `import` to load once the replay passed (an
-    /// export file only: the whole file is then held in memory).
-    pub keep: bool,
 }
 
 impl Plan {
-    /// A whole replay of `source` with `certs`: no window, no checkpoint, nothing kept.
+    /// A whole replay of `source` with `certs`: no window, no checkpoint.
     pub fn new(source: Source, certs: CertificateSet) -> Plan {
         Plan {
             source,
@@ -142,7 +139,6 @@ impl Plan {
             checkpoint: None,
             checkpoint_every: 100_000,
             stop_after: None,
-            keep: false,
         }
     }
 
@@ -191,37 +187,19 @@ impl Plan {
 
 /// How a replay ended.
 pub enum Outcome {
-    /// It went through.
-    Finished(Box<Finished>),
+    /// It went through: everything found.
+    Finished(Box<Report>),
     /// `stop_after` stopped it, its checkpoint written.
     Stopped,
-}
-
-/// A replay that went through.
-pub struct Finished {
-    /// Everything found.
-    pub report: Report,
-    /// The pulses and manifests read, when the plan asked to keep them (empty otherwise).
-    pub kept: Kept,
-}
-
-/// What a replay read: the pulses in input order, and the manifests matched to them as
-/// (chainIndex, pulseIndex, manifest JSON).
-#[derive(Default)]
-pub struct Kept {
-    /// The pulses that could be read.
-    pub pulses: Vec<Pulse>,
-    /// The manifests checked.
-    pub manifests: Vec<(u64, u64, String)>,
 }
 
 /// `lavabeacon replay`: the report on standard output, and the exit status.
 pub fn run(args: Args) -> ExitCode {
     let _command = tracing::info_span!("replay").entered();
     match Plan::from_args(&args).and_then(replay) {
-        Ok(Outcome::Finished(done)) => {
-            print_report(&done.report, args.json);
-            status(&done.report)
+        Ok(Outcome::Finished(report)) => {
+            print_report(&report, args.json);
+            status(&report)
         }
         Ok(Outcome::Stopped) => ExitCode::from(EXIT_STOPPED),
         Err(e) => {
@@ -249,10 +227,9 @@ pub fn replay(plan: Plan) -> Result<Outcome, String> {
             lavabeacon_format::time::format_time_stamp(c.last_time_ms).unwrap_or_default()
         );
     }
-    let kept_pulses = plan.keep.then(|| Arc::new(Mutex::new(Vec::new())));
     let mut certs = plan.certs;
     let feed = match &plan.source {
-        Source::File(path) => feed::from_file(path, window, kept_pulses.clone())?,
+        Source::File(path) => feed::from_file(path, window)?,
         Source::Database(url) => feed::from_database(url, window, &mut certs)?,
         Source::Url(base) => remote::feed(base.trim_end_matches('/'), window)?,
     };
@@ -273,7 +250,7 @@ pub fn replay(plan: Plan) -> Result<Outcome, String> {
         .take_while(move |_| !stopped.load(Ordering::Relaxed));
     let mut books = Bookkeeping {
         progress: Progress::new(feed.total),
-        manifests: ManifestQueue::new(feed.manifests, plan.keep),
+        manifests: ManifestQueue::new(feed.manifests),
         seen: 0,
         // The resumed run checks the checkpoint's last pulse again.
         before: resumed.as_ref().map_or(0, |c| c.pulses.saturating_sub(1)),
@@ -317,14 +294,7 @@ pub fn replay(plan: Plan) -> Result<Outcome, String> {
         // A finished replay leaves no checkpoint to resume.
         let _ = std::fs::remove_file(path);
     }
-    let pulses = kept_pulses.map_or_else(Vec::new, |k| {
-        std::mem::take(&mut *k.lock().expect("kept pulses"))
-    });
-    let kept = Kept {
-        pulses,
-        manifests: books.manifests.take_kept(),
-    };
-    Ok(Outcome::Finished(Box::new(Finished { report, kept })))
+    Ok(Outcome::Finished(Box::new(report)))
 }
 
 /// The replay's own work beside the verifier, once for each pulse checked, in input order.

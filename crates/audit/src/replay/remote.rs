@@ -2,8 +2,9 @@
 //! bulk sources route (each paged by `Link: rel="next"`, on a thread of its own), and
 //! certificates fetched when a pulse first names them.
 
-use super::feed::{manifest_key, Feed};
+use super::feed::Feed;
 use super::Window;
+use crate::layout::manifest_key;
 use lavabeacon_format::cert::{Certificate, CertificateSet};
 use lavabeacon_format::hash::Hash512;
 use lavabeacon_format::input::{InputError, Item, Location};
