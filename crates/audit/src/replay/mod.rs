@@ -212,7 +212,7 @@ pub fn run(args: Args) -> ExitCode {
 
 /// Runs a replay. An error is an input that cannot be read at all; everything else found is
 /// in the report.
-pub fn replay(plan: Plan) -> Result<Outcome, String> {
+pub fn replay(mut plan: Plan) -> Result<Outcome, String> {
     let source = plan.source.name();
     let resumed = match &plan.checkpoint {
         Some(path) => Checkpoint::load(path, &source)?,
@@ -227,7 +227,7 @@ pub fn replay(plan: Plan) -> Result<Outcome, String> {
             lavabeacon_format::time::format_time_stamp(c.last_time_ms).unwrap_or_default()
         );
     }
-    let mut certs = plan.certs;
+    let mut certs = std::mem::take(&mut plan.certs);
     let feed = match &plan.source {
         Source::File(path) => feed::from_file(path, window)?,
         Source::Database(url) => feed::from_database(url, window, &mut certs)?,
@@ -274,9 +274,16 @@ pub fn replay(plan: Plan) -> Result<Outcome, String> {
     }
     let mut report = report.map_err(|e| format!("{}: {e}", feed.name))?;
     report.manifests_checked = books.manifests.checked;
+    complete(&mut report, &plan, resumed, &feed.name);
+    Ok(Outcome::Finished(Box::new(report)))
+}
+
+/// What a finished replay adds to the verifier's report: what the runs it resumed found, and
+/// that nothing at all was checked; then its checkpoint goes.
+fn complete(report: &mut Report, plan: &Plan, resumed: Option<Checkpoint>, name: &str) {
     let resumed_none = resumed.is_none();
     if let Some(c) = resumed {
-        c.merge_into(&mut report);
+        c.merge_into(report);
     }
     if report.pulses == 0 {
         // An audit that checked nothing has not passed.
@@ -285,7 +292,7 @@ pub fn replay(plan: Plan) -> Result<Outcome, String> {
         } else {
             ""
         };
-        let message = format!("no pulses in {}{within}", feed.name);
+        let message = format!("no pulses in {name}{within}");
         report
             .problems
             .insert(0, Problem::new(Check::Parse, message));
@@ -294,7 +301,6 @@ pub fn replay(plan: Plan) -> Result<Outcome, String> {
         // A finished replay leaves no checkpoint to resume.
         let _ = std::fs::remove_file(path);
     }
-    Ok(Outcome::Finished(Box::new(report)))
 }
 
 /// The replay's own work beside the verifier, once for each pulse checked, in input order.
