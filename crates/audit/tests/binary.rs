@@ -130,6 +130,31 @@ fn a_generated_chain_replays_with_exactly_its_planted_faults() {
     assert_eq!(problems(&o), planted, "{}", text(&o));
     assert!(!cp.exists());
 
+    // Stopped twice (after pulses 300 and 360, each the last of an hour): the run resumed last
+    // still reports what the first run found.
+    let o = audit(&[
+        "replay",
+        s(&chain),
+        "--checkpoint",
+        s(&cp),
+        "--stop-after",
+        "300",
+    ]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    let o = audit(&[
+        "replay",
+        s(&chain),
+        "--checkpoint",
+        s(&cp),
+        "--stop-after",
+        "61",
+    ]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    let o = audit(&["replay", "--json", s(&chain), "--checkpoint", s(&cp)]);
+    assert_eq!(problems(&o), planted, "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["pulses"], 600);
+
     // Usage errors exit 2.
     let o = audit(&["replay", "--from", "soon", s(&chain)]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));

@@ -56,18 +56,22 @@ impl Checkpoint {
         // The first pulse of this run was the last of the one before: count it once.
         report.pulses += self.pulses.saturating_sub(1);
         report.manifests_checked += self.manifests_checked;
-        // The resumed run checks the checkpoint's last pulse again: what it found there is
-        // already among the earlier problems.
+        report.problems = self.with_problems(std::mem::take(&mut report.problems));
+    }
+
+    /// The problems found before, then those of `later` that are new. The resumed run checks
+    /// the checkpoint's last pulse again: what it found there is among the earlier problems.
+    pub fn with_problems(&self, later: Vec<Problem>) -> Vec<Problem> {
         let same = |a: &Problem, b: &Problem| {
             (a.check, a.chain, a.pulse, &a.field, &a.message)
                 == (b.check, b.chain, b.pulse, &b.field, &b.message)
         };
-        let mut problems = self.problems;
-        for p in std::mem::take(&mut report.problems) {
+        let mut problems = self.problems.clone();
+        for p in later {
             if !problems.iter().any(|e| same(e, &p)) {
                 problems.push(p);
             }
         }
-        report.problems = problems;
+        problems
     }
 }

@@ -255,6 +255,7 @@ pub fn replay(mut plan: Plan) -> Result<Outcome, String> {
         // The resumed run checks the checkpoint's last pulse again.
         before: resumed.as_ref().map_or(0, |c| c.pulses.saturating_sub(1)),
         last_time_ms: resumed.as_ref().map_or(i64::MIN, |c| c.last_time_ms),
+        resumed,
         source,
         checkpoint: plan.checkpoint.clone(),
         checkpoint_every: plan.checkpoint_every.max(1),
@@ -274,7 +275,7 @@ pub fn replay(mut plan: Plan) -> Result<Outcome, String> {
     }
     let mut report = report.map_err(|e| format!("{}: {e}", feed.name))?;
     report.manifests_checked = books.manifests.checked;
-    complete(&mut report, &plan, resumed, &feed.name);
+    complete(&mut report, &plan, books.resumed, &feed.name);
     Ok(Outcome::Finished(Box::new(report)))
 }
 
@@ -313,6 +314,9 @@ struct Bookkeeping {
     before: u64,
     /// The timeStamp of the last pulse checked.
     last_time_ms: i64,
+    /// The checkpoint this run resumed from: what it holds goes into every checkpoint this run
+    /// writes too, so that a run resumed twice still ends with everything.
+    resumed: Option<Checkpoint>,
     /// What is replayed, as checkpoints name it.
     source: String,
     checkpoint: Option<PathBuf>,
@@ -348,12 +352,16 @@ impl Bookkeeping {
 
     fn save_checkpoint(&self, problems: &[Problem]) {
         let Some(path) = &self.checkpoint else { return };
+        let earlier = self.resumed.as_ref();
         Checkpoint {
             source: self.source.clone(),
             last_time_ms: self.last_time_ms,
             pulses: self.before + self.seen,
-            manifests_checked: self.manifests.checked,
-            problems: problems.to_vec(),
+            manifests_checked: self.manifests.checked + earlier.map_or(0, |c| c.manifests_checked),
+            problems: match earlier {
+                Some(c) => c.with_problems(problems.to_vec()),
+                None => problems.to_vec(),
+            },
         }
         .save(path);
     }
