@@ -163,26 +163,9 @@ impl Config {
     }
 }
 
-/// Reads a period such as `1s`, `60s`, `500ms` or `1m` as milliseconds; at least one second.
-pub fn parse_period(text: &str) -> Result<u32, String> {
-    let t = text.trim();
-    let (num, unit) = t
-        .find(|c: char| !c.is_ascii_digit())
-        .map_or((t, "s"), |i| (&t[..i], &t[i..]));
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("period {text:?}: expected e.g. 1s, 60s or 1m"))?;
-    let ms = match unit {
-        "ms" => n,
-        "s" => n * 1000,
-        "m" | "min" => n * 60_000,
-        _ => return Err(format!("period {text:?}: unit must be ms, s or m")),
-    };
-    if ms < 1000 || ms % 1000 != 0 {
-        return Err(format!("period {text:?}: whole seconds, at least 1s"));
-    }
-    u32::try_from(ms).map_err(|_| format!("period {text:?} is too long"))
-}
+/// Reads a period such as `1s`, `60s` or `1m` as milliseconds; whole seconds, at least one
+/// (the rule lives with the other times people type, so that `generate-chain` shares it).
+pub use lavabeacon_format::time::parse_period;
 
 #[cfg(test)]
 mod tests {

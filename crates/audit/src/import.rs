@@ -81,10 +81,7 @@ fn import(args: &Args) -> Result<(), String> {
 /// The certificates to check with (those given, else those beside the export, as `replay FILE`
 /// takes them) and to store (both).
 fn certificates(args: &Args) -> Result<(CertificateSet, CertificateSet), String> {
-    let mut given = CertificateSet::new();
-    for c in &args.certs {
-        given.load_file(c).map_err(|e| e.to_string())?;
-    }
+    let given = crate::load_certificates(&args.certs, &[])?;
     let mut stored = given.clone();
     layout::load_beside(&mut stored, &args.file)?;
     let checking = if args.certs.is_empty() {

@@ -31,6 +31,25 @@ pub mod output;
 pub mod replay;
 pub mod verify;
 
+/// The certificates named on a command line: `--cert FILE`s, then `--certs DIR`s.
+pub(crate) fn load_certificates(
+    files: &[std::path::PathBuf],
+    dirs: &[std::path::PathBuf],
+) -> Result<lavabeacon_format::cert::CertificateSet, String> {
+    let mut certs = lavabeacon_format::cert::CertificateSet::new();
+    for path in files {
+        certs
+            .load_file(path)
+            .map_err(|e| format!("certificate {e}"))?;
+    }
+    for dir in dirs {
+        certs
+            .load_dir(dir)
+            .map_err(|e| format!("certificates {e}"))?;
+    }
+    Ok(certs)
+}
+
 /// The runtime for the store's async calls (the tools themselves are synchronous).
 pub(crate) fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()

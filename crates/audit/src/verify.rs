@@ -59,17 +59,7 @@ pub fn run(args: Args) -> ExitCode {
 
 /// The certificates named, or without any named, those an export keeps beside its pulses.
 fn certificates(args: &Args) -> Result<CertificateSet, String> {
-    let mut certs = CertificateSet::new();
-    for path in &args.certs {
-        certs
-            .load_file(path)
-            .map_err(|e| format!("certificate {e}"))?;
-    }
-    for dir in &args.cert_dirs {
-        certs
-            .load_dir(dir)
-            .map_err(|e| format!("certificates {e}"))?;
-    }
+    let mut certs = crate::load_certificates(&args.certs, &args.cert_dirs)?;
     if args.certs.is_empty() && args.cert_dirs.is_empty() {
         for f in args.files.iter().filter(|f| *f != "-") {
             layout::load_beside(&mut certs, Path::new(f))?;

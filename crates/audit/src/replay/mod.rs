@@ -144,17 +144,7 @@ impl Plan {
 
     /// The plan the command line asks for.
     fn from_args(args: &Args) -> Result<Plan, String> {
-        let mut certs = CertificateSet::new();
-        for path in &args.certs {
-            certs
-                .load_file(path)
-                .map_err(|e| format!("certificate {e}"))?;
-        }
-        for dir in &args.cert_dirs {
-            certs
-                .load_dir(dir)
-                .map_err(|e| format!("certificates {e}"))?;
-        }
+        let mut certs = crate::load_certificates(&args.certs, &args.cert_dirs)?;
         let when = |flag: &str, text: &Option<String>, unset: i64| match text {
             None => Ok(unset),
             Some(t) => lavabeacon_format::time::parse_when(t).map_err(|e| format!("{flag}: {e}")),
