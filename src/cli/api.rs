@@ -4,6 +4,7 @@
 
 use super::lifecycle::{configure, fail, multi_thread_runtime, stop_signal, ConfigArgs};
 use super::serve::{bind, start_api};
+use lavabeacon_format::test_beacon;
 use lavabeacon_store::Role;
 use lavabeacon_store::Store;
 use std::process::ExitCode;
@@ -19,23 +20,24 @@ pub struct Args {
 }
 
 /// Why the beacon in the store is a test beacon, judged from its newest pulse: a TEST
-/// certificate, or a synthetic source in its manifest.
+/// certificate, or a synthetic source in its manifest ([`lavabeacon_format::test_beacon`]).
 async fn test_mode(store: &dyn Store) -> Option<String> {
     let last = store.last().await.ok()??;
-    let mut why = Vec::new();
-    if let Ok(Some(der)) = store.certificate(&last.certificate_id).await {
-        if lavabeacon_format::cert::Certificate::from_der(&der)
-            .is_ok_and(|c| c.subject.contains(lavabeacon_signer::TEST_ONLY))
-        {
-            why.push("TEST certificate");
-        }
-    }
-    if let Ok(Some(m)) = store.manifest(last.chain_index, last.pulse_index).await {
-        if m.contains("\"synthetic-camera\"") {
-            why.push("synthetic camera");
-        }
-    }
-    (!why.is_empty()).then(|| why.join(", "))
+    let subject = match store.certificate(&last.certificate_id).await {
+        Ok(Some(der)) => lavabeacon_format::cert::Certificate::from_der(&der)
+            .ok()
+            .map(|c| c.subject),
+        _ => None,
+    };
+    let manifest = store
+        .manifest(last.chain_index, last.pulse_index)
+        .await
+        .ok()
+        .flatten();
+    test_beacon::reasons(test_beacon::marks_of_published(
+        subject.as_deref(),
+        manifest.as_deref(),
+    ))
 }
 
 pub fn run(args: Args) -> ExitCode {
@@ -56,7 +58,7 @@ pub fn run(args: Args) -> ExitCode {
         };
         let test = test_mode(store.as_ref()).await;
         if let Some(why) = &test {
-            tracing::warn!("{}", lavabeacon_api::test_warning(why));
+            tracing::warn!("{}", test_beacon::warning(why));
         }
         let (beacon, handle) = match start_api(&c, store, test, listener) {
             Ok(x) => x,

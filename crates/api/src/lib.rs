@@ -42,8 +42,8 @@
 //!   too.
 //! - `openapi.rs`: the description's types and its OpenAPI document.
 //!
-//! This file holds only the declarations and [`test_warning`] (which stays here until the
-//! question "is this a test beacon" gets one home outside the API).
+//! This file holds only the declarations. Whether the beacon is a test beacon, and the words
+//! of its warning, are decided in `lavabeacon_format::test_beacon`; the API only repeats them.
 
 #![warn(missing_docs)]
 
@@ -77,8 +77,3 @@ pub use settings::{
     DEFAULT_STORE_TIMEOUT_MS, DEFAULT_STREAMS_PER_CLIENT,
 };
 pub use state::{Beacon, EngineStatus};
-
-/// The warning a test beacon gives with everything it serves.
-pub fn test_warning(why: &str) -> String {
-    format!("TEST BEACON ({why}): its pulses are not unpredictable to the operator and must not be used for anything that matters")
-}

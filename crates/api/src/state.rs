@@ -286,13 +286,16 @@ impl Beacon {
             None => format!("{{\"pulse\":{line}}}"),
             Some(why) => format!(
                 "{{\"pulse\":{line},\"lavabeacon\":{}}}",
-                serde_json::json!({"test": true, "warning": crate::test_warning(why)})
+                serde_json::json!({"test": true, "warning": lavabeacon_format::test_beacon::warning(why)})
             ),
         }
     }
 
     pub(crate) fn test_warning(&self) -> Option<String> {
-        self.info.test.as_deref().map(crate::test_warning)
+        self.info
+            .test
+            .as_deref()
+            .map(lavabeacon_format::test_beacon::warning)
     }
 }
 

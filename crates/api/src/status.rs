@@ -57,7 +57,7 @@ pub(crate) async fn health(beacon: web::Data<Beacon>) -> HttpResponse {
     });
     let body = serde_json::json!({
         "status": if healthy { "ok" } else { "degraded" },
-        "test": beacon.info().test.as_deref().map(crate::test_warning),
+        "test": beacon.info().test.as_deref().map(lavabeacon_format::test_beacon::warning),
         "periodMs": period,
         "lateToleranceMs": tolerance,
         "expectedTimeStamp": format_time_stamp(expected),

@@ -12,7 +12,9 @@
 //! - [`message`]: the one function that makes M, and outputValue, precommitment, certificateId.
 //! - [`cert`]: certificates; [`suite`]: signatures, the [`suite::PulseSigner`] trait and
 //!   [`suite::RSA_KEY_BITS`].
-//! - [`time`]: timestamps and calendar periods; [`chain`]: the rules between pulses.
+//! - [`time`]: timestamps, calendar periods, slots ([`time::Slots`]) and times typed by people;
+//!   [`chain`]: the rules between pulses, including the one append rule the store enforces.
+//! - [`test_beacon`]: what makes a beacon a test beacon, and the warning it gives.
 //! - [`variant`]: INMETRO and CLCERT; [`builder`]: making the next pulse.
 //! - [`verify`]: checking many pulses in parallel (a folder: the rules of one pulse, the
 //!   Ed25519 batches, the report and the chain rules' modes); [`report`]: what was found.
@@ -42,6 +44,7 @@ pub mod message;
 pub mod pulse;
 pub mod report;
 pub mod suite;
+pub mod test_beacon;
 pub mod time;
 pub mod variant;
 pub mod verify;

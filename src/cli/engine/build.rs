@@ -14,6 +14,7 @@ use lavabeacon_engine::source::synthetic::SyntheticCamera;
 use lavabeacon_engine::source::EntropySource;
 use lavabeacon_format::builder::ChainParams;
 use lavabeacon_format::cert::CertificateSet;
+use lavabeacon_format::test_beacon::{self, TestMark};
 use lavabeacon_signer::pkcs11::Pkcs11Key;
 use lavabeacon_signer::software::SoftwareSigner;
 use lavabeacon_signer::Signer;
@@ -58,24 +59,22 @@ pub(super) async fn build(c: &Config) -> Result<BuiltEngine, (&'static str, Stri
 }
 
 /// Why this is a test beacon, if it is: a software key or a TEST certificate, a synthetic
-/// source.
+/// source ([`lavabeacon_format::test_beacon`] holds the rule and the words).
 fn test_reason(
     c: &Config,
     signer: &dyn Signer,
     sources: &[Box<dyn EntropySource>],
 ) -> Option<String> {
-    let mut why = Vec::new();
-    if signer.is_test() {
-        why.push(if c.signer.kind == SignerKind::Software {
-            "software signing key"
-        } else {
-            "TEST certificate"
-        });
+    let mut marks = Vec::new();
+    if c.signer.kind == SignerKind::Software {
+        marks.push(TestMark::SoftwareKey);
+    } else if signer.is_test() {
+        marks.push(TestMark::TestCertificate);
     }
     if sources.iter().any(|s| s.is_test()) {
-        why.push("synthetic camera");
+        marks.push(TestMark::SyntheticCamera);
     }
-    (!why.is_empty()).then(|| why.join(", "))
+    test_beacon::reasons(marks)
 }
 
 fn signer(c: &Config) -> Result<Arc<dyn Signer>, String> {

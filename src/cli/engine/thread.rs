@@ -67,7 +67,7 @@ impl EngineThread {
                         let _ = ready_tx.send(Ok(built.test_reason.clone()));
                         let Ok(observer) = go_rx.await else { return };
                         if let Some(why) = &built.test_reason {
-                            tracing::warn!("{}", lavabeacon_api::test_warning(why));
+                            tracing::warn!("{}", lavabeacon_format::test_beacon::warning(why));
                         }
                         lavabeacon_engine::run::run(built.engine, observer, async move {
                             let _ = stop_rx.await;

@@ -47,17 +47,19 @@ fn failed(e: &dyn std::fmt::Display) -> String {
     format!("making the test key: {e}")
 }
 
-/// A fresh key of `suite`: `ed25519` (cipherSuite 2), or `rsa` (2048 bits), `rsa-2048`,
-/// `rsa-3072`, `rsa-4096` (cipherSuite 0).
+/// A fresh key of `suite`: `ed25519` (cipherSuite 2), or `rsa`
+/// ([`lavabeacon_format::suite::RSA_KEY_BITS`], the size a bare `rsa` means everywhere),
+/// `rsa-2048`, `rsa-3072`, `rsa-4096` (cipherSuite 0).
 pub(super) fn fresh(suite: &str) -> Result<Identity, String> {
     match suite {
         "ed25519" => ed25519(),
         // RSA-2048 by default: about a thousand pulses a second, the signatures being the cost.
-        "rsa" | "rsa-2048" => rsa(2048),
+        "rsa" => rsa(lavabeacon_format::suite::RSA_KEY_BITS),
+        "rsa-2048" => rsa(2048),
         "rsa-3072" => rsa(3072),
         "rsa-4096" => rsa(4096),
         other => Err(format!(
-            "--suite {other:?}: use ed25519, rsa (2048 bits), rsa-3072 or rsa-4096"
+            "--suite {other:?}: use ed25519, rsa (4096 bits), rsa-2048, rsa-3072 or rsa-4096"
         )),
     }
 }

@@ -55,9 +55,11 @@ pub enum SourceError {
 pub trait EntropySource: Send {
     /// Its name in manifests (`os`, `hsm`, `cpu`, `camera`, `spool`, …).
     fn name(&self) -> &str;
-    /// Whether using it makes the beacon a test beacon (the synthetic camera).
+    /// Whether using it makes the beacon a test beacon: decided by its name in manifests, the
+    /// same rule an API node applies to what the store shows
+    /// ([`lavabeacon_format::test_beacon::is_test_source`]).
     fn is_test(&self) -> bool {
-        false
+        lavabeacon_format::test_beacon::is_test_source(self.name())
     }
     /// Samples the source for one pulse.
     fn collect(&mut self) -> Result<Contribution, SourceError>;

@@ -58,9 +58,6 @@ impl EntropySource for SyntheticCamera {
     fn name(&self) -> &str {
         "synthetic-camera"
     }
-    fn is_test(&self) -> bool {
-        true
-    }
     fn collect(&mut self) -> Result<Contribution, SourceError> {
         let mut hasher = blake3::Hasher::new();
         let mut credit = 0.0;
