@@ -61,7 +61,7 @@ else
     say "PostgreSQL not reachable: its tests will be skipped"
 fi
 
-# The fault-injection and replica tests (tests/faults.rs, tests/replica.rs) run PostgreSQL
+# The fault-injection and replica tests (tests/faults/, tests/replica.rs) run PostgreSQL
 # clusters of their own: they need the server programs (initdb, pg_ctl, pg_basebackup), the
 # `postgres` user the package makes (as root, initdb runs as that user), mount for a tmpfs and
 # wrk for the flood bench.

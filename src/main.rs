@@ -7,8 +7,9 @@
 //! other side. The pulse format and every check live in `crates/format` (no server
 //! dependencies), the engine and its loop in `crates/engine`, the HTTP API in `crates/api`;
 //! this binary holds the commands and wires the crates together.
-//! - `cli`: the command line, one module a command (`serve`, `engine`, `api`, `keys`, `cert`,
-//!   `verify`, …); `cli::engine` builds the engine from the configuration and gives it a
+//! - `cli`: the command line, one module a command (`serve`, `engine`, `api`, `keys` with
+//!   `cert`, `export`, `dev`; `verify`, `replay` and `import` run `lavabeacon_audit`'s code
+//!   in-process); `cli::engine` builds the engine from the configuration and gives it a
 //!   thread of its own; `cli::lifecycle`: reading the configuration, the runtime, the stop
 //!   signals, exit statuses.
 //! - `config`: defaults, then a TOML file, then the environment, into typed sections (choices

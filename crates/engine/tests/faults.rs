@@ -3,7 +3,7 @@
 //! fault the engine publishes again, the chain verifies, a kept commitment stays kept (status
 //! 2, never 3) and no pulse is published later than the tolerance. The same paths on a real
 //! PostgreSQL server that is stopped, and on a real full disk, are in the binary's
-//! `tests/faults.rs`.
+//! `tests/faults/`.
 
 use lavabeacon_engine::engine::{Engine, EngineConfig, EngineError, ManualClock};
 use lavabeacon_engine::source::os::OsSource;

@@ -1,5 +1,5 @@
 //! Chain rules between pulses (spec §5–§7), enforced once here for every caller: the offline
-//! verifier, auditors' replays and the engine's own self-check.
+//! verifier, auditors' replays and the store's check before every append.
 //!
 //! The link rule (previous = the earlier pulse's outputValue, a later time: [`link_breaks`])
 //! and the append rule built on it ([`check_append`]: the next index too) are written once,

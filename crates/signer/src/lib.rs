@@ -10,7 +10,7 @@
 //! - [`Suite`]: Ed25519 or RSA with its size (a bare `"rsa"` is
 //!   [`RSA_KEY_BITS`]); [`PinSource`]: where the HSM PIN comes from.
 //! - [`pkcs11`]: HSM keys (Ed25519 / cipherSuite 2, RSA-3072/4096 with SHA-512 / cipherSuite 0),
-//!   a folder: the module, recovery, the token, the key's objects, the key and its session
+//!   a folder: how to reach a key (`config`), the module, recovery, the token, the key's objects, the key and its session
 //!   pool, and what it signs.
 //! - [`software`]: a software Ed25519 key for development and tests.
 //! - [`cert`]: X.509 certificates issued by the key itself.

@@ -5,6 +5,9 @@
 //!
 //! Every test here moves or breaks the tokens of this process, so they run one at a time
 //! (`serial`). Without SoftHSM2 they are skipped with a message, except under `CI=true`.
+//!
+//! Just over 400 lines: each outage is staged on tokens of its own, and all of them share the
+//! helpers at the top that move a token away and time the recovery.
 
 use lavabeacon_format::suite::{verify_signature, PulseSigner};
 use lavabeacon_signer::pkcs11::{Pkcs11Key, Pkcs11Signer, REINIT_INTERVAL};

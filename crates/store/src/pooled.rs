@@ -13,7 +13,7 @@ use crate::leader::Leadership;
 use crate::lookup::Range;
 use crate::role::Role;
 use crate::row::{self, PulseRow, ReadColumns};
-use crate::sql::{self, i, now_ms, OneRow};
+use crate::sql::{self, db_int, now_ms, OneRow};
 use crate::Counts;
 use futures_util::stream::{BoxStream, StreamExt};
 use lavabeacon_format::hash::Hash512;
@@ -139,7 +139,7 @@ where
         chain: u64,
     ) -> Result<(Option<HeadRow>, Option<i64>), StoreError> {
         let head: Option<HeadRow> = sqlx::query_as(sql::HEAD)
-            .bind(i(chain))
+            .bind(db_int(chain))
             .fetch_optional(&mut **tx)
             .await
             .map_err(self.fail())?;
@@ -176,8 +176,8 @@ where
         }
         for (chain, index, m) in manifests {
             sqlx::query(sql::INSERT_MANIFEST)
-                .bind(i(*chain))
-                .bind(i(*index))
+                .bind(db_int(*chain))
+                .bind(db_int(*index))
                 .bind(m.clone())
                 .execute(&mut **tx)
                 .await
@@ -211,12 +211,12 @@ where
                 |r: &PulseRow| r.time_ms.checked_add(1),
             ),
             Range::ByIndex { chain, from, to } => sql::paged(
-                i(from),
+                db_int(from),
                 move |cursor| async move {
                     let rows = sqlx::query(sql::RANGE_BY_INDEX_PAGE.as_str())
-                        .bind(i(chain))
+                        .bind(db_int(chain))
                         .bind(cursor)
-                        .bind(i(to))
+                        .bind(db_int(to))
                         .bind(sql::PAGE)
                         .fetch_all(pool)
                         .await
@@ -274,8 +274,8 @@ where
 
     pub async fn manifest(&self, chain: u64, index: u64) -> Result<Option<String>, StoreError> {
         sqlx::query_scalar(sql::MANIFEST)
-            .bind(i(chain))
-            .bind(i(index))
+            .bind(db_int(chain))
+            .bind(db_int(index))
             .fetch_optional(&self.pool)
             .await
             .map_err(self.fail())
@@ -290,12 +290,12 @@ where
         let pool = &self.pool;
         let fail = self.fail();
         sql::paged(
-            i(from),
+            db_int(from),
             move |cursor| async move {
                 sqlx::query_as::<_, (i64, i64, String)>(sql::MANIFESTS_PAGE)
-                    .bind(i(chain))
+                    .bind(db_int(chain))
                     .bind(cursor)
-                    .bind(i(to))
+                    .bind(db_int(to))
                     .bind(sql::PAGE)
                     .fetch_all(pool)
                     .await
@@ -331,8 +331,8 @@ where
     ) -> Result<(), StoreError> {
         self.role.refuse_writes()?;
         sqlx::query(sql::PUT_SECRET)
-            .bind(i(chain))
-            .bind(i(index))
+            .bind(db_int(chain))
+            .bind(db_int(index))
             .bind(sealed.to_vec())
             .bind(now_ms())
             .execute(&self.pool)
@@ -347,8 +347,8 @@ where
         index: u64,
     ) -> Result<Option<Vec<u8>>, StoreError> {
         sqlx::query_scalar(sql::SECRET)
-            .bind(i(chain))
-            .bind(i(index))
+            .bind(db_int(chain))
+            .bind(db_int(index))
             .fetch_optional(&self.pool)
             .await
             .map_err(self.fail())
@@ -361,8 +361,8 @@ where
     ) -> Result<(), StoreError> {
         self.role.refuse_writes()?;
         sqlx::query(sql::DROP_SECRETS)
-            .bind(i(chain))
-            .bind(i(up_to_index))
+            .bind(db_int(chain))
+            .bind(db_int(up_to_index))
             .execute(&self.pool)
             .await
             .map_err(self.fail())?;

@@ -8,7 +8,7 @@ use crate::pooled::{BeginAppend, PooledStore};
 use crate::redact::{redact, scrub};
 use crate::role::Role;
 use crate::schema;
-use crate::sql::{self, i};
+use crate::sql::{self, db_int};
 use crate::{Counts, Store};
 use futures_util::stream::BoxStream;
 use lavabeacon_format::hash::Hash512;
@@ -192,7 +192,7 @@ impl BeginAppend<Postgres> for PostgresStore {
         let mut tx = sqlx::Connection::begin(conn).await.map_err(fail)?;
         // One appender per chain at a time, so the head read below stays the head until commit.
         sqlx::query("SELECT pg_advisory_xact_lock($1)")
-            .bind(i(chain))
+            .bind(db_int(chain))
             .execute(&mut *tx)
             .await
             .map_err(fail)?;

@@ -72,9 +72,9 @@ impl OneRow {
 pub fn lookup(lookup: Lookup) -> Option<OneRow> {
     Some(match lookup {
         Lookup::Last => OneRow::new(&LAST, &[]),
-        Lookup::LastInChain(chain) => OneRow::new(&LAST_IN_CHAIN, &[i(chain)]),
-        Lookup::FirstInChain(chain) => OneRow::new(&FIRST_IN_CHAIN, &[i(chain)]),
-        Lookup::ByIndex { chain, index } => OneRow::new(&BY_INDEX, &[i(chain), i(index)]),
+        Lookup::LastInChain(chain) => OneRow::new(&LAST_IN_CHAIN, &[db_int(chain)]),
+        Lookup::FirstInChain(chain) => OneRow::new(&FIRST_IN_CHAIN, &[db_int(chain)]),
+        Lookup::ByIndex { chain, index } => OneRow::new(&BY_INDEX, &[db_int(chain), db_int(index)]),
         Lookup::AtOrAfter(t) => OneRow::new(&AT_OR_AFTER, &[t]),
         Lookup::Before(t) => OneRow::new(&BEFORE, &[t]),
         Lookup::After(t) => OneRow::new(&AFTER, &[t]),
@@ -84,7 +84,7 @@ pub fn lookup(lookup: Lookup) -> Option<OneRow> {
             time_ms,
         } => {
             let start = period.start_of(time_ms)?;
-            OneRow::new(&FIRST_IN_SPAN, &[i(chain), start, time_ms])
+            OneRow::new(&FIRST_IN_SPAN, &[db_int(chain), start, time_ms])
         }
     })
 }
@@ -109,7 +109,7 @@ pub const DROP_SECRETS: &str =
     "DELETE FROM pending_secrets WHERE chain_index = $1 AND pulse_index <= $2";
 
 /// A database integer for an index that came from a caller.
-pub fn i(v: u64) -> i64 {
+pub fn db_int(v: u64) -> i64 {
     // Indexes beyond i64::MAX cannot be stored, so asking for one simply finds nothing.
     i64::try_from(v).unwrap_or(i64::MAX)
 }

@@ -1,4 +1,7 @@
 //! One contract for every backend: the same tests run on SQLite and on a real PostgreSQL server.
+//!
+//! Over 400 lines on purpose: the contract is one list, so a backend cannot pass a shorter one;
+//! `contract!` (in `common/`) runs each test here on both backends.
 
 mod common;
 
