@@ -70,6 +70,7 @@ where
     for<'r> (i64, i64, String): FromRow<'r, DB::Row>,
     usize: sqlx::ColumnIndex<DB::Row>,
     DB::Row: ReadColumns,
+    DB: row::Parameters,
 {
     fn fail(&self) -> impl Fn(sqlx::Error) -> StoreError + Copy + Send + Sync + 'static {
         let backend = self.backend;
@@ -164,7 +165,7 @@ where
         while let Some(first) = rows.peek() {
             let (chain, index) = (first.chain_index as u64, first.pulse_index as u64);
             let chunk: Vec<PulseRow> = rows.by_ref().take(per_statement).collect();
-            let statement = row::insert_statement(chunk.len());
+            let statement = row::insert_statement::<DB>(chunk.len());
             let mut query = sqlx::query(&statement);
             for r in chunk {
                 query = row::bind(query, r);
