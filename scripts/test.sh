@@ -77,12 +77,27 @@ if ! pg_bin_ok; then
     say "PostgreSQL server programs not installed: the fault and replica tests will skip them"
 fi
 need wrk wrk || say "wrk not installed: cargo bench --bench faults needs it"
+# The private-bytes examples (docs/examples) run against a real server: curl with openssl, and
+# Python (node is installed above).
+for tool in curl:curl openssl:openssl python3:python3; do
+    if ! need "${tool%%:*}" "${tool##*:}"; then
+        if [ "${CI:-}" = true ]; then say "CI=true and ${tool##*:} cannot be installed"; exit 1; fi
+        say "${tool##*:} not installed: the private-bytes example test will fail"
+    fi
+done
 
 # The format crate must build without the server stack, so auditors can read and build it alone.
 server_deps=$(cargo tree -p lavabeacon-format -e normal --prefix none --locked | sed 's/ .*//' | sort -u |
     grep -E '^(tokio|sqlx|actix-web|actix-rt|cryptoki|nokhwa)$' || true)
 if [ -n "$server_deps" ]; then
     say "crates/format depends on server crates: $server_deps"
+    exit 1
+fi
+# The private-bytes crate holds secrets and no server: no web server, database, HSM or camera.
+private_deps=$(cargo tree -p lavabeacon-private -e normal --prefix none --locked | sed 's/ .*//' | sort -u |
+    grep -E '^(tokio|sqlx|actix-web|actix-rt|cryptoki|nokhwa)$' || true)
+if [ -n "$private_deps" ]; then
+    say "crates/private depends on server crates: $private_deps"
     exit 1
 fi
 # The auditor's tools must build with Rust alone (`cargo install --path crates/audit`): no web

@@ -60,7 +60,7 @@ pub fn run(args: Args) -> ExitCode {
         if let Some(why) = &test {
             tracing::warn!("{}", test_beacon::warning(why));
         }
-        let (beacon, handle) = match start_api(&c, store, test, listener) {
+        let (beacon, handle, _) = match start_api(&c, store, test, listener, false) {
             Ok(x) => x,
             Err(code) => return code,
         };

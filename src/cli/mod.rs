@@ -5,11 +5,14 @@
 //! stopped by `--stop-after`.
 
 mod api;
+mod bytes;
+mod clients;
 mod dev;
 mod engine;
 mod export;
 mod keys;
 mod lifecycle;
+mod secure;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -62,6 +65,11 @@ enum Command {
     /// Issue and show certificates of the signing key.
     #[command(subcommand)]
     Cert(keys::CertCommand),
+    /// Ask a beacon for private random bytes with a client's credentials.
+    Bytes(bytes::Args),
+    /// Manage the clients of the private-bytes service (credentials are printed once).
+    #[command(subcommand)]
+    Clients(clients::ClientsCommand),
 }
 
 pub use lavabeacon_audit::exit::{EXIT_FAILED, EXIT_USAGE};
@@ -80,5 +88,7 @@ pub fn run() -> ExitCode {
         Command::Dev(cmd) => dev::run(cmd),
         Command::Keys(cmd) => keys::keys(cmd),
         Command::Cert(cmd) => keys::cert(cmd),
+        Command::Clients(cmd) => clients::run(cmd),
+        Command::Bytes(args) => bytes::run(args),
     }
 }

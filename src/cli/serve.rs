@@ -52,11 +52,12 @@ pub fn run(args: Args) -> ExitCode {
             Ok(s) => s,
             Err(e) => return fail("database (API)", e),
         };
-        let (beacon, handle) = match start_api(&c, store, engine.test_reason.clone(), listener) {
-            Ok(x) => x,
-            Err(code) => return code,
-        };
-        engine.run(Arc::new(ApiObserver(beacon.clone())));
+        let (beacon, handle, private) =
+            match start_api(&c, store, engine.test_reason.clone(), listener, true) {
+                Ok(x) => x,
+                Err(code) => return code,
+            };
+        engine.run(Arc::new(ApiObserver(beacon.clone(), private)));
         stop_signal().await;
         tracing::info!("stopping");
         beacon.begin_shutdown();
@@ -71,27 +72,40 @@ pub fn run(args: Args) -> ExitCode {
 
 /// Hands the API each pulse the moment it is stored, and each failed slot by category (the
 /// cause is in the operator's log, never in a public answer). The run loop tells a slot's
-/// failure once, however many retries fail in it.
-struct ApiObserver(Arc<Beacon>);
+/// failure once, however many retries fail in it. With private bytes on, it also reseeds their
+/// generator with each pulse's private material (from the same health-tested samples, never
+/// published), and stops it (503) when the sources fail their health tests.
+struct ApiObserver(Arc<Beacon>, Option<Arc<lavabeacon_private::Service>>);
 
 impl Observer for ApiObserver {
     fn published(&self, p: &Published) {
         self.0
             .published(&p.pulse, p.manifest.clone(), p.latency_us());
+        if let (Some(private), Some(m)) = (&self.1, &p.private_material) {
+            private.reseed(m.bytes(), std::time::Instant::now());
+        }
     }
     fn slot_failed(&self, _slot_ms: Option<i64>, e: &EngineError) {
         self.0.skipped(e.category(), e.signer_failed());
+        if let (Some(private), EngineError::NoEntropy(_)) = (&self.1, e) {
+            private.unhealthy("the entropy sources failed their health tests");
+        }
     }
 }
 
 /// Binds the address `--listen` or the configuration names, before anything else starts, so
-/// that a port in use is a usage error at once. Returns the configuration as used.
+/// that a port in use is a usage error at once; or, started by systemd socket activation
+/// (`LISTEN_FDS=1` for this process), takes the socket systemd opened (port 443 with no
+/// privilege at all). Returns the configuration as used.
 pub(super) fn bind(
     mut c: Config,
     listen: Option<String>,
 ) -> Result<(Config, std::net::TcpListener), ExitCode> {
     if let Some(l) = listen {
         c.api.listen = l;
+    } else if let Some(l) = activated_socket() {
+        tracing::info!("listening on the socket systemd passed");
+        return Ok((c, l));
     }
     match std::net::TcpListener::bind(&c.api.listen) {
         Ok(l) => Ok((c, l)),
@@ -105,36 +119,78 @@ pub(super) fn bind(
 /// Starts the API over `store` on `listener` (inside the runtime), with the watcher that
 /// finds pulses it is not told about (another engine's, or any engine's on a read-only node),
 /// and prints the address it listens on.
+/// With private bytes on, `engine_feeds` says whether this process's engine reseeds their
+/// generator (`serve`) or the OS does every period (`api` nodes); the service is returned.
 pub(super) fn start_api(
     c: &Config,
     store: Arc<dyn Store>,
     test: Option<String>,
     listener: std::net::TcpListener,
-) -> Result<(Arc<Beacon>, lavabeacon_api::ServerHandle), ExitCode> {
+    engine_feeds: bool,
+) -> Result<ApiParts, ExitCode> {
     let addr = listener
         .local_addr()
         .map(|a| a.to_string())
         .unwrap_or_default();
+    let secure = super::secure::load(c, test.is_some(), engine_feeds)?;
     let mut info = BeaconInfo::new(c.beacon.period_ms);
     info.test = test;
+    info.trusted_proxies = c.api.trusted_proxies.clone();
     info.late_tolerance_ms = c
         .engine
         .late_tolerance(c.beacon.period_ms)
         .as_millis()
         .min(u128::from(u32::MAX)) as u32;
     let beacon = Beacon::new(store, info);
+    if let Some(private) = &secure.private {
+        beacon.serve_private(private.clone());
+    }
     tokio::spawn(beacon.clone().watch(watch_interval(c.beacon.period_ms)));
-    let server = lavabeacon_api::serve(beacon.clone(), listener, c.api.workers)
-        .map_err(|e| fail("starting the HTTP server", e))?;
+    let port = listener.local_addr().map(|a| a.port()).unwrap_or(443);
+    let server =
+        lavabeacon_api::serve_on(beacon.clone(), listener, c.api.workers, secure.tls.clone())
+            .map_err(|e| fail("starting the HTTP server", e))?;
     let handle = server.handle();
     tokio::spawn(server);
+    secure.start_redirect(c, port)?;
+    secure.spawn_upkeep();
+    let scheme = if secure.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     // Scripts and tests read the address (with port 0, the one the system chose).
-    crate::logging::stdout_line(&format!("listening on http://{addr}"));
-    Ok((beacon, handle))
+    crate::logging::stdout_line(&format!("listening on {scheme}://{addr}"));
+    Ok((beacon, handle, secure.private.clone()))
 }
+
+/// The API as started: its state, its server's handle, the private-bytes service if on.
+pub(super) type ApiParts = (
+    Arc<Beacon>,
+    lavabeacon_api::ServerHandle,
+    Option<Arc<lavabeacon_private::Service>>,
+);
 
 /// How often the API looks in the store for pulses it was not told about: a quarter period,
 /// at most a second.
 pub(super) fn watch_interval(period_ms: u32) -> std::time::Duration {
     std::time::Duration::from_millis(u64::from(period_ms / 4).clamp(50, 1000))
+}
+
+/// The listening socket systemd passed (sd_listen_fds(3): `LISTEN_PID` is this process and
+/// `LISTEN_FDS` is 1; the socket is descriptor 3), if it did.
+fn activated_socket() -> Option<std::net::TcpListener> {
+    let pid: u32 = std::env::var("LISTEN_PID").ok()?.parse().ok()?;
+    let fds: u32 = std::env::var("LISTEN_FDS").ok()?.parse().ok()?;
+    if pid != std::process::id() || fds != 1 {
+        return None;
+    }
+    use std::os::fd::FromRawFd;
+    // SAFETY: systemd passed descriptor 3 to this process (LISTEN_PID) as its one listening
+    // socket; nothing else in the process has taken or closed it this early.
+    let listener = unsafe { std::net::TcpListener::from_raw_fd(3) };
+    // Not inherited by anything this process starts.
+    // SAFETY: fcntl on a descriptor this process owns.
+    unsafe { libc::fcntl(3, libc::F_SETFD, libc::FD_CLOEXEC) };
+    Some(listener)
 }

@@ -27,6 +27,25 @@ pub struct Config {
     pub signer: SignerConfig,
     pub engine: EngineSection,
     pub api: ApiSection,
+    pub private: PrivateSection,
+}
+
+/// `[api.tls]`: serve over HTTPS.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSection {
+    /// The certificate chain, PEM, the server's certificate first.
+    pub cert: PathBuf,
+    /// Its private key, PEM (readable by the beacon's user only).
+    pub key: PathBuf,
+}
+
+/// `[private]`: private random bytes for authenticated clients.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct PrivateSection {
+    /// The clients file (`lavabeacon clients`); the service is on when it is set.
+    pub clients_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -36,6 +55,12 @@ pub struct ApiSection {
     pub listen: String,
     /// HTTP worker threads (one per core is right for most machines).
     pub workers: usize,
+    /// A plain-HTTP address that answers 308 to the HTTPS listener (with `[api.tls]`).
+    pub redirect_http: Option<String>,
+    /// Proxies (CIDR) whose `Forwarded` / `X-Forwarded-For` are believed for the client's
+    /// address; from anyone else they are ignored.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    pub tls: Option<TlsSection>,
 }
 
 impl Default for ApiSection {
@@ -43,6 +68,9 @@ impl Default for ApiSection {
         ApiSection {
             listen: "127.0.0.1:8080".into(),
             workers: 2,
+            redirect_http: None,
+            trusted_proxies: Vec::new(),
+            tls: None,
         }
     }
 }
@@ -138,6 +166,13 @@ impl Config {
             }
         };
         abs(&mut self.beacon.data_dir);
+        if let Some(tls) = &mut self.api.tls {
+            abs(&mut tls.cert);
+            abs(&mut tls.key);
+        }
+        if let Some(f) = &mut self.private.clients_file {
+            abs(f);
+        }
         abs(&mut self.engine.spool_dir);
         abs(&mut self.signer.certificate);
         if let Some(p) = self

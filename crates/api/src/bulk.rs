@@ -77,7 +77,10 @@ pub(crate) async fn pulses(
             "to ({to}) is before from ({from})"
         )));
     }
-    let slot = beacon.stream_slot(req.peer_addr().map(|a| a.ip()))?;
+    let slot = beacon.stream_slot(crate::client::client_addr(
+        &req,
+        &beacon.info().trusted_proxies,
+    ))?;
     // The window starts at the first pulse at or after `from`, so that years before the beacon
     // began, or a long outage, do not cost an answer each.
     let from = match public(beacon.ask(beacon.store().at_or_after(from)).await?) {
@@ -121,7 +124,10 @@ pub(crate) async fn sources_bulk(
         .as_deref()
         .map(|t| parse_index("to", t))
         .transpose()?;
-    let slot = beacon.stream_slot(req.peer_addr().map(|a| a.ip()))?;
+    let slot = beacon.stream_slot(crate::client::client_addr(
+        &req,
+        &beacon.info().trusted_proxies,
+    ))?;
     let newest = newest_in_chain(&beacon, chain)
         .await?
         .map_or(0, |p| p.pulse_index);

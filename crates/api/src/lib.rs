@@ -19,20 +19,23 @@
 //!
 //! A request goes down this list and never up it: each module uses only modules below it.
 //!
-//! - `server.rs`: [`serve`], the actix-web server (default headers, request counts, prompt
-//!   stop).
+//! - `server.rs`: [`serve`] and [`serve_on`], the actix-web server over HTTP or HTTPS (default
+//!   headers, HSTS, request counts, prompt stop), and [`serve_redirect`] (308 to https);
+//!   `tls.rs`: [`Tls`], the certificate and key, reloaded without dropping a connection.
 //! - `routes.rs`: the route table only: each path, its handler and its description, which
 //!   makes both the registration and `/openapi.json` ([`ROUTES`]); 404 and 405 answers.
 //! - The handlers, one file per kind of answer: `pulses.rs` (one pulse: the newest, by time,
 //!   by index; its manifest; certificates), `bulk.rs` (JSON Lines windows with
 //!   `Link: rel="next"`, skip paths), `stream.rs` (Server-Sent Events), `status.rs`
-//!   (`/health`, `/metrics`), `page.rs` (the web page).
+//!   (`/health`, `/metrics`), `page.rs` (the web page), `private.rs` (private random bytes for
+//!   authenticated clients; the checks are `lavabeacon_private`'s).
 //! - What long answers share: `paged.rs` (the store read a page at a time, so no database
 //!   connection waits on a client) and `body.rs` (a streamed body that holds the client's
 //!   place among the open streams and ends at shutdown).
 //! - `reply.rs`: the rules every pulse answer shares: the newest pulse (from memory, the store
 //!   asked at most every 20 ms), the newest of a chain, caching (`IMMUTABLE`, until the next
 //!   is due), JSON or XML with ETag and 304. `xml.rs`: a pulse as NIST XML.
+//! - `client.rs`: who a request came from (the peer, or what trusted proxies say).
 //! - `state.rs`: [`Beacon`], the shared state (store calls bounded by a timeout, the newest
 //!   pulse in memory, what the engine said); `limits.rs`: open streams per client and in all;
 //!   `metrics.rs`: the counters; `settings.rs`: [`BeaconInfo`] and its defaults.
@@ -49,6 +52,7 @@
 
 mod body;
 mod bulk;
+mod client;
 mod clock;
 pub mod error;
 mod limits;
@@ -56,6 +60,7 @@ pub mod metrics;
 mod openapi;
 mod page;
 mod paged;
+mod private;
 mod pulses;
 mod reply;
 mod routes;
@@ -64,16 +69,19 @@ mod settings;
 mod state;
 mod status;
 mod stream;
+pub mod tls;
 pub mod xml;
 
 /// Stops a running server ([`serve`]).
 pub use actix_web::dev::ServerHandle;
+pub use client::client_addr;
 pub use error::ApiError;
 pub use openapi::{openapi, Param, RouteDoc};
 pub use routes::ROUTES;
-pub use server::{serve, SHUTDOWN_TIMEOUT_SECS};
+pub use server::{serve, serve_on, serve_redirect, HSTS, SHUTDOWN_TIMEOUT_SECS};
 pub use settings::{
     default_late_tolerance_ms, BeaconInfo, DEFAULT_BULK_PERIODS, DEFAULT_MAX_STREAMS,
     DEFAULT_STORE_TIMEOUT_MS, DEFAULT_STREAMS_PER_CLIENT,
 };
 pub use state::{Beacon, EngineStatus};
+pub use tls::{Tls, TlsError};

@@ -9,7 +9,7 @@
 
 use crate::error::json_error;
 use crate::openapi::{Param, RouteDoc};
-use crate::{bulk, page, pulses, status, stream};
+use crate::{bulk, page, private, pulses, status, stream};
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse, Resource};
 
@@ -116,6 +116,19 @@ routes! {
         "Pulses with from <= timeStamp <= to, oldest first, as JSON Lines; at most 20,000 periods per answer, then a Link header rel=next",
         params: [("from", "query", "RFC 3339, Unix seconds or Unix milliseconds"), ("to", "query", "same forms; default now")],
         produces: "application/x-ndjson", statuses: [200, 400, 429, 503],
+    }
+    "/private/v1/bytes" => private::bytes {
+        "Private random bytes for an authenticated client (HMAC-signed request; see docs/private-bytes.md). Never logged or stored",
+        params: [("n", "query", "how many bytes, 1 to 65536"), ("format", "query", "hex (default), base64, raw, csv or json"),
+                 ("Lavabeacon-Key-Id", "header", "the key that signed, NAME.N"), ("Lavabeacon-Date", "header", "Unix seconds, within 60 s of the server's clock"),
+                 ("Lavabeacon-Nonce", "header", "16 to 64 base64url characters, new for every request"), ("Lavabeacon-Signature", "header", "v1= and the base64 HMAC-SHA256 of the string to sign")],
+        produces: "text/plain", statuses: [200, 400, 401, 403, 404, 413, 429, 503],
+    }
+    "/private/v1/integers" => private::integers {
+        "Private random integers, uniform in [min, max], for an authenticated client (as /private/v1/bytes)",
+        params: [("count", "query", "how many, 1 to 8192"), ("min", "query", "the smallest, a signed 64-bit integer"), ("max", "query", "the largest"),
+                 ("format", "query", "json (default) or csv")],
+        produces: "application/json", statuses: [200, 400, 401, 403, 404, 413, 429, 503],
     }
     "/beacon/2.0/stream" => stream::stream {
         "Server-Sent Events: one event per new pulse (id chain-index); resumes after Last-Event-ID",

@@ -32,6 +32,9 @@ pub struct BeaconInfo {
     /// How long a request waits for the store before it answers 503 (default
     /// [`DEFAULT_STORE_TIMEOUT_MS`]): while the database is down every request fails fast.
     pub store_timeout_ms: u32,
+    /// Proxies whose `Forwarded` / `X-Forwarded-For` are believed for the client's address
+    /// (default none: the peer's address is the client's).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl BeaconInfo {
@@ -45,6 +48,7 @@ impl BeaconInfo {
             max_streams_per_client: DEFAULT_STREAMS_PER_CLIENT,
             max_streams: DEFAULT_MAX_STREAMS,
             store_timeout_ms: DEFAULT_STORE_TIMEOUT_MS,
+            trusted_proxies: Vec::new(),
         }
     }
 }

@@ -14,7 +14,7 @@ use lavabeacon_format::Pulse;
 use lavabeacon_store::{Store, StoreError};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 use tokio::sync::{broadcast, watch};
 
@@ -68,6 +68,8 @@ pub struct Beacon {
     db_ok: AtomicBool,
     /// When `/health` last asked the store itself.
     probed_ms: AtomicI64,
+    /// The private-bytes service, when this beacon serves it.
+    private: OnceLock<Arc<lavabeacon_private::Service>>,
 }
 
 impl Beacon {
@@ -86,7 +88,19 @@ impl Beacon {
             db_seen_ms: AtomicI64::new(i64::MIN),
             db_ok: AtomicBool::new(false),
             probed_ms: AtomicI64::new(i64::MIN),
+            private: OnceLock::new(),
         })
+    }
+
+    /// Serves private random bytes to the clients of `service` at `/private/v1/...` (without
+    /// it those paths answer 404). Set once, before the server starts.
+    pub fn serve_private(&self, service: Arc<lavabeacon_private::Service>) {
+        let _ = self.private.set(service);
+    }
+
+    /// The private-bytes service, if this beacon serves it.
+    pub(crate) fn private(&self) -> Option<&Arc<lavabeacon_private::Service>> {
+        self.private.get()
     }
 
     /// Told by the engine the moment a pulse is stored, `latency_us` after its timestamp:

@@ -114,8 +114,43 @@ pub(crate) async fn metrics(beacon: web::Data<Beacon>) -> HttpResponse {
             );
         }
     }
+    if let Some(private) = beacon.private() {
+        private_counters(&mut gauges, private);
+    }
     HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, NO_STORE))
         .content_type("text/plain; version=0.0.4")
         .body(beacon.metrics().render(&gauges))
+}
+
+/// Each private-bytes client's requests, bytes and refusals by reason: counts only, never a
+/// value or a secret (client names are the operator's labels).
+fn private_counters(out: &mut String, private: &lavabeacon_private::Service) {
+    let counters = private.counters();
+    let _ = writeln!(out, "# HELP lavabeacon_private_clients Clients in the clients file.\n# TYPE lavabeacon_private_clients gauge\nlavabeacon_private_clients {}", private.client_count());
+    let _ = writeln!(out, "# HELP lavabeacon_private_requests_total Private-bytes requests served.\n# TYPE lavabeacon_private_requests_total counter");
+    for (client, c) in &counters {
+        let _ = writeln!(
+            out,
+            "lavabeacon_private_requests_total{{client=\"{client}\"}} {}",
+            c.requests
+        );
+    }
+    let _ = writeln!(out, "# HELP lavabeacon_private_bytes_total Bytes of private answers sent (in the form asked for).\n# TYPE lavabeacon_private_bytes_total counter");
+    for (client, c) in &counters {
+        let _ = writeln!(
+            out,
+            "lavabeacon_private_bytes_total{{client=\"{client}\"}} {}",
+            c.bytes
+        );
+    }
+    let _ = writeln!(out, "# HELP lavabeacon_private_refused_total Private-bytes requests refused, by reason.\n# TYPE lavabeacon_private_refused_total counter");
+    for (client, c) in &counters {
+        for (reason, n) in &c.refused {
+            let _ = writeln!(
+                out,
+                "lavabeacon_private_refused_total{{client=\"{client}\",reason=\"{reason}\"}} {n}"
+            );
+        }
+    }
 }

@@ -84,7 +84,10 @@ fn last_event_id(req: &HttpRequest) -> Result<Option<(u64, u64)>, ApiError> {
 /// `/beacon/2.0/stream`.
 pub(crate) async fn stream(beacon: web::Data<Beacon>, req: HttpRequest) -> Reply {
     let resume = last_event_id(&req)?;
-    let slot = beacon.stream_slot(req.peer_addr().map(|a| a.ip()))?;
+    let slot = beacon.stream_slot(crate::client::client_addr(
+        &req,
+        &beacon.info().trusted_proxies,
+    ))?;
     // The time of the last pulse the client has.
     let resume_ms = match resume {
         None => None,

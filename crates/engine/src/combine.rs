@@ -5,7 +5,7 @@
 //! is fetched the same way: off the async threads, cut off at the same timeout.
 
 use crate::source::external::ExternalBeacon;
-use crate::source::EntropySource;
+use crate::source::{EntropySource, PrivateMaterial};
 use lavabeacon_format::hash::Hash512;
 use lavabeacon_format::manifest::{combine, ExternalEntry, Manifest, SourceEntry};
 use lavabeacon_format::pulse::External;
@@ -63,13 +63,15 @@ impl SourceSet {
     }
 
     /// Samples every source and combines the healthy ones into the value of pulse `index` of
-    /// `chain`, with its manifest. Fails, with each source's status, when no healthy source
-    /// was credited full entropy.
+    /// `chain`, with its manifest and the private material of the same samples (never
+    /// published). Fails, with each source's status, when no healthy source was credited full
+    /// entropy.
     pub(crate) async fn gather(
         &self,
         chain: u64,
         index: u64,
-    ) -> Result<(Hash512, Manifest), String> {
+    ) -> Result<(Hash512, Manifest, PrivateMaterial), String> {
+        let mut secrets = Vec::new();
         let mut entries = Vec::new();
         let mut digests: Vec<(String, [u8; 64])> = Vec::new();
         let mut full = false;
@@ -96,6 +98,7 @@ impl SourceSet {
                         digest: Some(Hash512(c.digest).to_hex_lower()),
                     });
                     digests.push((name.clone(), c.digest));
+                    secrets.push(c.secret);
                 }
                 Err(why) => entries.push(SourceEntry {
                     name: name.clone(),
@@ -121,6 +124,10 @@ impl SourceSet {
                 .join("; "));
         }
         let parts: Vec<(&str, &[u8])> = digests.iter().map(|(n, d)| (n.as_str(), &d[..])).collect();
-        Ok((combine(&parts), manifest))
+        Ok((
+            combine(&parts),
+            manifest,
+            PrivateMaterial::combine(&secrets),
+        ))
     }
 }

@@ -6,7 +6,7 @@
 use crate::combine::SourceSet;
 use crate::commitment::{keep_next, recover_next, recover_prepared, resume_builder, Recovered};
 use crate::source::external::ExternalBeacon;
-use crate::source::EntropySource;
+use crate::source::{EntropySource, PrivateMaterial};
 use lavabeacon_format::builder::{BuildError, ChainBuilder, ChainParams, NextPulse};
 use lavabeacon_format::hash::Hash512;
 use lavabeacon_format::manifest::Manifest;
@@ -57,6 +57,9 @@ pub struct Published {
     pub published_at_ms: i64,
     /// The same, Unix microseconds (for latency metrics).
     pub published_at_us: i64,
+    /// Secret material from the fresh samples this pulse's step took, for the private-bytes
+    /// generator; never published (`None` when the step reused samples taken before).
+    pub private_material: Option<PrivateMaterial>,
 }
 
 impl Published {
@@ -262,24 +265,31 @@ impl Engine {
         self.slot = Some(t);
         let chain = self.cfg.params.chain_index;
         let index = self.last.as_ref().map_or(1, |l| l.pulse_index + 1);
+        // Private material from every gather of this step (fresh samples only).
+        let mut material = Vec::new();
         let (value, manifest) = match &self.next {
             Some((v, m)) => (Hash512(**v), m.clone()),
             None => {
-                let (v, m) = self
+                let (v, m, secret) = self
                     .sources
                     .gather(chain, index)
                     .await
                     .map_err(EngineError::NoEntropy)?;
+                material.push(secret);
                 (v, Some(m))
             }
         };
         let (next_value, next_manifest) = match self.prepared.take() {
             Some((v, m)) => (Hash512(*v), m),
-            None => self
-                .sources
-                .gather(chain, index + 1)
-                .await
-                .map_err(EngineError::NoEntropy)?,
+            None => {
+                let (v, m, secret) = self
+                    .sources
+                    .gather(chain, index + 1)
+                    .await
+                    .map_err(EngineError::NoEntropy)?;
+                material.push(secret);
+                (v, m)
+            }
         };
         let mut input = NextPulse::new(t, value, precommitment(&next_value));
         input.commitment_lost = self.commitment_lost && self.last.is_some();
@@ -370,6 +380,7 @@ impl Engine {
             manifest,
             published_at_ms,
             published_at_us,
+            private_material: (!material.is_empty()).then(|| PrivateMaterial::combine(&material)),
         })
     }
 

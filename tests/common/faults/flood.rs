@@ -27,7 +27,7 @@ pub fn flood(base: &str, threads: usize, secs: u64) -> std::thread::JoinHandle<F
                     let mut f = Flood::default();
                     let mut n = 0u64;
                     while Instant::now() < until {
-                        let path = if n % 2 == 0 {
+                        let path = if n.is_multiple_of(2) {
                             "/health"
                         } else {
                             "/beacon/last"

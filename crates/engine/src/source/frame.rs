@@ -107,9 +107,16 @@ impl FramePath {
 pub fn contribution(hasher: blake3::Hasher, credit: f64) -> Contribution {
     let mut digest = [0u8; 64];
     hasher.finalize_xof().fill(&mut digest);
+    // The private material: the same frames' hash under another domain (the frames are gone,
+    // so only this hasher's state can make it).
+    let mut private = hasher;
+    private.update(b"lavabeacon-private-material-v1");
+    let mut secret = zeroize::Zeroizing::new([0u8; 64]);
+    private.finalize_xof().fill(&mut secret[..]);
     Contribution {
         digest,
         credited_bits: credit.min(512.0) as u32,
+        secret: super::PrivateMaterial::of_raw(&secret[..]),
     }
 }
 

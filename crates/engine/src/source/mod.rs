@@ -35,6 +35,49 @@ pub struct Contribution {
     pub digest: [u8; 64],
     /// Entropy credited for it, in bits.
     pub credited_bits: u32,
+    /// A second hash of the same raw output under another domain, never published: material
+    /// for the private-bytes generator ([`PrivateMaterial`]). It tells nothing about `digest`
+    /// nor `digest` about it, as long as the raw output stays secret (it is wiped).
+    pub secret: PrivateMaterial,
+}
+
+/// Secret material from the sources' raw output, for the private-bytes generator: never
+/// published, never logged (its `Debug` shows nothing), zeroized when dropped.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PrivateMaterial(Zeroizing<[u8; 64]>);
+
+/// Domain separation between a source's published digest and its private material.
+const PRIVATE_DOMAIN: &[u8] = b"lavabeacon-private-material-v1";
+
+impl PrivateMaterial {
+    /// SHA-512(domain ‖ raw).
+    pub fn of_raw(raw: &[u8]) -> Self {
+        let mut h = Sha512::new();
+        h.update(PRIVATE_DOMAIN);
+        h.update(raw);
+        PrivateMaterial(Zeroizing::new(h.finalize().into()))
+    }
+
+    /// The material of several sources, in order: SHA-512(domain ‖ each).
+    pub fn combine<'a>(parts: impl IntoIterator<Item = &'a PrivateMaterial>) -> Self {
+        let mut h = Sha512::new();
+        h.update(PRIVATE_DOMAIN);
+        for p in parts {
+            h.update(&p.0[..]);
+        }
+        PrivateMaterial(Zeroizing::new(h.finalize().into()))
+    }
+
+    /// The bytes, for the generator.
+    pub fn bytes(&self) -> &[u8] {
+        &self.0[..]
+    }
+}
+
+impl std::fmt::Debug for PrivateMaterial {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PrivateMaterial(..)")
+    }
 }
 
 /// Why a source gave nothing this time.
@@ -81,6 +124,7 @@ pub(crate) fn from_raw(
     Ok(Contribution {
         digest: Sha512::digest(raw).into(),
         credited_bits,
+        secret: PrivateMaterial::of_raw(raw),
     })
 }
 
@@ -138,6 +182,46 @@ impl EntropySource for Sampled {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn private_material_is_not_the_published_digest_and_hides_in_debug() {
+        let raw: Vec<u8> = (0..=255).collect();
+        let mut tests = HealthTests::new(1.0);
+        let mut c = None;
+        for _ in 0..8 {
+            c = from_raw(
+                &mut tests,
+                &raw.iter()
+                    .rev()
+                    .copied()
+                    .chain(raw.iter().copied())
+                    .collect::<Vec<_>>(),
+                256,
+            )
+            .ok();
+        }
+        let c = c.expect("a healthy contribution after start-up");
+        assert_ne!(c.secret.bytes(), &c.digest[..]);
+        assert_eq!(
+            c.secret,
+            PrivateMaterial::of_raw(
+                &raw.iter()
+                    .rev()
+                    .copied()
+                    .chain(raw.iter().copied())
+                    .collect::<Vec<_>>()
+            )
+        );
+        assert_ne!(PrivateMaterial::of_raw(b"a"), PrivateMaterial::of_raw(b"b"));
+        let shown = format!("{c:?}");
+        assert!(
+            !shown.contains(&format!("{:?}", c.secret.bytes())),
+            "{shown}"
+        );
+        assert!(shown.contains("PrivateMaterial(..)"), "{shown}");
+        let both = PrivateMaterial::combine([&c.secret, &PrivateMaterial::of_raw(b"x")]);
+        assert_ne!(both, c.secret);
+    }
 
     /// A source that always returns the same bytes: what a stuck device looks like.
     struct Stuck(HealthTests);
