@@ -166,6 +166,16 @@ pub fn rss(pid: u32) -> (f64, f64) {
 pub struct Killed(pub Child);
 impl Drop for Killed {
     fn drop(&mut self) {
+        // SIGTERM first, so that a master process (nginx) takes its workers with it; SIGKILL
+        // would leave them running, holding their ports.
+        // SAFETY: kill(2) on a child of this process.
+        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
+        for _ in 0..50 {
+            if matches!(self.0.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
