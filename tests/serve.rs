@@ -387,3 +387,76 @@ async fn a_read_only_api_node_serves_and_streams_what_the_engine_writes() {
     engine.kill();
     api.kill();
 }
+
+/// Started the way systemd socket activation starts it (`deploy/systemd/lavabeacon.socket`):
+/// the listening socket as descriptor 3, `LISTEN_FDS=1` and `LISTEN_PID` its own pid. It serves
+/// on that socket, opening no port of its own.
+#[test]
+fn serve_takes_the_listening_socket_systemd_passes() {
+    use std::io::{BufRead, BufReader};
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    if !softhsm_present() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let hsm = dir.path().join("hsm");
+    common::dev_token(&hsm);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let fd = listener.as_raw_fd();
+    let mut cmd = Command::new("sh");
+    // `$$` is the shell's pid, which `exec` keeps: what systemd puts in LISTEN_PID.
+    cmd.arg("-c")
+        .arg("export LISTEN_PID=$$ LISTEN_FDS=1; exec \"$0\" serve --period 1s --config \"$1\"")
+        .arg(env!("CARGO_BIN_EXE_lavabeacon"))
+        .arg(common::dev_config(&hsm))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(dir.path().join("stderr.log")).unwrap());
+    // SAFETY: between fork and exec only dup2(2) and fcntl(2), which are async-signal-safe.
+    // The socket must be descriptor 3 and stay open across exec (a dup2 onto itself would
+    // keep the close-on-exec flag Rust sets on every descriptor).
+    unsafe {
+        cmd.pre_exec(move || {
+            let r = if fd == 3 {
+                libc::fcntl(3, libc::F_SETFD, 0)
+            } else {
+                libc::dup2(fd, 3)
+            };
+            if r < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().unwrap();
+    drop(listener);
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let served = line
+        .trim()
+        .strip_prefix("listening on http://")
+        .map(str::to_string);
+    let beacon = Beacon {
+        child,
+        base: format!("http://{addr}"),
+    };
+    assert_eq!(
+        served.as_deref(),
+        Some(addr.to_string().as_str()),
+        "{line:?}"
+    );
+    let url = format!("{}/beacon/last", beacon.base);
+    let mut answer = get(&url, &[]);
+    for _ in 0..100 {
+        if answer.0 == 200 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        answer = get(&url, &[]);
+    }
+    assert_eq!(answer.0, 200, "{}", answer.2);
+    assert!(answer.2.contains("\"pulseIndex\""), "{}", answer.2);
+}
