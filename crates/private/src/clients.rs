@@ -218,9 +218,9 @@ impl ClientsFile {
         let file: ClientsFile =
             serde_json::from_str(&text).map_err(|e| ClientsError::Malformed {
                 path: path.to_path_buf(),
-                // serde_json's message names a line and column and what it expected, never the
-                // value it found.
-                reason: e.to_string(),
+                // Where, and what kind of fault, but not serde's own words: they may quote the
+                // value found, and values here are secrets.
+                reason: describe_json_error(&e),
             })?;
         file.check(path)?;
         Ok(file)
@@ -425,6 +425,18 @@ impl ClientsFile {
             })
             .collect()
     }
+}
+
+/// A JSON error's kind and place, without the value it was about.
+fn describe_json_error(e: &serde_json::Error) -> String {
+    use serde_json::error::Category;
+    let kind = match e.classify() {
+        Category::Io => "unreadable",
+        Category::Syntax => "not valid JSON",
+        Category::Data => "a missing field or a value of the wrong kind",
+        Category::Eof => "cut short",
+    };
+    format!("{kind} at line {} column {}", e.line(), e.column())
 }
 
 /// A new file in `dir`, created with mode 0600 (never readable by others, not even for a

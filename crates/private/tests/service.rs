@@ -364,6 +364,17 @@ fn the_clients_file_is_written_0600_atomically_and_refused_when_others_can_read_
         .err()
         .expect("a malformed file was read");
     assert!(e.to_string().contains("not a clients file"), "{e}");
+    // A secret where another kind of value belongs is never quoted back.
+    let secret = "s3cr3t-header-value-XYZ";
+    let text = format!(
+        "{{\"version\": 1, \"clients\": [{{\"name\": \"a\", \"ratePerMinute\": \"{secret}\"}}]}}"
+    );
+    std::fs::write(&w.path, text).unwrap();
+    let e = ClientsFile::load(&w.path)
+        .err()
+        .expect("a malformed file was read");
+    assert!(e.to_string().contains("line 1"), "{e}");
+    assert!(!e.to_string().contains(secret), "{e}");
 
     let mut f = ClientsFile::default();
     assert!(f.add("bad.name", NewClient::default(), NOW).is_err());
