@@ -7,9 +7,8 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::Duration;
 
 fn lavabeacon(args: &[&str]) -> Output {
@@ -43,56 +42,33 @@ fn add_client(dir: &Path, file: &Path, name: &str) -> PathBuf {
 }
 
 struct Served {
-    child: Child,
-    url: String,
+    beacon: common::Beacon,
     stderr: PathBuf,
 }
 
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn serve(config: &Path, stderr: PathBuf) -> Served {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_lavabeacon"))
-        .args([
-            "serve",
-            "--period",
-            "1s",
-            "--listen",
-            "127.0.0.1:0",
-            "--config",
-        ])
-        .arg(config)
-        // Every level the beacon has: not even a debug line may carry the bytes.
-        .env("LAVABEACON_LOG", "debug")
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&stderr).unwrap())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { return };
-            if let Some(addr) = line.strip_prefix("listening on ") {
-                let _ = tx.send(addr.to_string());
-            }
-        }
-    });
-    let url = rx
-        .recv_timeout(Duration::from_secs(60))
-        .expect("serve printed no address");
-    Served { child, url, stderr }
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_lavabeacon"));
+    cmd.args([
+        "serve",
+        "--period",
+        "1s",
+        "--listen",
+        "127.0.0.1:0",
+        "--config",
+    ])
+    .arg(config)
+    // Every level the beacon has: not even a debug line may carry the bytes.
+    .env("LAVABEACON_LOG", "debug")
+    .stderr(std::fs::File::create(&stderr).unwrap());
+    let beacon = common::Beacon::spawn(&mut cmd, Some(Duration::from_secs(60)));
+    Served { beacon, stderr }
 }
 
 fn fetch(s: &Served, creds: &Path, ca: &Path, n: &str, format: &str) -> Output {
     lavabeacon(&[
         "bytes",
         "--url",
-        &s.url,
+        &s.beacon.base,
         "--credentials",
         creds.to_str().unwrap(),
         "--ca",
@@ -112,7 +88,7 @@ fn example(s: &Served, creds: &Path, ca: &Path, program: &str, script: &str) -> 
     let out = Command::new(program)
         .arg(&path)
         .args(["32", "hex"])
-        .env("LAVABEACON_URL", &s.url)
+        .env("LAVABEACON_URL", &s.beacon.base)
         .env("LAVABEACON_CREDENTIALS", creds)
         .env("LAVABEACON_CA", ca)
         .env("NODE_EXTRA_CA_CERTS", ca)
@@ -149,7 +125,11 @@ fn bytes_served_over_https_to_every_example_client_are_never_logged_or_stored() 
     ));
     std::fs::write(&config, toml).unwrap();
     let s = serve(&config, dir.path().join("stderr.log"));
-    assert!(s.url.starts_with("https://127.0.0.1:"), "{}", s.url);
+    assert!(
+        s.beacon.base.starts_with("https://127.0.0.1:"),
+        "{}",
+        s.beacon.base
+    );
 
     // The generator waits for the engine's first pulse (its private material): until then,
     // 503 and a reason.
@@ -216,7 +196,7 @@ fn bytes_served_over_https_to_every_example_client_are_never_logged_or_stored() 
     let (ca2, cert2, key2) = certificates(&renewed);
     std::fs::copy(&cert2, &cert).unwrap();
     std::fs::copy(&key2, &key).unwrap();
-    common::faults::signal(s.child.id(), 1);
+    common::faults::signal(s.beacon.child.id(), 1);
     let mut ok = false;
     for _ in 0..50 {
         if fetch(&s, &bob, &ca2, "8", "hex").status.success() {

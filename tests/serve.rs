@@ -393,7 +393,6 @@ async fn a_read_only_api_node_serves_and_streams_what_the_engine_writes() {
 /// on that socket, opening no port of its own.
 #[test]
 fn serve_takes_the_listening_socket_systemd_passes() {
-    use std::io::{BufRead, BufReader};
     use std::os::fd::AsRawFd;
     use std::os::unix::process::CommandExt;
     if !softhsm_present() {
@@ -411,7 +410,6 @@ fn serve_takes_the_listening_socket_systemd_passes() {
         .arg("export LISTEN_PID=$$ LISTEN_FDS=1; exec \"$0\" serve --period 1s --config \"$1\"")
         .arg(env!("CARGO_BIN_EXE_lavabeacon"))
         .arg(common::dev_config(&hsm))
-        .stdout(std::process::Stdio::piped())
         .stderr(std::fs::File::create(dir.path().join("stderr.log")).unwrap());
     // SAFETY: between fork and exec only dup2(2) and fcntl(2), which are async-signal-safe.
     // The socket must be descriptor 3 and stay open across exec (a dup2 onto itself would
@@ -429,25 +427,9 @@ fn serve_takes_the_listening_socket_systemd_passes() {
             Ok(())
         });
     }
-    let mut child = cmd.spawn().unwrap();
+    let beacon = Beacon::spawn(&mut cmd, Some(Duration::from_secs(30)));
     drop(listener);
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let served = line
-        .trim()
-        .strip_prefix("listening on http://")
-        .map(str::to_string);
-    let beacon = Beacon {
-        child,
-        base: format!("http://{addr}"),
-    };
-    assert_eq!(
-        served.as_deref(),
-        Some(addr.to_string().as_str()),
-        "{line:?}"
-    );
+    assert_eq!(beacon.base, format!("http://{addr}"));
     let url = format!("{}/beacon/last", beacon.base);
     let mut answer = get(&url, &[]);
     for _ in 0..100 {

@@ -128,10 +128,8 @@ pub(super) fn start_api(
     listener: std::net::TcpListener,
     engine_feeds: bool,
 ) -> Result<ApiParts, ExitCode> {
-    let addr = listener
-        .local_addr()
-        .map(|a| a.to_string())
-        .unwrap_or_default();
+    let local = listener.local_addr().ok();
+    let addr = local.map(|a| a.to_string()).unwrap_or_default();
     let secure = super::secure::load(c, test.is_some(), engine_feeds)?;
     let mut info = BeaconInfo::new(c.beacon.period_ms);
     info.test = test;
@@ -146,7 +144,7 @@ pub(super) fn start_api(
         beacon.serve_private(private.clone());
     }
     tokio::spawn(beacon.clone().watch(watch_interval(c.beacon.period_ms)));
-    let port = listener.local_addr().map(|a| a.port()).unwrap_or(443);
+    let port = local.map_or(443, |a| a.port());
     let server =
         lavabeacon_api::serve_on(beacon.clone(), listener, c.api.workers, secure.tls.clone())
             .map_err(|e| fail("starting the HTTP server", e))?;

@@ -75,13 +75,11 @@ impl Beacon {
     /// Starts `lavabeacon <command> --config CONFIG` plus `extra`, with `--period 1s` (not for
     /// `api`); `serve` and `api` on a free port, waiting until they listen.
     pub fn start(command: &str, config: &Path, extra: &[&str]) -> Beacon {
-        use std::io::BufRead;
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_lavabeacon"));
         cmd.arg(command)
             .arg("--config")
             .arg(config)
             .args(extra)
-            .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null());
         if command != "api" {
             cmd.args(["--period", "1s"]);
@@ -89,7 +87,16 @@ impl Beacon {
         if command != "engine" {
             cmd.args(["--listen", "127.0.0.1:0"]);
         }
-        let mut child = cmd.spawn().unwrap();
+        let wait = (command != "engine").then_some(std::time::Duration::from_secs(30));
+        Beacon::spawn(&mut cmd, wait)
+    }
+
+    /// Spawns `cmd` with its stdout read on a thread and, with `wait`, waits that long for
+    /// the address it prints (`listening on …`, the beacon's base URL); without, `base` is
+    /// empty.
+    pub fn spawn(cmd: &mut Command, wait: Option<std::time::Duration>) -> Beacon {
+        use std::io::BufRead;
+        let mut child = cmd.stdout(std::process::Stdio::piped()).spawn().unwrap();
         let stdout = child.stdout.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
@@ -100,11 +107,11 @@ impl Beacon {
                 }
             }
         });
-        let base = if command != "engine" {
-            rx.recv_timeout(std::time::Duration::from_secs(30))
-                .expect("serve printed no address within 30 s")
-        } else {
-            String::new()
+        let base = match wait {
+            Some(limit) => rx
+                .recv_timeout(limit)
+                .unwrap_or_else(|_| panic!("no address printed within {limit:?}")),
+            None => String::new(),
         };
         Beacon { child, base }
     }

@@ -189,8 +189,7 @@ impl Service {
         })
     }
 
-    /// Bytes `client` may still have today (for the `Lavabeacon-Bytes-Left` header of a
-    /// refusal).
+    /// Bytes `client` may still have today.
     pub fn bytes_left(&self, client: &str, now_secs: i64) -> Option<u64> {
         self.quotas.bytes_left(client, now_secs)
     }

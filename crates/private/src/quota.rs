@@ -20,6 +20,18 @@ struct Limit {
     day: Mutex<(i64, u64)>,
 }
 
+impl Limit {
+    /// This client's (UTC day, bytes given that day), started afresh when the day has turned.
+    fn today(&self, now_secs: i64) -> std::sync::MutexGuard<'_, (i64, u64)> {
+        let today = now_secs.div_euclid(DAY_SECS);
+        let mut day = self.day.lock().unwrap_or_else(|e| e.into_inner());
+        if day.0 != today {
+            *day = (today, 0);
+        }
+        day
+    }
+}
+
 /// The limits of every client.
 #[derive(Default)]
 pub struct Quotas {
@@ -61,11 +73,7 @@ impl Quotas {
     /// back (429 with Retry-After). A request refused for its bytes still counts against the
     /// rate, so a client cannot probe its quota faster than its rate.
     pub fn take(&self, client: &str, bytes: u64, now_secs: i64) -> Result<Granted, Refusal> {
-        let limit = {
-            let limits = self.limits.lock().unwrap_or_else(|e| e.into_inner());
-            limits.get(client).cloned()
-        };
-        let Some(limit) = limit else {
+        let Some(limit) = self.limit(client) else {
             // Removed by a reload between the checks and here.
             return Err(Refusal::new(
                 401,
@@ -85,14 +93,10 @@ impl Quotas {
             )
             .retry_after(wait.as_secs() + u64::from(wait.subsec_nanos() > 0)));
         }
-        let today = now_secs.div_euclid(DAY_SECS);
-        let mut day = limit.day.lock().unwrap_or_else(|e| e.into_inner());
-        if day.0 != today {
-            *day = (today, 0);
-        }
+        let mut day = limit.today(now_secs);
         let left = limit.bytes_per_day.saturating_sub(day.1);
         if bytes > left {
-            let until_midnight = (today + 1) * DAY_SECS - now_secs;
+            let until_midnight = (day.0 + 1) * DAY_SECS - now_secs;
             return Err(Refusal::new(
                 429,
                 "quota",
@@ -109,27 +113,25 @@ impl Quotas {
         })
     }
 
-    /// Gives back `bytes` taken by a request that could not be served after all.
+    /// Gives back `bytes` taken by a request that could not be served after all (a day that
+    /// has turned since has nothing to give back).
     pub fn refund(&self, client: &str, bytes: u64, now_secs: i64) {
-        let limits = self.limits.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(limit) = limits.get(client) {
-            let mut day = limit.day.lock().unwrap_or_else(|e| e.into_inner());
-            if day.0 == now_secs.div_euclid(DAY_SECS) {
-                day.1 = day.1.saturating_sub(bytes);
-            }
+        if let Some(limit) = self.limit(client) {
+            let mut day = limit.today(now_secs);
+            day.1 = day.1.saturating_sub(bytes);
         }
     }
 
     /// Bytes `client` may still have today.
     pub fn bytes_left(&self, client: &str, now_secs: i64) -> Option<u64> {
-        let limits = self.limits.lock().unwrap_or_else(|e| e.into_inner());
-        let limit = limits.get(client)?;
-        let day = limit.day.lock().unwrap_or_else(|e| e.into_inner());
-        let used = if day.0 == now_secs.div_euclid(DAY_SECS) {
-            day.1
-        } else {
-            0
-        };
+        let limit = self.limit(client)?;
+        let used = limit.today(now_secs).1;
         Some(limit.bytes_per_day.saturating_sub(used))
+    }
+
+    /// `client`'s limits (`None` once a reload removed it).
+    fn limit(&self, client: &str) -> Option<Arc<Limit>> {
+        let limits = self.limits.lock().unwrap_or_else(|e| e.into_inner());
+        limits.get(client).cloned()
     }
 }
