@@ -6,6 +6,7 @@ use crate::clock::{now_ms, public};
 use crate::error::ApiError;
 use crate::limits::StreamSlot;
 use crate::paged::Cursor;
+use crate::pulses::path_index;
 use crate::reply::{newest, newest_in_chain, Reply, IMMUTABLE, NO_STORE};
 use crate::state::Beacon;
 use actix_web::http::header;
@@ -117,7 +118,7 @@ pub(crate) async fn sources_bulk(
     query: web::Query<FromTo>,
     req: HttpRequest,
 ) -> Reply {
-    let chain = parse_index("chain", &chain)?;
+    let chain = path_index("chain", &chain)?;
     let from = parse_index("from", query.from.as_deref().unwrap_or("1"))?;
     let to = query
         .to
@@ -235,9 +236,9 @@ pub(crate) async fn skip_list_by_index(
     beacon: web::Data<Beacon>,
     path: web::Path<(String, String, String)>,
 ) -> Reply {
-    let chain = parse_index("chain", &path.0)?;
-    let p1 = parse_index("pulse", &path.1)?;
-    let p2 = parse_index("pulse", &path.2)?;
+    let chain = path_index("chain", &path.0)?;
+    let p1 = path_index("pulse", &path.1)?;
+    let p2 = path_index("pulse", &path.2)?;
     skip_path(&beacon, chain, p1, p2).await
 }
 

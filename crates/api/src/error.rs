@@ -120,15 +120,25 @@ impl ResponseError for ApiError {
             }
             _ => {}
         }
-        response
+        let mut response = response
             .content_type("application/json")
-            .body(error_body(status, &self.to_string()))
+            .body(error_body(status, &self.to_string()));
+        set_reason(&mut response);
+        response
     }
 }
 
 /// The JSON body of an error.
 pub fn error_body(status: StatusCode, message: &str) -> String {
     serde_json::json!({"error": {"status": status.as_u16(), "message": message}}).to_string()
+}
+
+/// Gives a status the `http` crate has no phrase for its RFC's phrase, so the status line
+/// reads `425 Too Early`, not `425 <unknown status code>`.
+pub(crate) fn set_reason(response: &mut HttpResponse) {
+    if response.status().as_u16() == 425 {
+        response.head_mut().reason = Some("Too Early");
+    }
 }
 
 /// An error answer made outside a handler (unknown paths and methods), shaped as

@@ -64,19 +64,21 @@ mod private;
 mod pulses;
 mod reply;
 mod routes;
+mod schemas;
 mod server;
 mod settings;
 mod state;
 mod status;
 mod stream;
 pub mod tls;
+mod wait;
 pub mod xml;
 
 /// Stops a running server ([`serve`]).
 pub use actix_web::dev::ServerHandle;
 pub use client::client_addr;
 pub use error::ApiError;
-pub use openapi::{openapi, Param, RouteDoc};
+pub use openapi::{openapi, Answer, Example, Examples, Kind, Location, Param, RouteDoc};
 pub use routes::ROUTES;
 pub use server::{serve, serve_on, serve_redirect, HSTS, SHUTDOWN_TIMEOUT_SECS};
 pub use settings::{

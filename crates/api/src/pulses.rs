@@ -6,10 +6,26 @@ use crate::clock::{now_ms, public};
 use crate::error::ApiError;
 use crate::reply::{newest, newest_in_chain, pulse_reply, reply_for, until_next, Reply, IMMUTABLE};
 use crate::state::Beacon;
+use crate::wait::{wants_wait, Watch};
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
-use lavabeacon_format::time::{format_time_stamp, parse_index, parse_millis, parse_when};
+use lavabeacon_format::time::{
+    format_time_stamp, parse_index, parse_millis, parse_when, SECONDS_BELOW,
+};
 use lavabeacon_format::Pulse;
+
+/// A chain or pulse index in a path. Only the canonical form (no sign, no leading zeros) names
+/// a pulse: every pulse answer may be cached for a year, so it must have one address, not many.
+pub(crate) fn path_index(what: &str, text: &str) -> Result<u64, ApiError> {
+    let n = parse_index(what, text)?;
+    if text != n.to_string() {
+        return Err(ApiError::NotFound(format!(
+            "{what} {:?} is not how this beacon writes an index: write {n} (no sign, no leading zeros)",
+            text.chars().take(40).collect::<String>()
+        )));
+    }
+    Ok(n)
+}
 
 fn no_pulses() -> ApiError {
     ApiError::NotFound("the beacon has published no pulse yet".into())
@@ -39,21 +55,39 @@ pub(crate) async fn beacon_last(beacon: web::Data<Beacon>, req: HttpRequest) -> 
     ))
 }
 
+/// The `?wait=` of the routes that take it.
+#[derive(serde::Deserialize)]
+pub(crate) struct WaitQuery {
+    wait: Option<String>,
+}
+
 /// `/beacon/{timestamp}`: the pulse at that time or the first after it; 425 when it is not
-/// out yet.
+/// out yet, or with `?wait=true`, the pulse the moment it is published if it is due within a
+/// period.
 pub(crate) async fn beacon_at(
     beacon: web::Data<Beacon>,
-    t: web::Path<String>,
+    raw: web::Path<String>,
+    query: web::Query<WaitQuery>,
     req: HttpRequest,
 ) -> Reply {
-    let t = parse_when(&t)?;
+    // `/beacon/2.0` is NIST's prefix, not a time: answered as the unknown path it is.
+    if raw.as_str() == "2.0" {
+        return Ok(crate::routes::no_such_path(&req));
+    }
+    let t = parse_when(&raw)?;
+    let wait = wants_wait(query.wait.as_deref())?;
+    let watch = wait.then(|| Watch::new(&beacon));
     if let Some(p) = public(beacon.ask(beacon.store().at_or_after(t)).await?) {
         return Ok(reply_for(&beacon, &req, &p, IMMUTABLE));
     }
     // The first period boundary at or after `t` that is still to come.
-    let now = now_ms();
-    let due = beacon.slots().at_or_after(t.max(now + 1));
-    let wait_ms = due - now;
+    let due = beacon.slots().at_or_after(t.max(now_ms() + 1));
+    if let Some(watch) = watch {
+        if let Some(s) = watch.until_published(&beacon, t, due).await? {
+            return Ok(pulse_reply(&beacon, &req, &s.pulse, Some(&s), IMMUTABLE));
+        }
+    }
+    let wait_ms = due - now_ms();
     Err(ApiError::TooEarly {
         message: format!(
             "no pulse at or after {} has been published yet; the next is due at {}",
@@ -64,49 +98,98 @@ pub(crate) async fn beacon_at(
     })
 }
 
-/// `/beacon/2.0/pulse/time/{t}`: the pulse at `t`, else the first after it.
+/// `Lavabeacon-Warning` for a NIST time path given a number that reads as Unix seconds: NIST's
+/// paths take milliseconds, so it is served as a 1970 time, and the answer says so.
+fn millis_warning(raw: &str, t: i64) -> Option<String> {
+    let number = !raw.is_empty() && raw.bytes().all(|b| b.is_ascii_digit());
+    (number && t < SECONDS_BELOW).then(|| {
+        format!(
+            "{raw} was read as Unix milliseconds ({}), as NIST's paths read times; for Unix seconds, multiply by 1000",
+            format_time_stamp(t).unwrap_or_default()
+        )
+    })
+}
+
+/// The answer of a NIST time path, with [`millis_warning`] when it applies, whether the answer
+/// is a pulse or an error.
+fn warned(raw: &str, t: i64, reply: Reply) -> Reply {
+    let Some(warning) = millis_warning(raw, t) else {
+        return reply;
+    };
+    let mut response = reply.unwrap_or_else(|e| actix_web::ResponseError::error_response(&e));
+    if let Ok(v) = header::HeaderValue::from_str(&warning) {
+        response.headers_mut().insert(WARNING.clone(), v);
+    }
+    Ok(response)
+}
+
+/// The header of [`millis_warning`].
+static WARNING: header::HeaderName = header::HeaderName::from_static("lavabeacon-warning");
+
+/// `/beacon/2.0/pulse/time/{t}`: the pulse at `t`, else the first after it; with `?wait=true`,
+/// held until it is published if it is due within a period.
 pub(crate) async fn nist_at(
     beacon: web::Data<Beacon>,
-    t: web::Path<String>,
+    raw: web::Path<String>,
+    query: web::Query<WaitQuery>,
     req: HttpRequest,
 ) -> Reply {
-    let t = parse_millis(&t)?;
-    let p = public(beacon.ask(beacon.store().at_or_after(t)).await?).ok_or_else(|| not_out(t))?;
-    Ok(reply_for(&beacon, &req, &p, IMMUTABLE))
+    let t = parse_millis(&raw)?;
+    let wait = wants_wait(query.wait.as_deref())?;
+    let reply = async {
+        let watch = wait.then(|| Watch::new(&beacon));
+        if let Some(p) = public(beacon.ask(beacon.store().at_or_after(t)).await?) {
+            return Ok(reply_for(&beacon, &req, &p, IMMUTABLE));
+        }
+        if let Some(watch) = watch {
+            let due = beacon.slots().at_or_after(t.max(now_ms() + 1));
+            if let Some(s) = watch.until_published(&beacon, t, due).await? {
+                return Ok(pulse_reply(&beacon, &req, &s.pulse, Some(&s), IMMUTABLE));
+            }
+        }
+        Err(not_out(t))
+    };
+    warned(&raw, t, reply.await)
 }
 
 /// `/beacon/2.0/pulse/time/next/{t}`: the first pulse strictly after `t`.
 pub(crate) async fn nist_next(
     beacon: web::Data<Beacon>,
-    t: web::Path<String>,
+    raw: web::Path<String>,
     req: HttpRequest,
 ) -> Reply {
-    let t = parse_millis(&t)?;
-    let p = public(beacon.ask(beacon.store().after(t)).await?).ok_or_else(|| not_out(t))?;
-    Ok(reply_for(&beacon, &req, &p, IMMUTABLE))
+    let t = parse_millis(&raw)?;
+    let reply = async {
+        let p = public(beacon.ask(beacon.store().after(t)).await?).ok_or_else(|| not_out(t))?;
+        Ok(reply_for(&beacon, &req, &p, IMMUTABLE))
+    };
+    warned(&raw, t, reply.await)
 }
 
 /// `/beacon/2.0/pulse/time/previous/{t}`: the newest public pulse strictly before `t`.
 pub(crate) async fn nist_previous(
     beacon: web::Data<Beacon>,
-    t: web::Path<String>,
+    raw: web::Path<String>,
     req: HttpRequest,
 ) -> Reply {
-    let t = parse_millis(&t)?;
-    // Only pulses already public count, however far ahead `t` is.
-    let p = public(
-        beacon
-            .ask(beacon.store().before(t.min(now_ms() + 1)))
-            .await?,
-    )
-    .ok_or_else(|| not_out(t))?;
-    // The answer is final once a later pulse exists.
-    let cache = match &newest(&beacon).await? {
-        Some(n) if n.time_ms >= t => IMMUTABLE.to_string(),
-        Some(n) => until_next(&beacon, n.time_ms),
-        None => "no-store".into(),
+    let t = parse_millis(&raw)?;
+    let reply = async {
+        // Only pulses already public count, however far ahead `t` is.
+        let p = public(
+            beacon
+                .ask(beacon.store().before(t.min(now_ms() + 1)))
+                .await?,
+        )
+        .ok_or_else(|| not_out(t))?;
+        // The answer is final once a later pulse exists.
+        let cache = match &newest(&beacon).await? {
+            Some(n) if n.time_ms >= t => IMMUTABLE.to_string(),
+            Some(n) => until_next(&beacon, n.time_ms),
+            None => "no-store".into(),
+        };
+        Ok(reply_for(&beacon, &req, &p, &cache))
     };
-    Ok(reply_for(&beacon, &req, &p, &cache))
+    warned(&raw, t, reply.await)
 }
 
 /// `/beacon/2.0/chain/{c}/pulse/last`: the newest public pulse of chain `c`.
@@ -115,7 +198,7 @@ pub(crate) async fn chain_last(
     chain: web::Path<String>,
     req: HttpRequest,
 ) -> Reply {
-    let chain = parse_index("chain", &chain)?;
+    let chain = path_index("chain", &chain)?;
     let p = newest_in_chain(&beacon, chain)
         .await?
         .ok_or_else(|| unknown_chain(chain))?;
@@ -129,7 +212,7 @@ pub(crate) async fn chain_first(
     chain: web::Path<String>,
     req: HttpRequest,
 ) -> Reply {
-    let chain = parse_index("chain", &chain)?;
+    let chain = path_index("chain", &chain)?;
     let p = public(beacon.ask(beacon.store().first_in_chain(chain)).await?)
         .ok_or_else(|| unknown_chain(chain))?;
     Ok(reply_for(&beacon, &req, &p, IMMUTABLE))
@@ -140,8 +223,8 @@ async fn pulse_by_index(
     beacon: &Beacon,
     chain_and_pulse: &(String, String),
 ) -> Result<Pulse, ApiError> {
-    let chain = parse_index("chain", &chain_and_pulse.0)?;
-    let pulse = parse_index("pulse", &chain_and_pulse.1)?;
+    let chain = path_index("chain", &chain_and_pulse.0)?;
+    let pulse = path_index("pulse", &chain_and_pulse.1)?;
     public(beacon.ask(beacon.store().by_index(chain, pulse)).await?)
         .ok_or_else(|| ApiError::NotFound(format!("no published pulse {pulse} in chain {chain}")))
 }

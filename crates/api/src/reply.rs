@@ -40,6 +40,24 @@ fn wants_xml(req: &HttpRequest) -> bool {
     false
 }
 
+/// Whether the request's `If-None-Match` matches `etag` (a strong tag we made): `*`, or any
+/// tag of the list(s) by RFC 9110's weak comparison (`W/"x"` matches `"x"`). A header that
+/// cannot be read as entity tags matches nothing, so the full answer is sent.
+fn none_match(req: &HttpRequest, etag: &str) -> bool {
+    use actix_web::http::header::{EntityTag, Header, IfNoneMatch};
+    if !req.headers().contains_key(header::IF_NONE_MATCH) {
+        return false;
+    }
+    let Ok(ours) = etag.parse::<EntityTag>() else {
+        return false;
+    };
+    match IfNoneMatch::parse(req) {
+        Ok(IfNoneMatch::Any) => true,
+        Ok(IfNoneMatch::Items(tags)) => tags.iter().any(|t| t.weak_eq(&ours)),
+        Err(_) => false,
+    }
+}
+
 /// A pulse answer, JSON or XML as asked: the body, its ETag (from the outputValue), `Vary:
 /// Accept`, and a 304 when the client already has it. `made` is the pulse's body and ETag
 /// when they are already made (the newest pulse, kept in memory).
@@ -57,11 +75,7 @@ pub(crate) fn pulse_reply(
     } else {
         json_etag
     };
-    let fresh = req
-        .headers()
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
+    let fresh = none_match(req, &etag);
     let mut response = if fresh {
         HttpResponse::NotModified()
     } else {

@@ -8,17 +8,18 @@
 //! (each handler has its own type) and a `const` description; it generates no handler logic.
 
 use crate::error::json_error;
-use crate::openapi::{Param, RouteDoc};
+use crate::openapi::{Answer, Example, Examples, Kind, Location, Param, RouteDoc};
+use crate::state::Beacon;
 use crate::{bulk, page, private, pulses, status, stream};
-use actix_web::http::{header, StatusCode};
+use actix_web::http::{header, Method, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse, Resource};
 
 /// One table makes both the routes and `/openapi.json`.
 macro_rules! routes {
     ($($path:literal => $handler:path {
-        $summary:literal,
-        params: [$(($param:literal, $location:literal, $description:literal)),* $(,)?],
-        produces: $produces:literal,
+        $operation:literal, $summary:literal,
+        params: [$($param:expr),* $(,)?],
+        answer: $answer:ident,
         statuses: [$($status:literal),* $(,)?] $(,)?
     })*) => {
         fn register(cfg: &mut web::ServiceConfig) {
@@ -27,118 +28,227 @@ macro_rules! routes {
         /// Every route the API serves, in the order they are matched.
         pub const ROUTES: &[RouteDoc] = &[$(RouteDoc {
             path: $path,
+            operation_id: $operation,
             summary: $summary,
-            params: &[$(Param { name: $param, location: $location, description: $description }),*],
-            produces: $produces,
+            params: &[$($param),*],
+            answer: Answer::$answer,
             statuses: &[$($status),*],
         }),*];
     };
 }
 
+const fn path(
+    name: &'static str,
+    kind: Kind,
+    description: &'static str,
+    example: Example,
+) -> Param {
+    Param {
+        name,
+        location: Location::Path,
+        required: true,
+        kind,
+        description,
+        example,
+    }
+}
+
+const fn query(name: &'static str, required: bool, kind: Kind, description: &'static str) -> Param {
+    Param {
+        name,
+        location: Location::Query,
+        required,
+        kind,
+        description,
+        example: Example::None,
+    }
+}
+
+const fn head(name: &'static str, required: bool, kind: Kind, description: &'static str) -> Param {
+    Param {
+        name,
+        location: Location::Header,
+        required,
+        kind,
+        description,
+        example: Example::None,
+    }
+}
+
+const C: Param = path("c", Kind::Index, "chain index, from 1", Example::Chain);
+const P: Param = path("p", Kind::Index, "pulse index, from 1", Example::Pulse);
+const P1: Param = path(
+    "p1",
+    Kind::Index,
+    "pulse index of the start",
+    Example::Pulse,
+);
+const P2: Param = path(
+    "p2",
+    Kind::Index,
+    "pulse index of the end (at or after p1)",
+    Example::Pulse,
+);
+const T: Param = path(
+    "t",
+    Kind::Millis,
+    "Unix milliseconds (RFC 3339 also accepted)",
+    Example::Time,
+);
+const T1: Param = path(
+    "t1",
+    Kind::Millis,
+    "the start: Unix milliseconds (RFC 3339 also accepted)",
+    Example::Time,
+);
+const T2: Param = path(
+    "t2",
+    Kind::Millis,
+    "the end: Unix milliseconds (RFC 3339 also accepted)",
+    Example::Time,
+);
+const WAIT: Param = query("wait", false, Kind::Flag,
+    "true: when the pulse is due within one period, hold the request until it is published (then 200) instead of answering at once");
+const PRIVATE_AUTH: [Param; 4] = [
+    head(
+        "Lavabeacon-Key-Id",
+        true,
+        Kind::Pattern("^[A-Za-z0-9_-]{1,64}\\.[0-9]{1,9}$"),
+        "the key that signed, NAME.N",
+    ),
+    head(
+        "Lavabeacon-Date",
+        true,
+        Kind::Range(0, 253_402_300_799),
+        "Unix seconds, within 60 s of the server's clock",
+    ),
+    head(
+        "Lavabeacon-Nonce",
+        true,
+        Kind::Pattern("^[A-Za-z0-9_-]{16,64}$"),
+        "16 to 64 base64url characters, new for every request",
+    ),
+    head(
+        "Lavabeacon-Signature",
+        true,
+        Kind::Pattern("^v1=[A-Za-z0-9+/]{43}=$"),
+        "v1= and the base64 HMAC-SHA256 of the string to sign",
+    ),
+];
+
 routes! {
     "/" => page::index {
-        "The web page: the newest pulse and its sources", params: [],
-        produces: "text/html", statuses: [200],
+        "getPage", "The web page: the newest pulse and its sources", params: [],
+        answer: Page, statuses: [200],
     }
     "/health" => status::health {
-        "The pulse expected now against the newest, each source, the HSM and the database", params: [],
-        produces: "application/json", statuses: [200, 503],
+        "getHealth", "The pulse expected now against the newest, each source, the HSM and the database", params: [],
+        answer: Health, statuses: [200, 503],
     }
     "/metrics" => status::metrics {
-        "Prometheus metrics", params: [],
-        produces: "text/plain; version=0.0.4", statuses: [200],
+        "getMetrics", "Prometheus metrics", params: [],
+        answer: Metrics, statuses: [200],
     }
     "/openapi.json" => openapi_json {
-        "This description", params: [],
-        produces: "application/json", statuses: [200],
+        "getOpenApi", "This description", params: [],
+        answer: OpenApi, statuses: [200],
     }
     "/beacon/last" => pulses::beacon_last {
-        "The newest pulse", params: [],
-        produces: "application/json", statuses: [200, 304, 404, 503],
+        "getLast", "The newest pulse", params: [],
+        answer: Pulse, statuses: [200, 304, 404, 503],
     }
     "/beacon/2.0/pulse/last" => pulses::beacon_last {
-        "The newest pulse (NIST path)", params: [],
-        produces: "application/json", statuses: [200, 304, 404, 503],
+        "getNistLast", "The newest pulse (NIST path)", params: [],
+        answer: Pulse, statuses: [200, 304, 404, 503],
     }
     "/beacon/2.0/pulse/time/previous/{t}" => pulses::nist_previous {
-        "The newest pulse strictly before t", params: [("t", "path", "Unix milliseconds (RFC 3339 also accepted)")],
-        produces: "application/json", statuses: [200, 304, 400, 404, 503],
+        "getPulseBefore", "The newest pulse strictly before t", params: [T],
+        answer: Pulse, statuses: [200, 304, 400, 404, 503],
     }
     "/beacon/2.0/pulse/time/next/{t}" => pulses::nist_next {
-        "The first pulse strictly after t", params: [("t", "path", "Unix milliseconds (RFC 3339 also accepted)")],
-        produces: "application/json", statuses: [200, 304, 400, 404, 503],
+        "getPulseAfter", "The first pulse strictly after t", params: [T],
+        answer: Pulse, statuses: [200, 304, 400, 404, 503],
     }
     "/beacon/2.0/pulse/time/{t}" => pulses::nist_at {
-        "The pulse at t, else the first after it", params: [("t", "path", "Unix milliseconds (RFC 3339 also accepted)")],
-        produces: "application/json", statuses: [200, 304, 400, 404, 503],
+        "getPulseAtTime", "The pulse at t, else the first after it; with wait=true, held until it is published if it is due within a period",
+        params: [T, WAIT],
+        answer: Pulse, statuses: [200, 304, 400, 404, 429, 503],
     }
     "/beacon/2.0/chain/last/pulse/last" => pulses::beacon_last {
-        "The newest pulse of the newest chain", params: [],
-        produces: "application/json", statuses: [200, 304, 404, 503],
+        "getLastOfLastChain", "The newest pulse of the newest chain", params: [],
+        answer: Pulse, statuses: [200, 304, 404, 503],
     }
     "/beacon/2.0/chain/{c}/pulse/last" => pulses::chain_last {
-        "The newest pulse of chain c", params: [("c", "path", "chain index, from 1")],
-        produces: "application/json", statuses: [200, 304, 400, 404, 503],
+        "getChainLast", "The newest pulse of chain c", params: [C],
+        answer: Pulse, statuses: [200, 304, 400, 404, 503],
     }
     "/beacon/2.0/chain/{c}/pulse/first" => pulses::chain_first {
-        "The first pulse of chain c", params: [("c", "path", "chain index, from 1")],
-        produces: "application/json", statuses: [200, 304, 400, 404, 503],
+        "getChainFirst", "The first pulse of chain c", params: [C],
+        answer: Pulse, statuses: [200, 304, 400, 404, 503],
     }
     "/beacon/2.0/chain/{c}/sources" => bulk::sources_bulk {
+        "getChainSources",
         "Source manifests of pulses from..=to of chain c, as JSON Lines; at most 20,000 per answer, then a Link header rel=next",
-        params: [("c", "path", "chain index, from 1"), ("from", "query", "first pulse index (default 1)"), ("to", "query", "last pulse index (default the newest)")],
-        produces: "application/x-ndjson", statuses: [200, 400, 429, 503],
+        params: [C, query("from", false, Kind::Index, "first pulse index (default 1)"), query("to", false, Kind::Index, "last pulse index (default the newest)")],
+        answer: ManifestLines, statuses: [200, 400, 404, 429, 503],
     }
     "/beacon/2.0/chain/{c}/pulse/{p}/sources" => pulses::sources {
-        "The source manifest of pulse p: recombines to its localRandomValue",
-        params: [("c", "path", "chain index, from 1"), ("p", "path", "pulse index, from 1")],
-        produces: "application/json", statuses: [200, 400, 404, 503],
+        "getPulseSources", "The source manifest of pulse p: recombines to its localRandomValue",
+        params: [C, P],
+        answer: Manifest, statuses: [200, 400, 404, 503],
     }
     "/beacon/2.0/chain/{c}/pulse/{p}" => pulses::chain_pulse {
-        "Pulse p of chain c", params: [("c", "path", "chain index, from 1"), ("p", "path", "pulse index, from 1")],
-        produces: "application/json", statuses: [200, 304, 400, 404, 503],
+        "getPulse", "Pulse p of chain c", params: [C, P],
+        answer: Pulse, statuses: [200, 304, 400, 404, 503],
     }
     "/beacon/2.0/certificate/{id}" => pulses::certificate {
-        "The certificate a pulse's certificateId names (PEM)", params: [("id", "path", "certificateId: 128 hex digits")],
-        produces: "application/x-pem-file", statuses: [200, 400, 404, 503],
+        "getCertificate", "The certificate a pulse's certificateId names (PEM)",
+        params: [path("id", Kind::CertificateId, "certificateId: 128 hex digits", Example::CertificateId)],
+        answer: Certificate, statuses: [200, 400, 404, 503],
     }
     "/beacon/2.0/skipList/{c}/{p1}/{p2}" => bulk::skip_list_by_index {
+        "getSkipPathByIndex",
         "A skip path from pulse p1 to pulse p2 of chain c: a JSON array of pulses, each linked to the one before by a skip-list value",
-        params: [("c", "path", "chain index"), ("p1", "path", "pulse index of the start"), ("p2", "path", "pulse index of the end")],
-        produces: "application/json", statuses: [200, 400, 404, 503],
+        params: [C, P1, P2],
+        answer: SkipPath, statuses: [200, 400, 404, 503],
     }
     "/beacon/2.0/skipList/{t1}/{t2}" => bulk::skip_list_by_time {
-        "A skip path from the pulse at t1 (or after) to the pulse at t2 (or before)",
-        params: [("t1", "path", "Unix milliseconds (RFC 3339 also accepted)"), ("t2", "path", "Unix milliseconds (RFC 3339 also accepted)")],
-        produces: "application/json", statuses: [200, 400, 404, 503],
+        "getSkipPathByTime", "A skip path from the pulse at t1 (or after) to the pulse at t2 (or before)",
+        params: [T1, T2],
+        answer: SkipPath, statuses: [200, 400, 404, 503],
     }
     "/beacon/2.0/pulses" => bulk::pulses {
+        "getPulses",
         "Pulses with from <= timeStamp <= to, oldest first, as JSON Lines; at most 20,000 periods per answer, then a Link header rel=next",
-        params: [("from", "query", "RFC 3339, Unix seconds or Unix milliseconds"), ("to", "query", "same forms; default now")],
-        produces: "application/x-ndjson", statuses: [200, 400, 429, 503],
+        params: [query("from", true, Kind::AnyTime, "RFC 3339, Unix seconds or Unix milliseconds"), query("to", false, Kind::AnyTime, "same forms; default now")],
+        answer: PulseLines, statuses: [200, 400, 429, 503],
     }
     "/private/v1/bytes" => private::bytes {
-        "Private random bytes for an authenticated client (HMAC-signed request; see docs/private-bytes.md). Never logged or stored",
-        params: [("n", "query", "how many bytes, 1 to 65536"), ("format", "query", "hex (default), base64, raw, csv or json"),
-                 ("Lavabeacon-Key-Id", "header", "the key that signed, NAME.N"), ("Lavabeacon-Date", "header", "Unix seconds, within 60 s of the server's clock"),
-                 ("Lavabeacon-Nonce", "header", "16 to 64 base64url characters, new for every request"), ("Lavabeacon-Signature", "header", "v1= and the base64 HMAC-SHA256 of the string to sign")],
-        produces: "text/plain", statuses: [200, 400, 401, 403, 404, 413, 429, 503],
+        "getPrivateBytes",
+        "Private random bytes for an authenticated client (HMAC-signed request over HTTPS; see docs/private-bytes.md). Never logged or stored; 404 where the operator has not turned it on",
+        params: [query("n", true, Kind::Range(1, 65_536), "how many bytes"),
+                 query("format", false, Kind::OneOf(&["hex", "base64", "raw", "csv", "json"]), "the form of the answer (default hex)"),
+                 PRIVATE_AUTH[0], PRIVATE_AUTH[1], PRIVATE_AUTH[2], PRIVATE_AUTH[3]],
+        answer: PrivateBytes, statuses: [200, 400, 401, 403, 404, 413, 429, 503],
     }
     "/private/v1/integers" => private::integers {
-        "Private random integers, uniform in [min, max], for an authenticated client (as /private/v1/bytes)",
-        params: [("count", "query", "how many, 1 to 8192"), ("min", "query", "the smallest, a signed 64-bit integer"), ("max", "query", "the largest"),
-                 ("format", "query", "json (default) or csv")],
-        produces: "application/json", statuses: [200, 400, 401, 403, 404, 413, 429, 503],
+        "getPrivateIntegers", "Private random integers, uniform in [min, max], for an authenticated client (as /private/v1/bytes)",
+        params: [query("count", true, Kind::Range(1, 8192), "how many"), query("min", true, Kind::Range(i64::MIN, i64::MAX), "the smallest"),
+                 query("max", true, Kind::Range(i64::MIN, i64::MAX), "the largest, at least min"),
+                 query("format", false, Kind::OneOf(&["json", "csv"]), "the form of the answer (default json)"),
+                 PRIVATE_AUTH[0], PRIVATE_AUTH[1], PRIVATE_AUTH[2], PRIVATE_AUTH[3]],
+        answer: PrivateIntegers, statuses: [200, 400, 401, 403, 404, 413, 429, 503],
     }
     "/beacon/2.0/stream" => stream::stream {
-        "Server-Sent Events: one event per new pulse (id chain-index); resumes after Last-Event-ID",
-        params: [("Last-Event-ID", "header", "the id of the last event received, e.g. 1-42")],
-        produces: "text/event-stream", statuses: [200, 400, 404, 429, 503],
+        "getStream", "Server-Sent Events: one event per new pulse (id chain-pulse); resumes after Last-Event-ID",
+        params: [head("Last-Event-ID", false, Kind::EventId, "the id of the last event received, e.g. 1-42")],
+        answer: Events, statuses: [200, 400, 404, 429, 503],
     }
     "/beacon/{timestamp}" => pulses::beacon_at {
-        "The pulse at that time or the first after it; 425 with Retry-After before it is published",
-        params: [("timestamp", "path", "RFC 3339 (2026-11-21T10:00:00Z), Unix seconds (below 100,000,000,000) or Unix milliseconds")],
-        produces: "application/json", statuses: [200, 304, 400, 425, 503],
+        "getPulseAt",
+        "The pulse at that time or the first after it; 425 with Retry-After before it is published, or with wait=true, held until then if it is due within a period",
+        params: [path("timestamp", Kind::AnyTime, "RFC 3339 (2026-11-21T10:00:00Z), Unix seconds (below 100,000,000,000) or Unix milliseconds", Example::Time), WAIT],
+        answer: Pulse, statuses: [200, 304, 400, 404, 425, 429, 503],
     }
 }
 
@@ -158,10 +268,37 @@ where
     web::resource(path)
         .route(web::get().to(handler.clone()))
         .route(web::head().to(handler))
+        .route(web::method(Method::OPTIONS).to(preflight))
         .default_service(web::to(method_not_allowed))
 }
 
+/// The methods every route takes.
+const ALLOWED: &str = "GET, HEAD, OPTIONS";
+
+/// The request headers a script on another origin may send: content negotiation, revalidation,
+/// resuming a stream, and the private routes' signature headers (those requests are still
+/// checked against the client's allowed origins).
+const ALLOWED_HEADERS: &str = "Accept, If-None-Match, Last-Event-ID, Cache-Control, \
+    Lavabeacon-Key-Id, Lavabeacon-Date, Lavabeacon-Nonce, Lavabeacon-Signature";
+
+/// `OPTIONS`: the CORS preflight a browser sends before a cross-origin `fetch` with headers of
+/// its own (If-None-Match, Last-Event-ID); also what any client learns from `Allow`.
+async fn preflight() -> HttpResponse {
+    HttpResponse::NoContent()
+        .insert_header((header::ALLOW, ALLOWED))
+        .insert_header((header::ACCESS_CONTROL_ALLOW_METHODS, ALLOWED))
+        .insert_header((header::ACCESS_CONTROL_ALLOW_HEADERS, ALLOWED_HEADERS))
+        // Browsers keep a preflight at most this long (Chromium caps it at 2 hours).
+        .insert_header((header::ACCESS_CONTROL_MAX_AGE, "86400"))
+        .finish()
+}
+
 async fn not_found(req: HttpRequest) -> HttpResponse {
+    no_such_path(&req)
+}
+
+/// The 404 of a path that names nothing.
+pub(crate) fn no_such_path(req: &HttpRequest) -> HttpResponse {
     json_error(
         StatusCode::NOT_FOUND,
         &format!(
@@ -176,20 +313,30 @@ async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
         StatusCode::METHOD_NOT_ALLOWED,
         &format!(
             "{} is not allowed here: the beacon is read with GET",
-            req.method()
+            req.method().as_str().chars().take(20).collect::<String>()
         ),
     );
     response
         .headers_mut()
-        .insert(header::ALLOW, header::HeaderValue::from_static("GET, HEAD"));
+        .insert(header::ALLOW, header::HeaderValue::from_static(ALLOWED));
     response
 }
 
-/// `/openapi.json`: the table describing itself. (Here, not in [`mod@crate::openapi`], because
-/// it serves [`ROUTES`]: the table's module may depend on the description's, not the reverse.)
-async fn openapi_json() -> HttpResponse {
+/// `/openapi.json`: the table describing itself, with examples from the newest pulse served.
+/// (Here, not in [`mod@crate::openapi`], because it serves [`ROUTES`]: the table's module may
+/// depend on the description's, not the reverse.)
+async fn openapi_json(beacon: web::Data<Beacon>) -> HttpResponse {
+    let mut examples = Examples::default();
+    // Examples are a courtesy: a store that fails leaves the document without them.
+    if let Ok(Some(newest)) = crate::reply::newest(&beacon).await {
+        examples.pulse = serde_json::from_slice(&newest.body).ok();
+        let (c, p) = (newest.pulse.chain_index, newest.pulse.pulse_index);
+        if let Ok(Some(m)) = beacon.ask(beacon.store().manifest(c, p)).await {
+            examples.manifest = serde_json::from_str(&m).ok();
+        }
+    }
     HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "public, max-age=300"))
         .content_type("application/json")
-        .body(crate::openapi::openapi(ROUTES).to_string())
+        .body(crate::openapi::openapi(ROUTES, &examples).to_string())
 }

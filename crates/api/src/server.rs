@@ -2,11 +2,13 @@
 //! carries (CORS for reads, a test beacon's warning), per-route request counts, and a prompt
 //! graceful stop.
 
+use crate::error::json_error;
 use crate::routes;
 use crate::state::Beacon;
 use crate::tls::Tls;
 use actix_web::http::header;
 use actix_web::middleware::{Condition, DefaultHeaders};
+use futures_util::future::Either;
 use std::sync::Arc;
 
 /// How long an open connection may delay [`serve`]'s graceful stop: after this the server
@@ -17,10 +19,49 @@ pub const SHUTDOWN_TIMEOUT_SECS: u64 = 3;
 /// (the operator's other hosts are not ours to decide).
 pub const HSTS: &str = "max-age=31536000";
 
+/// The response headers a script on another origin may read (beyond those CORS always lets
+/// through, such as Cache-Control and Content-Type).
+const EXPOSED: &str = "ETag, Link, Retry-After, Allow, Lavabeacon-Test, Lavabeacon-Warning";
+
+/// The longest URL a route reads: the longest real one (a skip path by RFC 3339 times) is under
+/// 200 bytes; past this, 414. (URLs past 64 KiB never reach the routes: the HTTP layer
+/// answers them with a bare 400.)
+pub const MAX_URL_BYTES: usize = 8 * 1024;
+
+/// The most header bytes a request may carry; past this, 431. (Past 128 KiB of request head
+/// the HTTP layer answers a bare 431 itself.)
+pub const MAX_HEADER_BYTES: usize = 16 * 1024;
+
+/// The JSON error for a request too large to read, if it is: its URL ([`MAX_URL_BYTES`]) or
+/// its headers ([`MAX_HEADER_BYTES`]). Checked before routing, so every route answers alike.
+fn oversized(req: &actix_web::dev::ServiceRequest) -> Option<actix_web::HttpResponse> {
+    use actix_web::http::StatusCode;
+    let url = req.uri().to_string().len();
+    if url > MAX_URL_BYTES {
+        return Some(json_error(
+            StatusCode::URI_TOO_LONG,
+            &format!("the URL is {url} bytes; this server reads at most {MAX_URL_BYTES}"),
+        ));
+    }
+    let headers: usize = req
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum();
+    (headers > MAX_HEADER_BYTES).then(|| {
+        json_error(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            &format!("the request's headers are {headers} bytes; this server reads at most {MAX_HEADER_BYTES}"),
+        )
+    })
+}
+
 /// The headers every response carries: CORS for reads, HSTS over HTTPS, and a test beacon's
 /// warning.
 fn default_headers(test: Option<&str>, https: bool) -> (DefaultHeaders, Condition<DefaultHeaders>) {
-    let mut cors = DefaultHeaders::new().add((header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"));
+    let mut cors = DefaultHeaders::new()
+        .add((header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"))
+        .add((header::ACCESS_CONTROL_EXPOSE_HEADERS, EXPOSED));
     if https {
         cors = cors.add((header::STRICT_TRANSPORT_SECURITY, HSTS));
     }
@@ -61,6 +102,11 @@ pub fn serve_on(
         let (cors, warning) = default_headers(test.as_deref(), https);
         let counted = data.clone();
         actix_web::App::new()
+            // Inside the default headers, so that these answers carry CORS and the test flag.
+            .wrap_fn(|req, srv| match oversized(&req) {
+                Some(answer) => Either::Left(std::future::ready(Ok(req.into_response(answer)))),
+                None => Either::Right(srv.call(req)),
+            })
             .wrap(cors)
             .wrap(warning)
             .wrap_fn(move |req, srv| {
@@ -74,6 +120,15 @@ pub fn serve_on(
                 }
             })
             .app_data(data.clone())
+            .app_data(
+                actix_web::web::QueryConfig::default().error_handler(|e, _| {
+                    crate::error::ApiError::BadRequest(format!(
+                        "the query string cannot be read: {}",
+                        e.to_string().chars().take(200).collect::<String>()
+                    ))
+                    .into()
+                }),
+            )
             .configure(routes::configure)
     })
     .workers(workers.max(1))

@@ -7,6 +7,7 @@
 //! request helpers; the tests are in one module per kind of route.
 
 mod bulk;
+mod http;
 mod pulses;
 mod routes;
 mod stream;

@@ -1,0 +1,198 @@
+//! The JSON Schemas of every body the API answers with, for `/openapi.json`: the pulse (NIST's
+//! `beacon-2.0.xsd` in JSON: every field, NIST's names, in signing order), the envelope it is
+//! served in, the source manifest, health, errors, and the private answers. Exact on purpose
+//! (`additionalProperties: false`, hex patterns, minimums): the contract tests in CI check every
+//! answer against these, so a schema that is too loose would prove nothing.
+
+use serde_json::{json, Value};
+
+/// 512 bits as hex, as NIST writes them (upper case; lower case is read too).
+const HEX_512: &str = "^[0-9A-Fa-f]{128}$";
+
+fn hex_512(description: &str) -> Value {
+    json!({"type": "string", "pattern": HEX_512, "description": description})
+}
+
+/// A whole number from `min`, at most `i64::MAX` (what the store keeps).
+pub(crate) fn whole(min: i64) -> Value {
+    json!({"type": "integer", "minimum": min, "maximum": i64::MAX})
+}
+
+/// The pulse, field by field as in NIST's `beacon-2.0.xsd` (JSON order = signing order).
+fn pulse() -> Value {
+    json!({
+        "type": "object",
+        "description": "A NIST Randomness Beacon 2.0 pulse (docs/pulse-format.md); members in NIST's order, which is the signing order",
+        "additionalProperties": false,
+        "required": ["uri", "version", "cipherSuite", "period", "certificateId", "chainIndex",
+            "pulseIndex", "timeStamp", "localRandomValue", "external", "listValues",
+            "precommitmentValue", "statusCode", "signatureValue", "outputValue"],
+        "properties": {
+            "uri": {"type": "string", "description": "This pulse's address"},
+            "version": {"type": "string", "description": "\"2.0\" (NIST wrote \"Version 2.0\" until 2020); signed, never normalised"},
+            "cipherSuite": {"type": "integer", "enum": [0, 1, 2], "description": "0: SHA-512 + RSA PKCS#1 v1.5 (NIST); 1: SHA3-512 + RSA-PSS (CLCERT); 2: SHA-512 + Ed25519 (lavabeacon)"},
+            "period": {"type": "integer", "minimum": 1, "description": "Milliseconds between pulses"},
+            "certificateId": hex_512("SHA-512 of the signing certificate's DER: GET /beacon/2.0/certificate/{certificateId}"),
+            "chainIndex": whole(1),
+            "pulseIndex": whole(1),
+            "timeStamp": {"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2})$",
+                "description": "UTC, as YYYY-MM-DDTHH:MM:SS.000Z in pulses this beacon makes; a multiple of period"},
+            "localRandomValue": hex_512("512 bits made by the beacon for this pulse; its sources: GET /beacon/2.0/chain/{c}/pulse/{p}/sources"),
+            "external": {
+                "type": "object",
+                "additionalProperties": false,
+                "required": ["sourceId", "statusCode", "value"],
+                "properties": {
+                    "sourceId": hex_512("SHA-512 of a description of the external source (zeros: none)"),
+                    "statusCode": {"type": "integer"},
+                    "value": hex_512("SHA-512 of the external value (zeros: none)"),
+                },
+            },
+            "listValues": {
+                "type": "array",
+                "description": "The skip list: previous, hour, day, month, year, in that order",
+                "items": {
+                    "type": "object",
+                    "additionalProperties": false,
+                    "required": ["uri", "type", "value"],
+                    "properties": {
+                        "uri": {"type": ["string", "null"]},
+                        "type": {"type": "string", "enum": ["previous", "hour", "day", "month", "year"]},
+                        "value": hex_512("The outputValue of the pulse uri names"),
+                    },
+                },
+            },
+            "precommitmentValue": hex_512("SHA-512 of the next pulse's localRandomValue"),
+            "statusCode": {"type": "integer", "minimum": 0, "description": "0 chain intact, 1 first pulse of a chain, 2 gap before this pulse, 3 gap and the precommitment could not be honoured"},
+            "signatureValue": {"type": "string", "pattern": "^([0-9A-Fa-f]{2})+$", "description": "The signature over the signed message, hex"},
+            "outputValue": hex_512("SHA-512 of the signed message and the signature: the beacon's output"),
+        },
+    })
+}
+
+/// A test beacon's notice, beside (never inside) the signed pulse.
+fn test_notice() -> Value {
+    json!({
+        "type": "object",
+        "additionalProperties": false,
+        "required": ["test", "warning"],
+        "properties": {"test": {"const": true}, "warning": {"type": "string"}},
+        "description": "Present only on a test beacon: its pulses are not for use",
+    })
+}
+
+/// Every component schema, by name.
+pub(crate) fn components() -> Value {
+    json!({
+        "Pulse": pulse(),
+        "PulseAnswer": {
+            "type": "object",
+            "additionalProperties": false,
+            "required": ["pulse"],
+            "properties": {"pulse": {"$ref": "#/components/schemas/Pulse"}, "lavabeacon": test_notice()},
+        },
+        "SkipPath": {
+            "type": "array",
+            "minItems": 1,
+            "description": "Pulses from the start to the end, each linked to the one before by a skip-list value",
+            "items": {"$ref": "#/components/schemas/Pulse"},
+        },
+        "SourceManifest": {
+            "type": "object",
+            "additionalProperties": false,
+            "required": ["version", "chainIndex", "pulseIndex", "sources"],
+            "description": "What went into a pulse's localRandomValue: each source's digest, recombined by `lavabeacon replay` (docs/auditing.md)",
+            "properties": {
+                "version": {"type": "integer", "minimum": 1},
+                "chainIndex": whole(1),
+                "pulseIndex": whole(1),
+                "sources": {"type": "array", "items": {
+                    "type": "object",
+                    "additionalProperties": false,
+                    "required": ["name", "status", "creditedBits"],
+                    "properties": {
+                        "name": {"type": "string"},
+                        "status": {"type": "string"},
+                        "creditedBits": {"type": "integer", "minimum": 0},
+                        "digest": {"type": "string"},
+                    },
+                }},
+                "external": {
+                    "type": "object",
+                    "additionalProperties": false,
+                    "required": ["description", "url", "status"],
+                    "properties": {
+                        "description": {"type": "string"},
+                        "url": {"type": "string"},
+                        "status": {"type": "string"},
+                        "uri": {"type": "string"},
+                        "timeStamp": {"type": "string"},
+                        "outputValue": {"type": "string"},
+                    },
+                },
+            },
+        },
+        "Health": {
+            "type": "object",
+            "additionalProperties": false,
+            "required": ["status", "test", "periodMs", "lateToleranceMs", "expectedTimeStamp", "lastPulse",
+                "behindMs", "database", "hsm", "lastError", "sources"],
+            "properties": {
+                "status": {"type": "string", "enum": ["ok", "degraded"]},
+                "test": {"type": ["string", "null"], "description": "A test beacon's warning"},
+                "periodMs": {"type": "integer", "minimum": 1},
+                "lateToleranceMs": {"type": "integer", "minimum": 0},
+                "expectedTimeStamp": {"type": ["string", "null"], "description": "The pulse expected by now"},
+                "lastPulse": {"oneOf": [{"type": "null"}, {
+                    "type": "object",
+                    "additionalProperties": false,
+                    "required": ["chainIndex", "pulseIndex", "timeStamp"],
+                    "properties": {"chainIndex": whole(1), "pulseIndex": whole(1), "timeStamp": {"type": "string"}},
+                }]},
+                "behindMs": {"type": ["integer", "null"]},
+                "database": {"type": "string", "enum": ["ok", "unavailable"]},
+                "hsm": {"type": "string", "enum": ["ok", "failing", "unknown"]},
+                "lastError": {"type": ["string", "null"]},
+                "sources": {"oneOf": [{"type": "null"}, {"type": "array", "items": {
+                    "type": "object",
+                    "additionalProperties": false,
+                    "required": ["name", "status", "creditedBits"],
+                    "properties": {"name": {"type": "string"}, "status": {"type": "string"}, "creditedBits": {"type": "integer", "minimum": 0}},
+                }}]},
+            },
+        },
+        "Error": {
+            "type": "object",
+            "additionalProperties": false,
+            "required": ["error"],
+            "properties": {"error": {
+                "type": "object",
+                "additionalProperties": false,
+                "required": ["status", "message"],
+                "properties": {
+                    "status": {"type": "integer", "minimum": 400, "maximum": 599},
+                    "message": {"type": "string", "description": "What was wrong, and what a good request looks like"},
+                },
+            }},
+        },
+        "PrivateBytes": {
+            "type": "object",
+            "additionalProperties": false,
+            "required": ["n", "hex"],
+            "description": "format=json of /private/v1/bytes",
+            "properties": {"n": {"type": "integer", "minimum": 1, "maximum": 65536}, "hex": {"type": "string", "pattern": "^([0-9a-f]{2})+$"}, "test": {"const": true}},
+        },
+        "PrivateIntegers": {
+            "type": "object",
+            "additionalProperties": false,
+            "required": ["count", "min", "max", "integers"],
+            "properties": {
+                "count": {"type": "integer", "minimum": 1, "maximum": 8192},
+                "min": {"type": "integer"},
+                "max": {"type": "integer"},
+                "integers": {"type": "array", "items": {"type": "integer"}},
+                "test": {"const": true},
+            },
+        },
+    })
+}
