@@ -134,6 +134,8 @@ pub(super) fn start_api(
     let mut info = BeaconInfo::new(c.beacon.period_ms);
     info.test = test;
     info.trusted_proxies = c.api.trusted_proxies.clone();
+    info.max_streams_per_client = c.api.max_streams_per_client;
+    info.max_streams = c.api.max_streams;
     info.late_tolerance_ms = c
         .engine
         .late_tolerance(c.beacon.period_ms)

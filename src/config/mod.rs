@@ -60,6 +60,13 @@ pub struct ApiSection {
     /// Proxies (CIDR) whose `Forwarded` / `X-Forwarded-For` are believed for the client's
     /// address; from anyone else they are ignored.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Open streams (SSE and bulk answers) allowed per client address (IPv6: per /64); more
+    /// get a 429. Behind a proxy not in `trusted_proxies` every client is the proxy, so it
+    /// needs raising there.
+    pub max_streams_per_client: u32,
+    /// Open streams allowed in all; more get a 429. Each holds a socket, so the file limit
+    /// (`LimitNOFILE=` in the systemd units) must be above it.
+    pub max_streams: u32,
     pub tls: Option<TlsSection>,
 }
 
@@ -70,6 +77,8 @@ impl Default for ApiSection {
             workers: 2,
             redirect_http: None,
             trusted_proxies: Vec::new(),
+            max_streams_per_client: lavabeacon_api::DEFAULT_STREAMS_PER_CLIENT,
+            max_streams: lavabeacon_api::DEFAULT_MAX_STREAMS,
             tls: None,
         }
     }
@@ -236,6 +245,23 @@ mod tests {
             "{e}"
         );
         assert!(!e.contains("1234"), "the value must not be echoed: {e}");
+    }
+
+    #[test]
+    fn stream_limits_default_to_the_apis_and_are_read_from_api() {
+        let c = load_text("[api]\nworkers = 2\n").unwrap();
+        assert_eq!(
+            (c.api.max_streams_per_client, c.api.max_streams),
+            (
+                lavabeacon_api::DEFAULT_STREAMS_PER_CLIENT,
+                lavabeacon_api::DEFAULT_MAX_STREAMS
+            )
+        );
+        let c = load_text("[api]\nmax_streams_per_client = 100\nmax_streams = 20000\n").unwrap();
+        assert_eq!(
+            (c.api.max_streams_per_client, c.api.max_streams),
+            (100, 20_000)
+        );
     }
 
     fn load_text(text: &str) -> Result<Config, String> {
