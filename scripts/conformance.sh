@@ -77,16 +77,19 @@ fi
 
 mkdir -p "$out"
 work=$(mktemp -d "${TMPDIR:-/tmp}/lavabeacon-conformance.XXXXXX")
-pids=()
+pids=()    # the servers
 names=()
+helpers=() # schemathesis (its timeout, which passes the signal on) and the tail showing it
 cleanup() {
-    # Only the servers this script started, by their ids.
-    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-    for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+    # Only what this script started, by id.
+    for pid in "${helpers[@]}" "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    for pid in "${helpers[@]}" "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
     rm -rf "$work"
 }
 trap cleanup EXIT
-trap 'exit 130' INT TERM
+# schemathesis runs in the background and is waited for, so that a signal reaches this trap at
+# once rather than after the run (bash runs traps only between foreground commands).
+trap 'exit 130' INT TERM HUP
 
 # set-up steps print only when they fail
 quiet() {
@@ -157,10 +160,17 @@ run() {
     rm -rf "$dir"
     mkdir -p "$dir"
     say "schemathesis against $name at $base"
-    (cd "$dir" && timeout --signal=INT --kill-after=10 "$run_limit" "$st" --config-file "$config" run \
+    : >"$dir/output.txt"
+    (cd "$dir" && exec timeout --kill-after=10 "$run_limit" "$st" --config-file "$config" run \
         "$base/openapi.json" --url "$base" --checks all --phases examples,coverage,fuzzing,stateful \
-        --report junit,vcr --report-dir "$dir" --no-color "$@") 2>&1 | tee "$dir/output.txt" ||
-        status=${PIPESTATUS[0]}
+        --report junit,vcr --report-dir "$dir" --no-color "$@" >"$dir/output.txt" 2>&1) &
+    helpers=("$!")
+    # Its output as it comes, for CI's log; tail ends once schemathesis has, having printed all.
+    tail -n +1 -f --pid="${helpers[0]}" "$dir/output.txt" &
+    helpers+=("$!")
+    wait "${helpers[0]}" || status=$?
+    wait "${helpers[1]}" || true
+    helpers=()
     # schemathesis's closing line, e.g. "14 failures, 1 warning in 8.23s"; timeout exits 124.
     line=$(grep -E '^=+ .+ =+$' "$dir/output.txt" | tail -1 | sed -E 's/^=+ (.*) =+$/\1/')
     if [ "$status" = 0 ]; then
