@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The full test suite. Installs and starts what the tests need on Debian (as root, or with
-# sudo): libclang (to build the camera support), the sqlite3 client, SoftHSM2 and a PostgreSQL
-# server. Under CI=true a component that cannot be
-# had fails the run; elsewhere the PostgreSQL tests are skipped with a message.
+# sudo): libclang (to build the camera support), the sqlite3 client, SoftHSM2, a PostgreSQL
+# server and, for the contract tests (scripts/conformance.sh), a Python virtualenv with
+# schemathesis from PyPI. Under CI=true a component that cannot be had fails the run;
+# elsewhere the tests that need it are skipped with a message.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -110,14 +111,37 @@ if [ -n "$audit_deps" ]; then
     exit 1
 fi
 
-# Every test of the workspace, then one closing line counting them all (cargo prints one
-# summary per test binary; the last of those may well be a crate with no doc tests).
+# Every test of the workspace, then the API's contract tests, then one closing line counting
+# them all (cargo prints one summary per test binary; the last of those may well be a crate
+# with no doc tests).
 log=$(mktemp)
-trap 'rm -f "$log"' EXIT
+conformance_log=$(mktemp)
+trap 'rm -f "$log" "$conformance_log"' EXIT
 set +e
 cargo test --workspace --locked 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
+
+# Contract tests (scripts/conformance.sh): schemathesis against a real `serve` and a real `api`,
+# on the binary cargo test has just built. It runs even when a test failed, so one CI run
+# reports both. Each server's run counts as one test in the closing line, and its own line
+# ("conformance: ...") says what failed. Exit 77 is its skip, for a machine without Python or
+# PyPI outside CI; under CI=true it fails instead, and a 77 would be counted as a failure.
+set +e
+LAVABEACON_BIN=${CARGO_TARGET_DIR:-$PWD/target}/debug/lavabeacon ./scripts/conformance.sh 2>&1 |
+    tee "$conformance_log"
+conformance=${PIPESTATUS[0]}
+set -e
+if [ "$conformance" = 77 ] && [ "${CI:-}" != true ]; then
+    echo "conformance: 0 passed, 0 failed, 2 skipped" | tee -a "$conformance_log"
+elif [ "$conformance" != 0 ]; then
+    # Whatever it counted, a non-zero exit is a failure (a set-up failure counts no run).
+    grep -q '^conformance: [0-9]* passed, [1-9]' "$conformance_log" ||
+        echo "conformance: 0 passed, 1 failed" | tee -a "$conformance_log"
+    [ "$status" != 0 ] || status=1
+fi
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i; if ($(i+1) ~ /^ignored/) s += $i } }
-     END { printf "tests: %d passed, %d failed, %d skipped\n", p, f, s }' "$log"
+     /^conformance: [0-9]+ passed, [0-9]+ failed/ { c = $0 }
+     END { if (c != "") { split(c, w, /[ ,]+/); p += w[2]; f += w[4]; if (w[6] != "") s += w[6] }
+           printf "tests: %d passed, %d failed, %d skipped\n", p, f, s }' "$log" "$conformance_log"
 exit "$status"

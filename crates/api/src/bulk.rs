@@ -74,9 +74,7 @@ pub(crate) async fn pulses(
         None => now,
     };
     if to < from {
-        return Err(ApiError::BadRequest(format!(
-            "to ({to}) is before from ({from})"
-        )));
+        return Ok(empty_window());
     }
     let slot = beacon.stream_slot(crate::client::client_addr(
         &req,
@@ -134,9 +132,7 @@ pub(crate) async fn sources_bulk(
         .map_or(0, |p| p.pulse_index);
     let to = to.unwrap_or(newest);
     if to < from && newest > 0 {
-        return Err(ApiError::BadRequest(format!(
-            "to ({to}) is before from ({from})"
-        )));
+        return Ok(empty_window());
     }
     let max = u64::from(beacon.info().bulk_max_periods.max(1));
     let window_end = to.min(from.saturating_add(max - 1));
@@ -156,6 +152,23 @@ pub(crate) async fn sources_bulk(
         to: end,
     };
     Ok(response.streaming(json_lines(beacon.into_inner(), slot, cursor)))
+}
+
+/// The answer for a window that ends before it starts: nothing is in it, now or ever (a
+/// well-formed question with an empty answer, not a bad request).
+fn empty_window() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/x-ndjson")
+        .insert_header((header::CACHE_CONTROL, IMMUTABLE))
+        .finish()
+}
+
+/// A skip path asked from a later pulse to an earlier one: skip lists only point back, so
+/// there is no such path (the reverse of it is the one to ask for).
+fn backwards(from: impl Display, to: impl Display) -> ApiError {
+    ApiError::NotFound(format!(
+        "no skip path runs backwards, from {from} to {to}: skip paths go from the older pulse to the newer; swap them"
+    ))
 }
 
 /// A JSON Lines body: the lines read from the store a page at a time, on a task of its own so
@@ -217,9 +230,7 @@ fn skip_path_reply(path: Vec<Pulse>) -> HttpResponse {
 /// The skip path from pulse `p1` to pulse `p2` of `chain`, both public.
 async fn skip_path(beacon: &Beacon, chain: u64, p1: u64, p2: u64) -> Reply {
     if p1 > p2 {
-        return Err(ApiError::BadRequest(format!(
-            "the path goes forward: p1 ({p1}) must not be after p2 ({p2})"
-        )));
+        return Err(backwards(p1, p2));
     }
     // Both ends must be public.
     public(beacon.ask(beacon.store().by_index(chain, p2)).await?)
@@ -251,9 +262,7 @@ pub(crate) async fn skip_list_by_time(
     let t1 = parse_millis(&path.0)?;
     let t2 = parse_millis(&path.1)?;
     if t1 > t2 {
-        return Err(ApiError::BadRequest(format!(
-            "the path goes forward: t1 ({t1}) must not be after t2 ({t2})"
-        )));
+        return Err(backwards(t1, t2));
     }
     let start = public(beacon.ask(beacon.store().at_or_after(t1)).await?)
         .ok_or_else(|| ApiError::NotFound(format!("no published pulse at or after {t1}")))?;

@@ -85,5 +85,5 @@ pub use settings::{
     default_late_tolerance_ms, BeaconInfo, DEFAULT_BULK_PERIODS, DEFAULT_MAX_STREAMS,
     DEFAULT_STORE_TIMEOUT_MS, DEFAULT_STREAMS_PER_CLIENT,
 };
-pub use state::{Beacon, EngineStatus};
+pub use state::{Beacon, EngineStatus, WATCH_DUE_MS};
 pub use tls::{Tls, TlsError};

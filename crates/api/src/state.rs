@@ -25,6 +25,9 @@ const PROBE_MS: i64 = 500;
 /// looks ([`Beacon::time_to_recheck`]), the others meanwhile serve what is in memory.
 pub(crate) const RECHECK_MS: i64 = 20;
 
+/// How often the store watcher looks for a pulse while one is due ([`Beacon::watch`]).
+pub const WATCH_DUE_MS: u64 = 20;
+
 /// The engine's view, for `/health`: each source's status in the newest pulse, and how the
 /// last attempt went. Without an engine (a read-only API node) it stays empty.
 #[derive(Debug, Clone, Default)]
@@ -142,16 +145,35 @@ impl Beacon {
     }
 
     /// Watches the store for pulses written elsewhere (another engine, or this one before the
-    /// API was told), every `every`. Runs until [`Beacon::begin_shutdown`].
+    /// API was told): every `every`, and every [`WATCH_DUE_MS`] while a pulse is due, so that
+    /// on a read-only API node the streams and long-polls get a new pulse within tens of
+    /// milliseconds of its being stored. Runs until [`Beacon::begin_shutdown`].
     pub async fn watch(self: Arc<Self>, every: Duration) {
         let mut stop = self.stop.subscribe();
         loop {
             tokio::select! {
-                _ = tokio::time::sleep(every) => {}
+                _ = tokio::time::sleep(self.next_look(every)) => {}
                 _ = stop.wait_for(|s| *s) => return,
             }
             self.refresh_newest().await;
         }
+    }
+
+    /// How long the watcher waits before it looks again: [`WATCH_DUE_MS`] from the time of the
+    /// slot whose pulse is not here yet until the engine must have given up on it (the late
+    /// tolerance, and a second for clocks that differ between hosts); otherwise until the next
+    /// slot, but at most `every`.
+    fn next_look(&self, every: Duration) -> Duration {
+        let now = now_ms();
+        let slots = self.slots();
+        let slot = slots.at_or_before(now);
+        let known = self.cached_last().map_or(i64::MIN, |s| s.time_ms);
+        let window = i64::from(self.info.late_tolerance_ms) + 1_000;
+        if known < slot && now - slot <= window {
+            return Duration::from_millis(WATCH_DUE_MS);
+        }
+        let until_next = u64::try_from(slot + slots.period_ms() - now).unwrap_or(0);
+        every.min(Duration::from_millis(until_next.max(1)))
     }
 
     /// The beacon's description.

@@ -224,7 +224,8 @@ pub const LATEST_MS: i64 = 253_402_300_799_999;
 const EXAMPLE: &str =
     "use RFC 3339 (2026-11-21T10:00:00Z), Unix seconds (1795255200) or Unix milliseconds (1795255200000)";
 
-/// Parses a time in any of the accepted forms into Unix milliseconds.
+/// Parses a time in any of the accepted forms into Unix milliseconds (an RFC 3339 time outside
+/// 1970..9999 becomes the nearest edge: [`clamped`]).
 pub fn parse_when(text: &str) -> Result<i64, BadInput> {
     let shown: String = text.chars().take(40).collect();
     if let Some(digits) = text.strip_prefix('-') {
@@ -242,7 +243,7 @@ pub fn parse_when(text: &str) -> Result<i64, BadInput> {
         return in_range(ms, &shown);
     }
     match parse_time_stamp(text) {
-        Ok(ms) => in_range(ms, &shown),
+        Ok(ms) => Ok(clamped(ms)),
         Err(_) => Err(BadInput(format!("time {shown:?} is not a time; {EXAMPLE}"))),
     }
 }
@@ -259,11 +260,20 @@ pub fn parse_millis(text: &str) -> Result<i64, BadInput> {
         return in_range(ms, &shown);
     }
     match parse_time_stamp(text) {
-        Ok(ms) => in_range(ms, &shown),
+        Ok(ms) => Ok(clamped(ms)),
         Err(_) => Err(BadInput(format!(
             "time {shown:?} is not a time; NIST paths take Unix milliseconds, e.g. 1795255200000"
         ))),
     }
+}
+
+/// An RFC 3339 time (any year from 1 to 9999, any offset) as the nearest instant in
+/// 1970..9999: no pulse lies outside that range, so every question about a time before or
+/// after it ("the first pulse at or after", "the newest before") has the same answer at its
+/// edge, and arithmetic on it cannot overflow. Numbers are refused instead ([`in_range`]):
+/// a negative or huge number is a mistake, a date in 1066 is a question.
+fn clamped(ms: i64) -> i64 {
+    ms.clamp(0, LATEST_MS)
 }
 
 fn in_range(ms: i64, shown: &str) -> Result<i64, BadInput> {
@@ -411,6 +421,15 @@ mod tests {
         assert_eq!(parse_when("2026-11-21T10:00:00Z").unwrap(), ms);
         assert_eq!(parse_when("2026-11-21T10:00:00.000Z").unwrap(), ms);
         assert_eq!(parse_when("2026-11-21T11:00:00+01:00").unwrap(), ms);
+    }
+
+    #[test]
+    fn rfc3339_times_outside_1970_to_9999_are_their_nearest_edge() {
+        assert_eq!(parse_when("1066-10-14T09:00:00Z").unwrap(), 0);
+        assert_eq!(parse_millis("0001-01-01T00:00:00+23:59").unwrap(), 0);
+        assert_eq!(parse_when("1970-01-01T00:00:00+01:00").unwrap(), 0);
+        assert_eq!(parse_when("9999-12-31T23:59:59-05:00").unwrap(), LATEST_MS);
+        assert_eq!(parse_millis("1970-01-01T00:00:01Z").unwrap(), 1_000);
     }
 
     #[test]

@@ -76,3 +76,26 @@ fn skip_paths_by_index_and_by_time_verify_as_skip_paths() {
         assert!(r.passed(), "{}", r.render_text());
     }
 }
+
+#[test]
+fn a_window_that_ends_before_it_starts_is_empty_and_final() {
+    let w = world();
+    let t = w.chain[10].time_ms().unwrap();
+    for path in [
+        format!("/beacon/2.0/pulses?from={}&to={}", t + 60_000, t),
+        "/beacon/2.0/chain/1/sources?from=200&to=100".to_string(),
+    ] {
+        let r = get(&path);
+        assert_eq!(r.status, 200, "{path}: {}", r.body);
+        assert_eq!(r.body, "", "{path}");
+        assert_eq!(r.header("Link"), None, "{path}");
+        assert_eq!(
+            r.header("Cache-Control"),
+            Some("public, max-age=31536000, immutable"),
+            "{path}"
+        );
+    }
+    // The same windows the right way round hold pulses.
+    let r = get(&format!("/beacon/2.0/pulses?from={t}&to={}", t + 60_000));
+    assert_eq!(r.body.lines().count(), 2);
+}

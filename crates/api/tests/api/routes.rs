@@ -156,7 +156,13 @@ fn bad_input_gets_a_clear_json_error_and_never_a_500() {
             400,
             "128 hex digits",
         ),
-        ("GET", "/beacon/2.0/skipList/1/5/2", 400, "forward"),
+        ("GET", "/beacon/2.0/skipList/1/5/2", 404, "runs backwards"),
+        (
+            "GET",
+            "/beacon/2.0/skipList/1795255200000/1795255100000",
+            404,
+            "runs backwards",
+        ),
         (
             "GET",
             "/beacon/2.0/skipList/1/1/299",
@@ -164,12 +170,6 @@ fn bad_input_gets_a_clear_json_error_and_never_a_500() {
             "no published pulse 299",
         ),
         ("GET", "/beacon/2.0/pulses", 400, "from is required"),
-        (
-            "GET",
-            "/beacon/2.0/pulses?from=2026-01-02T00:00:00Z&to=2026-01-01T00:00:00Z",
-            400,
-            "before",
-        ),
         ("GET", "/beacon/2.0/pulses?from=later", 400, "not a time"),
         ("GET", "/beacon/2.0/stream", 0, ""),
         ("GET", "/no/such/thing", 404, "no such path"),
