@@ -119,6 +119,8 @@ grep -q '^chain = 2$' "$hsm/serve.toml" || { say "dev-token.sh's configuration h
 start() {
     local name=$1
     shift
+    # Made before the server starts: the background redirect may come after the first read.
+    : >"$work/$name.out"
     "$bin" "$@" --listen 127.0.0.1:0 >"$work/$name.out" 2>"$out/$name.log" &
     pids+=("$!")
     names+=("$name")

@@ -20,10 +20,11 @@
 //! A request goes down this list and never up it: each module uses only modules below it.
 //!
 //! - `server.rs`: [`serve`] and [`serve_on`], the actix-web server over HTTP or HTTPS (default
-//!   headers, HSTS, request counts, prompt stop), and [`serve_redirect`] (308 to https);
+//!   headers with CORS, HSTS, oversized requests refused as JSON, request counts, prompt stop), and [`serve_redirect`] (308 to https);
 //!   `tls.rs`: [`Tls`], the certificate and key, reloaded without dropping a connection.
 //! - `routes.rs`: the route table only: each path, its handler and its description, which
-//!   makes both the registration and `/openapi.json` ([`ROUTES`]); 404 and 405 answers.
+//!   makes both the registration and `/openapi.json` ([`ROUTES`]); 404 and 405 answers and
+//!   CORS preflights.
 //! - The handlers, one file per kind of answer: `pulses.rs` (one pulse: the newest, by time,
 //!   by index; its manifest; certificates), `bulk.rs` (JSON Lines windows with
 //!   `Link: rel="next"`, skip paths), `stream.rs` (Server-Sent Events), `status.rs`
@@ -35,6 +36,8 @@
 //! - `reply.rs`: the rules every pulse answer shares: the newest pulse (from memory, the store
 //!   asked at most every 20 ms), the newest of a chain, caching (`IMMUTABLE`, until the next
 //!   is due), JSON or XML with ETag and 304. `xml.rs`: a pulse as NIST XML.
+//! - `wait.rs`: long-polls (`?wait=true`): a request held until its pulse is published, on the
+//!   same news the streams get.
 //! - `client.rs`: who a request came from (the peer, or what trusted proxies say).
 //! - `state.rs`: [`Beacon`], the shared state (store calls bounded by a timeout, the newest
 //!   pulse in memory, what the engine said); `limits.rs`: open streams per client and in all;
@@ -43,7 +46,9 @@
 //! - `clock.rs`: the wall clock (the one place it is read) and the rule that a pulse is public
 //!   once its time has come; below everything, because the shared state applies that rule
 //!   too.
-//! - `openapi.rs`: the description's types and its OpenAPI document.
+//! - `openapi.rs`: the description's types (typed parameters, kinds of answer) and the
+//!   OpenAPI 3.1 document made from them, with examples from the chain served;
+//!   `schemas.rs`: the JSON Schema of every body (the pulse from NIST's `beacon-2.0.xsd`).
 //!
 //! This file holds only the declarations. Whether the beacon is a test beacon, and the words
 //! of its warning, are decided in `lavabeacon_format::test_beacon`; the API only repeats them.

@@ -172,8 +172,9 @@ fn schema(kind: Kind) -> Value {
         Kind::AnyTime => time_schema(true),
         Kind::CertificateId => json!({"type": "string", "pattern": "^[0-9A-Fa-f]{128}$"}),
         Kind::Flag => json!({"type": "boolean"}),
+        // Empty is none, as EventSource means it.
         Kind::EventId => {
-            json!({"type": "string", "pattern": "^[1-9][0-9]{0,18}-[1-9][0-9]{0,18}$"})
+            json!({"type": "string", "pattern": "^([1-9][0-9]{0,18}-[1-9][0-9]{0,18})?$"})
         }
         Kind::Range(min, max) => json!({"type": "integer", "minimum": min, "maximum": max}),
         Kind::OneOf(words) => json!({"type": "string", "enum": words}),
@@ -302,7 +303,8 @@ fn success(answer: Answer, examples: &Examples) -> Value {
         ),
         Answer::Events => (
             "event: pulse, id: chain-pulse, data: a PulseAnswer object; a comment every 15 s",
-            json!({"text/event-stream": {"schema": {"type": "string"}}}),
+            // OpenAPI 3.1: the schema of an event stream describes one event.
+            json!({"text/event-stream": {"schema": {"$ref": "#/components/schemas/PulseEvent"}}}),
             json!({}),
             json!({}),
         ),

@@ -91,6 +91,18 @@ pub(crate) fn components() -> Value {
             "required": ["pulse"],
             "properties": {"pulse": {"$ref": "#/components/schemas/Pulse"}, "lavabeacon": test_notice()},
         },
+        "PulseEvent": {
+            "type": "object",
+            "description": "One Server-Sent Event: a new pulse",
+            "required": ["event", "id", "data"],
+            "properties": {
+                "event": {"const": "pulse"},
+                "id": {"type": "string", "pattern": "^[1-9][0-9]*-[1-9][0-9]*$", "description": "chainIndex-pulseIndex: send it back as Last-Event-ID to resume"},
+                "data": {"type": "string", "contentMediaType": "application/json",
+                    "contentSchema": {"$ref": "#/components/schemas/PulseAnswer"}},
+                "retry": {"type": "integer"},
+            },
+        },
         "SkipPath": {
             "type": "array",
             "minItems": 1,

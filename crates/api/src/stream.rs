@@ -62,12 +62,21 @@ async fn catch_up(beacon: &Beacon, after_ms: i64, sender: &mut BodySender) -> Op
     Some(last)
 }
 
-/// The `(chain, pulse)` of a `Last-Event-ID` header, if there is one.
+/// The `(chain, pulse)` of a `Last-Event-ID` header, if there is one (an empty one is none).
 fn last_event_id(req: &HttpRequest) -> Result<Option<(u64, u64)>, ApiError> {
     let Some(value) = req.headers().get("Last-Event-ID") else {
         return Ok(None);
     };
-    let text = value.to_str().unwrap_or("");
+    let Ok(text) = value.to_str() else {
+        return Err(ApiError::BadRequest(
+            "Last-Event-ID is not ASCII text: an event id of this stream is chain-index, e.g. 1-42"
+                .into(),
+        ));
+    };
+    // EventSource sends none while its last event id is empty; an empty one means the same.
+    if text.trim().is_empty() {
+        return Ok(None);
+    }
     let bad = || {
         ApiError::BadRequest(format!(
             "Last-Event-ID {:?} is not an event id of this stream (chain-index, e.g. 1-42)",

@@ -344,3 +344,28 @@ fn wait_true_holds_a_request_until_its_pulse_is_published() {
         "{waited:?}"
     );
 }
+
+#[test]
+fn an_empty_last_event_id_is_no_last_event_id() {
+    // The stream never ends: read only the head of the answer.
+    let status = |last_event_id: &str| {
+        let addr = world().base.trim_start_matches("http://").to_string();
+        let mut s = std::net::TcpStream::connect(&addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        write!(
+            s,
+            "GET /beacon/2.0/stream HTTP/1.1\r\nHost: {addr}\r\nLast-Event-ID:{last_event_id}\r\n\r\n"
+        )
+        .unwrap();
+        let mut head = [0u8; 64];
+        let n = s.read(&mut head).unwrap();
+        String::from_utf8_lossy(&head[..n])
+            .lines()
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(status(""), "HTTP/1.1 200 OK");
+    assert_eq!(status(" "), "HTTP/1.1 200 OK");
+    assert_eq!(status(" garbage"), "HTTP/1.1 400 Bad Request");
+}
