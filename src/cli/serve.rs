@@ -108,11 +108,33 @@ pub(super) fn bind(
         return Ok((c, l));
     }
     match std::net::TcpListener::bind(&c.api.listen) {
-        Ok(l) => Ok((c, l)),
+        Ok(l) => {
+            widen_backlog(&l);
+            Ok((c, l))
+        }
         Err(e) => {
             tracing::error!("cannot listen on {}: {e}", c.api.listen);
             Err(ExitCode::from(EXIT_USAGE))
         }
+    }
+}
+
+/// Connections the kernel queues for the server before it accepts them. The standard library
+/// listens with 128: 10,000 subscribers reconnecting at once (after a restart, a balancer's
+/// failover) overflowed it, and each dropped attempt waited a second for its retry. actix-web's
+/// own default is 2,048. (Capped by `net.core.somaxconn`, 4,096 on current kernels.)
+const BACKLOG: libc::c_int = 2_048;
+
+/// Raises a listening socket's backlog to [`BACKLOG`]: Linux takes a second `listen` on a
+/// listening socket as a new backlog. Should it fail, the socket still works with 128.
+fn widen_backlog(listener: &std::net::TcpListener) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: `listen` on a descriptor this listener owns and keeps open; no memory is shared.
+    if unsafe { libc::listen(listener.as_raw_fd(), BACKLOG) } != 0 {
+        tracing::warn!(
+            "could not raise the listen backlog to {BACKLOG}: {}",
+            std::io::Error::last_os_error()
+        );
     }
 }
 

@@ -157,6 +157,15 @@ routes! {
         "getLast", "The newest pulse", params: [],
         answer: Pulse, statuses: [200, 304, 404, 503],
     }
+    // Early: the busiest dynamic route (lottery clients, long-polls) should not be matched
+    // against every NIST path first. It takes only one segment after /beacon/, so it cannot
+    // shadow any route below; `/beacon/2.0` alone is answered as the unknown path it is.
+    "/beacon/{timestamp}" => pulses::beacon_at {
+        "getPulseAt",
+        "The pulse at that time or the first after it; 425 with Retry-After before it is published, or with wait=true, held until then if it is due within a period",
+        params: [path("timestamp", Kind::AnyTime, "RFC 3339 (2026-11-21T10:00:00Z), Unix seconds (below 100,000,000,000) or Unix milliseconds", Example::Time), WAIT],
+        answer: Pulse, statuses: [200, 304, 400, 404, 425, 429, 503],
+    }
     "/beacon/2.0/pulse/last" => pulses::beacon_last {
         "getNistLast", "The newest pulse (NIST path)", params: [],
         answer: Pulse, statuses: [200, 304, 404, 503],
@@ -243,12 +252,6 @@ routes! {
         "getStream", "Server-Sent Events: one event per new pulse (id chain-pulse); resumes after Last-Event-ID",
         params: [head("Last-Event-ID", false, Kind::EventId, "the id of the last event received, e.g. 1-42")],
         answer: Events, statuses: [200, 400, 404, 429, 503],
-    }
-    "/beacon/{timestamp}" => pulses::beacon_at {
-        "getPulseAt",
-        "The pulse at that time or the first after it; 425 with Retry-After before it is published, or with wait=true, held until then if it is due within a period",
-        params: [path("timestamp", Kind::AnyTime, "RFC 3339 (2026-11-21T10:00:00Z), Unix seconds (below 100,000,000,000) or Unix milliseconds", Example::Time), WAIT],
-        answer: Pulse, statuses: [200, 304, 400, 404, 425, 429, 503],
     }
 }
 

@@ -50,6 +50,9 @@ pub(crate) struct Served {
     pub time_ms: i64,
     pub body: Bytes,
     pub etag: String,
+    /// Its Server-Sent Event, made by the first stream that sends it and shared by the rest
+    /// (10,000 subscribers once cost 10,000 formattings of the same pulse).
+    pub event: OnceLock<Bytes>,
 }
 
 /// The API's shared state.
@@ -311,6 +314,7 @@ impl Beacon {
             time_ms: pulse.time_ms().unwrap_or(i64::MAX),
             body: Bytes::from(self.envelope(pulse)),
             etag: etag_of(pulse),
+            event: OnceLock::new(),
         }
     }
 

@@ -133,7 +133,8 @@ pub(crate) async fn stream(beacon: web::Data<Beacon>, req: HttpRequest) -> Reply
                 n = news.recv() => match n {
                     Ok(s) if s.time_ms > last => {
                         last = s.time_ms;
-                        if !sender.send(Ok(event(&s.pulse))).await {
+                        let bytes = s.event.get_or_init(|| event(&s.pulse)).clone();
+                        if !sender.send(Ok(bytes)).await {
                             return;
                         }
                     }
