@@ -7,7 +7,7 @@ use crate::lookup::{Lookup, Range};
 use crate::pooled::{BeginAppend, PooledStore};
 use crate::redact::scrub;
 use crate::role::Role;
-use crate::row::{PulseRow, RusqliteRow};
+use crate::row::RowView;
 use crate::schema;
 use crate::sql::{self, OneRow};
 use crate::{Counts, Store};
@@ -199,15 +199,12 @@ impl SqliteStore {
     /// A one-pulse lookup on a read connection of our own. It runs on the calling thread: an
     /// indexed read of one row takes microseconds, less than a hand-off to sqlx's worker.
     fn one_row(&self, q: &OneRow) -> Result<Option<Pulse>, StoreError> {
-        self.readers
-            .with(|conn| read_one(conn, q.sql, q.args()))?
-            .map(PulseRow::into_pulse)
-            .transpose()
+        self.readers.with(|conn| read_one(conn, q.sql, q.args()))
     }
 
     /// A range read, a page at a time, each page read on tokio's blocking pool (a page is a
-    /// millisecond or more of SQLite: too long for an async worker the API's requests share).
-    /// Rows become pulses as they are taken.
+    /// millisecond or more of SQLite: too long for an async worker the API's requests share),
+    /// each row read straight into a pulse there.
     fn pages(&self, range: Range) -> BoxStream<'_, Result<Pulse, StoreError>> {
         let (sql, first, args): (&'static str, i64, [i64; 3]) = match range {
             Range::ByTime { from_ms, to_ms } => {
@@ -235,20 +232,21 @@ impl SqliteStore {
                 async move {
                     blocking(move || {
                         readers.with(|conn| {
-                            read_rows(conn, sql, &params, |r| PulseRow::decode(&RusqliteRow(r)))
+                            read_rows(conn, sql, &params, |r| {
+                                RowView::of_rusqlite(r)?.into_pulse()
+                            })
                         })
                     })
                     .await
                 }
             },
             if by_time {
-                |r: &PulseRow| r.time_ms.checked_add(1)
+                // A pulse read from the store has a readable time (it was stored by it).
+                |p: &Pulse| p.time_ms().ok()?.checked_add(1)
             } else {
-                |r: &PulseRow| r.pulse_index.checked_add(1)
+                |p: &Pulse| i64::try_from(p.pulse_index).ok()?.checked_add(1)
             },
         )
-        .map(|r| r.and_then(PulseRow::into_pulse))
-        .boxed()
     }
 
     /// The manifests of pulses `from..=to` of `chain`, as [`SqliteStore::pages`] reads pulses.
@@ -500,7 +498,7 @@ fn read_one(
     conn: &rusqlite::Connection,
     q: &str,
     args: &[i64],
-) -> Result<Option<PulseRow>, StoreError> {
+) -> Result<Option<Pulse>, StoreError> {
     let fail = StoreError::from_rusqlite;
     let mut stmt = conn.prepare_cached(q).map_err(fail)?;
     let mut rows = stmt
@@ -509,7 +507,7 @@ fn read_one(
     let Some(r) = rows.next().map_err(fail)? else {
         return Ok(None);
     };
-    PulseRow::decode(&RusqliteRow(r)).map(Some)
+    RowView::of_rusqlite(r)?.into_pulse().map(Some)
 }
 
 /// The schema versions the database has applied (none: never migrated).
