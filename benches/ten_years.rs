@@ -40,8 +40,8 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use support::{
-    data_dir, generate, load, nginx, rss, run_measured, start_until_last, wrk, ManifestLine,
-    Values, PERIOD,
+    cpu_secs, data_dir, generate, load, nginx, rss, run_measured, start_until_last, wrk,
+    ManifestLine, Values, PERIOD,
 };
 
 /// 2017-01-01T00:00:00Z: 5,000,000 minutes later is July 2026, so the whole chain is in the
@@ -501,14 +501,21 @@ fn download(base: &str, first: &str) -> (u64, f64) {
     (lines, started.elapsed().as_secs_f64())
 }
 
-/// `lavabeacon replay` with `args`: rate and peak RSS, the report checked (it must pass, with
-/// every pulse, signature and manifest checked).
-fn replay(n: u64, args: &[&str]) -> (f64, f64) {
+/// What a replay did: pulses/s, its peak RSS (MiB) and its CPU time per pulse (µs).
+struct Replayed {
+    rate: f64,
+    peak_mib: f64,
+    cpu_us: f64,
+}
+
+/// `lavabeacon replay` with `args`, the report checked (it must pass, with every pulse,
+/// signature and manifest checked).
+fn replay(n: u64, args: &[&str]) -> Replayed {
     replay_counted(n, n, args)
 }
 
 /// [`replay`] of a chain with `manifests` manifests.
-fn replay_counted(n: u64, manifests: u64, args: &[&str]) -> (f64, f64) {
+fn replay_counted(n: u64, manifests: u64, args: &[&str]) -> Replayed {
     let f = run_measured(lavabeacon().arg("replay").args(args).arg("--json"));
     let report: Value = serde_json::from_str(&f.stdout)
         .unwrap_or_else(|e| panic!("replay {args:?} printed no report ({e}): {}", f.stdout));
@@ -529,7 +536,27 @@ fn replay_counted(n: u64, manifests: u64, args: &[&str]) -> (f64, f64) {
             f.stdout
         );
     }
-    (n as f64 / f.secs, f.peak_mib)
+    Replayed {
+        rate: n as f64 / f.secs,
+        peak_mib: f.peak_mib,
+        cpu_us: f.cpu_secs / n as f64 * 1e6,
+    }
+}
+
+/// A replay's line: its rate, its CPU per pulse (with the server's, when it had one) and what
+/// that CPU allows on two idle cores, its peak RSS, and the load it ran under.
+fn show_replay(what: &str, r: &Replayed, server_us: Option<f64>) {
+    let total = r.cpu_us + server_us.unwrap_or(0.0);
+    let server = server_us.map_or(String::new(), |s| format!(" + the server's {s:.1}"));
+    println!(
+        "  {what:<18} {:>8.0} pulses/s; CPU {:.1} µs/pulse{server} (at most {:.0}/s on 2 idle \
+         cores); replay's peak RSS {:.0} MiB (load {})",
+        r.rate,
+        r.cpu_us,
+        2e6 / total,
+        r.peak_mib,
+        load()
+    );
 }
 
 fn median(v: &[f64]) -> f64 {
@@ -650,20 +677,16 @@ fn measure(rt: &tokio::runtime::Runtime, s: &Settings, m: &Made, hsm: &Path) {
         load()
     );
 
-    let (rate, peak) = replay(n, &["--url", &base]);
-    println!(
-        "  replay --url:      {rate:>8.0} pulses/s, replay's peak RSS {peak:.0} MiB (load {})",
-        load()
-    );
+    let before = cpu_secs(pid);
+    let r = replay(n, &["--url", &base]);
+    let server_us = (cpu_secs(pid) - before) / n as f64 * 1e6;
+    show_replay("replay --url:", &r, Some(server_us));
     let (server_peak, server_now) = rss(pid);
     println!("  api's RSS after all this: peak {server_peak:.0} MiB, now {server_now:.0} MiB");
     drop(api);
 
-    let (rate, peak) = replay(n, &["--database", &m.url]);
-    println!(
-        "  replay --database: {rate:>8.0} pulses/s, replay's peak RSS {peak:.0} MiB (load {})",
-        load()
-    );
+    let r = replay(n, &["--database", &m.url]);
+    show_replay("replay --database:", &r, None);
 
     let serve = serve_starts(rt, m, hsm, 2);
     println!(
@@ -723,17 +746,13 @@ fn replay_bare(n: u64) {
             .args(["api", "--listen", "127.0.0.1:0", "--database", &url])
             .current_dir(tmp.path()),
     );
-    let (rate, peak) = replay_counted(n, 0, &["--url", &base]);
-    println!(
-        "  replay --url:      {rate:>8.0} pulses/s, replay's peak RSS {peak:.0} MiB (load {})",
-        load()
-    );
+    let before = cpu_secs(pid);
+    let r = replay_counted(n, 0, &["--url", &base]);
+    let server_us = (cpu_secs(pid) - before) / n as f64 * 1e6;
+    show_replay("replay --url:", &r, Some(server_us));
     let (server_peak, _) = rss(pid);
     println!("  api's peak RSS {server_peak:.0} MiB");
     drop(api);
-    let (rate, peak) = replay_counted(n, 0, &["--database", &url]);
-    println!(
-        "  replay --database: {rate:>8.0} pulses/s, replay's peak RSS {peak:.0} MiB (load {})",
-        load()
-    );
+    let r = replay_counted(n, 0, &["--database", &url]);
+    show_replay("replay --database:", &r, None);
 }

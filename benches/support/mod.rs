@@ -243,6 +243,27 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// CPU time a running process has used so far, user and system, in seconds.
+pub fn cpu_secs(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // After the command's name (in parentheses, which may hold spaces): utime and stime are
+    // the 12th and 13th fields, in clock ticks.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or("", |(_, rest)| rest)
+        .split_whitespace()
+        .collect();
+    // SAFETY: sysconf(3) with a constant name.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(f64::NAN)
+    };
+    (ticks(11) + ticks(12)) / hz
+}
+
 /// Peak and current resident memory of a process, MiB.
 pub fn rss(pid: u32) -> (f64, f64) {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
@@ -365,12 +386,16 @@ pub fn wait_ok(url: &str, limit: std::time::Duration) {
 /// exit: nothing is missed between two samples), its exit status and standard output.
 pub struct Finished {
     pub secs: f64,
+    /// CPU time, user and system, in seconds.
+    pub cpu_secs: f64,
     pub peak_mib: f64,
     pub success: bool,
     pub stdout: String,
 }
 
 /// Runs `cmd` to the end (standard error discarded) and measures it.
+// The child is reaped by wait4(2), not Child::wait: wait4 also gives its resource usage.
+#[allow(clippy::zombie_processes)]
 pub fn run_measured(cmd: &mut Command) -> Finished {
     use std::io::Read;
     let started = Instant::now();
@@ -397,8 +422,10 @@ pub fn run_measured(cmd: &mut Command) -> Finished {
         "wait4: {}",
         std::io::Error::last_os_error()
     );
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
     Finished {
         secs: started.elapsed().as_secs_f64(),
+        cpu_secs: tv(usage.ru_utime) + tv(usage.ru_stime),
         peak_mib: usage.ru_maxrss as f64 / 1024.0,
         success: libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
         stdout,
