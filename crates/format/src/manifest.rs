@@ -42,26 +42,12 @@ pub fn combine(contributions: &[(&str, &[u8])]) -> Hash512 {
 /// Appends the bytes of the hex digits `text` (either case) to `out`; false if it is not hex
 /// (an odd length, or another character), as `hex::decode` judges it.
 fn decode_hex(text: &str, out: &mut Vec<u8>) -> bool {
-    fn nibble(c: u8) -> Option<u8> {
-        match c {
-            b'0'..=b'9' => Some(c - b'0'),
-            b'a'..=b'f' => Some(c - b'a' + 10),
-            b'A'..=b'F' => Some(c - b'A' + 10),
-            _ => None,
-        }
-    }
-    let t = text.as_bytes();
-    if t.len() % 2 != 0 {
+    if text.len() % 2 != 0 {
         return false;
     }
-    out.reserve(t.len() / 2);
-    for pair in t.chunks_exact(2) {
-        match (nibble(pair[0]), nibble(pair[1])) {
-            (Some(high), Some(low)) => out.push(high << 4 | low),
-            _ => return false,
-        }
-    }
-    true
+    let start = out.len();
+    out.resize(start + text.len() / 2, 0);
+    crate::json::decode_hex(text.as_bytes(), &mut out[start..])
 }
 
 /// One source's line in a pulse's manifest.
