@@ -475,6 +475,62 @@ fn serve_starts(rt: &tokio::runtime::Runtime, m: &Made, hsm: &Path, runs: usize)
     times
 }
 
+/// Reads the store's files once (the SQLite file; PostgreSQL's tables and indexes, every
+/// segment), so that the kernel's page cache holds them: bytes read and seconds.
+fn read_into_page_cache(rt: &tokio::runtime::Runtime, m: &Made) -> (u64, f64) {
+    let started = Instant::now();
+    let files: Vec<PathBuf> = match m.backend {
+        Backend::Sqlite => vec![PathBuf::from(&m.place)],
+        Backend::Postgres => rt.block_on(async {
+            use sqlx::Connection;
+            let mut c = sqlx::PgConnection::connect(&m.url).await.unwrap();
+            let dir: String = sqlx::query_scalar("SHOW data_directory")
+                .fetch_one(&mut c)
+                .await
+                .unwrap();
+            let relations: Vec<String> = sqlx::query_scalar(
+                "SELECT pg_relation_filepath(c.oid) FROM pg_class c \
+                 WHERE c.relkind IN ('r', 'i', 't') AND pg_relation_filepath(c.oid) IS NOT NULL \
+                 AND c.relnamespace NOT IN ('pg_catalog'::regnamespace, 'information_schema'::regnamespace)",
+            )
+            .fetch_all(&mut c)
+            .await
+            .unwrap();
+            let mut files = Vec::new();
+            for r in relations {
+                let first = Path::new(&dir).join(&r);
+                // A table is split into 1 GB segments: FILE, FILE.1, FILE.2, …
+                for segment in 0.. {
+                    let f = if segment == 0 {
+                        first.clone()
+                    } else {
+                        PathBuf::from(format!("{}.{segment}", first.display()))
+                    };
+                    if !f.exists() {
+                        break;
+                    }
+                    files.push(f);
+                }
+            }
+            files
+        }),
+    };
+    let mut bytes = 0;
+    let mut buf = vec![0u8; 1 << 20];
+    for f in files {
+        use std::io::Read;
+        let mut file = std::fs::File::open(&f).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+        loop {
+            let n = file.read(&mut buf).unwrap();
+            if n == 0 {
+                break;
+            }
+            bytes += n as u64;
+        }
+    }
+    (bytes, started.elapsed().as_secs_f64())
+}
+
 /// Downloads the whole chain through a bulk route from `first`, following `Link: rel="next"`:
 /// lines and seconds.
 fn download(base: &str, first: &str) -> (u64, f64) {
@@ -630,7 +686,6 @@ fn measure(rt: &tokio::runtime::Runtime, s: &Settings, m: &Made, hsm: &Path) {
         &format!("\"/beacon/2.0/pulse/time/\" .. ({T0} + i * {PERIOD})"),
     );
     let by_index = script("index.lua", "\"/beacon/2.0/chain/1/pulse/\" .. (i + 1)");
-    wrk(&format!("{base}/"), 2, Some(&by_time)); // warm-up
     println!("  wrk -t2 -c64 -d{secs}s:");
     let show = |what: &str, w: support::Wrk| {
         println!(
@@ -642,6 +697,18 @@ fn measure(rt: &tokio::runtime::Runtime, s: &Settings, m: &Made, hsm: &Path) {
         );
         w.rps
     };
+    // Random pulses of the whole chain touch all of the store: first with the page cache as
+    // this run found it, then with the store read into it, as on a server that has run a while.
+    show(
+        "by time, page cache as found",
+        wrk(&format!("{base}/"), secs, Some(&by_time)),
+    );
+    let (bytes, t) = read_into_page_cache(rt, m);
+    println!(
+        "    (the store's files read into the page cache: {:.2} GB in {t:.0} s)",
+        bytes as f64 / 1e9
+    );
+    wrk(&format!("{base}/"), 2, Some(&by_time)); // warm-up
     show(
         "by time, random (/pulse/time/{t})",
         wrk(&format!("{base}/"), secs, Some(&by_time)),
