@@ -1,11 +1,13 @@
-//! What the load benches share: the pulse store they serve (made once, kept under
-//! `target/bench-data/`), `wrk` and how to read it, nginx as the peer, processes killed when
-//! dropped, and a process's memory.
+//! What the load benches share: the chains they serve (built and signed here, stores made once
+//! and kept under `target/bench-data/`), `wrk` and how to read it, nginx as the peer,
+//! processes killed when dropped, and a process's memory.
 #![allow(dead_code)]
 
 use lavabeacon_format::builder::{ChainBuilder, ChainParams, NextPulse};
-use lavabeacon_format::hash::sha512;
+use lavabeacon_format::hash::{sha512, Hash512};
+use lavabeacon_format::manifest::{combine, Manifest, SourceEntry};
 use lavabeacon_format::message::precommitment;
+use lavabeacon_format::Pulse;
 use lavabeacon_signer::software::SoftwareSigner;
 use lavabeacon_signer::Signer;
 use std::path::{Path, PathBuf};
@@ -21,6 +23,137 @@ pub fn data_dir() -> PathBuf {
     d
 }
 
+/// Pulses handed to a store in one call.
+pub const BATCH: usize = 20_000;
+
+/// A pulse's source manifest as the store keeps it: (chainIndex, pulseIndex, JSON).
+pub type ManifestLine = (u64, u64, String);
+
+/// The bench's signing key (a software Ed25519 key, cipherSuite 2), made once and shared by
+/// every bench store, so that their certificates are one.
+pub fn signer() -> SoftwareSigner {
+    SoftwareSigner::load_or_create(&data_dir().join("api-keys")).unwrap()
+}
+
+/// What each pulse of a generated chain is made of.
+#[derive(Clone, Copy)]
+pub enum Values {
+    /// localRandomValue a plain hash of the index, no manifest (the api_load store).
+    Bare,
+    /// localRandomValue the combination of three sources (os, hsm, cpu), each pulse with the
+    /// source manifest the engine would have written for it, as a real beacon's store holds.
+    WithManifests,
+}
+
+/// The manifest-bearing pulse `i`'s sources: (name, credited bits, digest).
+fn sources_of(i: u64) -> [(&'static str, u32, Hash512); 3] {
+    let d = |name: &str| sha512(&[b"ten years", name.as_bytes(), &i.to_be_bytes()]);
+    [
+        ("os", 256, d("os")),
+        ("hsm", 256, d("hsm")),
+        ("cpu", 64, d("cpu")),
+    ]
+}
+
+fn local_random_value(values: Values, i: u64) -> Hash512 {
+    match values {
+        Values::Bare => sha512(&[b"api bench", &i.to_be_bytes()]),
+        Values::WithManifests => {
+            let s = sources_of(i);
+            combine(&[
+                (s[0].0, &s[0].2 .0[..]),
+                (s[1].0, &s[1].2 .0[..]),
+                (s[2].0, &s[2].2 .0[..]),
+            ])
+        }
+    }
+}
+
+fn manifest_of(i: u64) -> String {
+    let sources = sources_of(i)
+        .iter()
+        .map(|(name, bits, digest)| SourceEntry {
+            name: name.to_string(),
+            status: "ok".into(),
+            credited_bits: *bits,
+            digest: Some(digest.to_hex_lower()),
+        })
+        .collect();
+    serde_json::to_string(&Manifest {
+        version: 1,
+        chain_index: 1,
+        pulse_index: i,
+        sources,
+        external: None,
+    })
+    .unwrap()
+}
+
+/// Builds chain 1 of `n` pulses from `t0`, one every [`PERIOD`], signed with [`signer`], and
+/// hands it to `each` in batches of [`BATCH`] with the batch's manifests (none with
+/// [`Values::Bare`]). Returns the time spent building and signing, `each` not counted.
+pub fn generate(
+    n: u64,
+    t0: i64,
+    values: Values,
+    mut each: impl FnMut(&[Pulse], &[ManifestLine]),
+) -> std::time::Duration {
+    let signer = signer();
+    let mut b = ChainBuilder::new_chain(ChainParams::new(
+        "http://127.0.0.1/beacon/2.0",
+        1,
+        PERIOD as u32,
+    ));
+    let mut building = std::time::Duration::ZERO;
+    let mut batch = Vec::with_capacity(BATCH);
+    let mut manifests = Vec::with_capacity(BATCH);
+    let mut lrv = local_random_value(values, 1);
+    let mut started = Instant::now();
+    for i in 1..=n {
+        let next_lrv = local_random_value(values, i + 1);
+        let next = NextPulse::new(t0 + (i as i64 - 1) * PERIOD, lrv, precommitment(&next_lrv));
+        batch.push(b.next(next, &signer).unwrap());
+        if let Values::WithManifests = values {
+            manifests.push((1, i, manifest_of(i)));
+        }
+        lrv = next_lrv;
+        if batch.len() == BATCH || i == n {
+            building += started.elapsed();
+            each(&batch, &manifests);
+            batch.clear();
+            manifests.clear();
+            started = Instant::now();
+        }
+    }
+    building
+}
+
+/// Copies everything in the WAL of the SQLite database `path` into the file and checks it
+/// holds `n` pulses: what is still in the WAL would be lost with it if the file were renamed
+/// or copied alone (deleting the WAL once cost the last 160,000 of 1,000,000 pulses).
+pub async fn checkpoint_sqlite(path: &Path, n: u64) {
+    use sqlx::Connection;
+    let mut c = sqlx::SqliteConnection::connect(&format!("sqlite:{}", path.display()))
+        .await
+        .unwrap();
+    let (busy, _, _): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
+        .fetch_one(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(
+        busy,
+        0,
+        "the WAL of {} could not be checkpointed",
+        path.display()
+    );
+    let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM pulses")
+        .fetch_one(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(count as u64, n, "pulses in {}", path.display());
+    c.close().await.unwrap();
+}
+
 /// The 1,000,000-pulse store, made once.
 pub fn store(n: u64) -> PathBuf {
     let db = data_dir().join(format!("api-chain-{n}.db"));
@@ -31,64 +164,25 @@ pub fn store(n: u64) -> PathBuf {
     let started = Instant::now();
     let partial = db.with_extension("partial");
     let _ = std::fs::remove_file(&partial);
-    let keys = data_dir().join("api-keys");
-    let signer = SoftwareSigner::load_or_create(&keys).unwrap();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
-    rt.block_on(async {
+    let store = rt.block_on(async {
         let store = lavabeacon_store::open(&format!("sqlite:{}", partial.display()))
             .await
             .unwrap();
         store
-            .put_certificate(&signer.certificate().der)
+            .put_certificate(&signer().certificate().der)
             .await
             .unwrap();
-        let mut b = ChainBuilder::new_chain(ChainParams::new(
-            "http://127.0.0.1/beacon/2.0",
-            1,
-            PERIOD as u32,
-        ));
-        let lrv = |i: u64| sha512(&[b"api bench", &i.to_be_bytes()]);
-        let mut batch = Vec::with_capacity(20_000);
-        for i in 1..=n {
-            let next = NextPulse::new(
-                T0 + (i as i64 - 1) * PERIOD,
-                lrv(i),
-                precommitment(&lrv(i + 1)),
-            );
-            batch.push(b.next(next, &signer).unwrap());
-            if batch.len() == 20_000 || i == n {
-                store.bulk_load(&batch).await.unwrap();
-                batch.clear();
-            }
-        }
-        drop(store);
-        // Everything into the database file before it is renamed: what is still in the WAL
-        // would be lost with it (deleting the WAL once cost the last 160,000 of 1,000,000
-        // pulses).
-        use sqlx::Connection;
-        let mut c = sqlx::SqliteConnection::connect(&format!("sqlite:{}", partial.display()))
-            .await
-            .unwrap();
-        let (busy, _, _): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
-            .fetch_one(&mut c)
-            .await
-            .unwrap();
-        assert_eq!(
-            busy,
-            0,
-            "the WAL of {} could not be checkpointed",
-            partial.display()
-        );
-        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM pulses")
-            .fetch_one(&mut c)
-            .await
-            .unwrap();
-        assert_eq!(count as u64, n, "pulses in {}", partial.display());
-        c.close().await.unwrap();
+        store
     });
+    generate(n, T0, Values::Bare, |batch, _| {
+        rt.block_on(store.bulk_load(batch)).unwrap();
+    });
+    drop(store);
+    rt.block_on(checkpoint_sqlite(&partial, n));
     std::fs::rename(&partial, &db).unwrap();
     eprintln!("made in {:.1} s", started.elapsed().as_secs_f64());
     db
@@ -147,6 +241,27 @@ pub fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// CPU time a running process has used so far, user and system, in seconds.
+pub fn cpu_secs(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // After the command's name (in parentheses, which may hold spaces): utime and stime are
+    // the 12th and 13th fields, in clock ticks.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or("", |(_, rest)| rest)
+        .split_whitespace()
+        .collect();
+    // SAFETY: sysconf(3) with a constant name.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(f64::NAN)
+    };
+    (ticks(11) + ticks(12)) / hz
 }
 
 /// Peak and current resident memory of a process, MiB.
@@ -241,4 +356,111 @@ pub fn api(dir: &Path, args: &[&std::ffi::OsStr]) -> (Killed, String, u32) {
         .to_string();
     let pid = api.id();
     (Killed(api), base, pid)
+}
+
+/// The load averages over 1, 5 and 15 minutes, as `uptime` shows them: printed beside each
+/// figure, since other builds may share the machine's two cores.
+pub fn load() -> String {
+    let l = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    l.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+}
+
+/// Asks `url` until it answers 200, for at most `limit`; panics if it never does.
+pub fn wait_ok(url: &str, limit: std::time::Duration) {
+    let started = Instant::now();
+    loop {
+        if let Ok(r) = ureq::get(url).timeout(limit).call() {
+            if r.status() == 200 {
+                return;
+            }
+        }
+        assert!(
+            started.elapsed() < limit,
+            "{url} did not answer 200 within {limit:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+}
+
+/// What a finished command did: its wall time, its peak RSS (MiB, from the kernel's count at
+/// exit: nothing is missed between two samples), its exit status and standard output.
+pub struct Finished {
+    pub secs: f64,
+    /// CPU time, user and system, in seconds.
+    pub cpu_secs: f64,
+    pub peak_mib: f64,
+    pub success: bool,
+    pub stdout: String,
+}
+
+/// Runs `cmd` to the end (standard error discarded) and measures it.
+// The child is reaped by wait4(2), not Child::wait: wait4 also gives its resource usage.
+#[allow(clippy::zombie_processes)]
+pub fn run_measured(cmd: &mut Command) -> Finished {
+    use std::io::Read;
+    let started = Instant::now();
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdout = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is a valid value; wait4 fills it for our own child.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: wait4(2) on a child of this process, which nothing else waits for.
+    let r = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
+    assert_eq!(
+        r,
+        child.id() as i32,
+        "wait4: {}",
+        std::io::Error::last_os_error()
+    );
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    Finished {
+        secs: started.elapsed().as_secs_f64(),
+        cpu_secs: tv(usage.ru_utime) + tv(usage.ru_stime),
+        peak_mib: usage.ru_maxrss as f64 / 1024.0,
+        success: libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        stdout,
+    }
+}
+
+/// Spawns `cmd` (a `serve` or `api` with `--listen 127.0.0.1:0`) and times it from the spawn
+/// until `/beacon/last` answers 200: the process (killed when dropped), its base URL, its pid
+/// and the time to its first answer.
+pub fn start_until_last(cmd: &mut Command) -> (Killed, String, u32, f64) {
+    use std::io::{BufRead, BufReader};
+    let started = Instant::now();
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let base = loop {
+        match lines.next() {
+            Some(Ok(l)) => {
+                if let Some(b) = l.strip_prefix("listening on ") {
+                    break b.to_string();
+                }
+            }
+            _ => panic!("{cmd:?} ended without printing the address it listens on"),
+        }
+    };
+    // The rest of its output is drained, so that it never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    wait_ok(
+        &format!("{base}/beacon/last"),
+        std::time::Duration::from_secs(60),
+    );
+    let secs = started.elapsed().as_secs_f64();
+    let pid = child.id();
+    (Killed(child), base, pid, secs)
 }

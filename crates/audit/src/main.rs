@@ -6,6 +6,11 @@ use clap::{Parser, Subcommand};
 use lavabeacon_audit::{export, generate, import, replay, verify};
 use std::process::ExitCode;
 
+/// The same allocator as the `lavabeacon` binary's, for the same reason (see its main.rs): a
+/// replay allocates a few dozen small blocks a pulse and frees them on another thread.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "lavabeacon-audit",

@@ -281,7 +281,7 @@ const HEX: [u8; 256] = {
 };
 
 /// Decodes `hex` (twice as long as `out`) into `out`; false if a character is not a hex digit.
-fn decode_hex(hex: &[u8], out: &mut [u8]) -> bool {
+pub(crate) fn decode_hex(hex: &[u8], out: &mut [u8]) -> bool {
     debug_assert_eq!(hex.len(), out.len() * 2);
     let mut bad = 0u8;
     for (o, pair) in out.iter_mut().zip(hex.chunks_exact(2)) {
@@ -383,7 +383,7 @@ fn out_pulse(p: &Pulse) -> OutPulse<'_> {
             .collect(),
         precommitment_value: p.precommitment_value.to_hex_upper(),
         status_code: p.status_code,
-        signature_value: hex::encode_upper(&p.signature_value),
+        signature_value: crate::hash::encode_hex(&p.signature_value, true),
         output_value: p.output_value.to_hex_upper(),
         hashed_message: p.hashed_message.map(|h| h.to_hex_upper()),
         witness: p.sloth.as_ref().map(|s| s.witness.as_str()),

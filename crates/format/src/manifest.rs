@@ -39,6 +39,17 @@ pub fn combine(contributions: &[(&str, &[u8])]) -> Hash512 {
     Hash512(h.finalize().into())
 }
 
+/// Appends the bytes of the hex digits `text` (either case) to `out`; false if it is not hex
+/// (an odd length, or another character), as `hex::decode` judges it.
+fn decode_hex(text: &str, out: &mut Vec<u8>) -> bool {
+    if text.len() % 2 != 0 {
+        return false;
+    }
+    let start = out.len();
+    out.resize(start + text.len() / 2, 0);
+    crate::json::decode_hex(text.as_bytes(), &mut out[start..])
+}
+
 /// One source's line in a pulse's manifest.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -153,17 +164,23 @@ impl Manifest {
         if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
             return Err(ManifestError::Duplicate(w[0].to_string()));
         }
-        let decoded = self
-            .sources
+        // Every digest decoded into one buffer: a replay recombines every pulse's manifest, and
+        // a vector per digest (with the `hex` crate's per-character iterator) was most of it.
+        let mut bytes = Vec::with_capacity(self.sources.len() * 64);
+        let mut spans = Vec::with_capacity(self.sources.len());
+        for s in &self.sources {
+            if let Some(d) = &s.digest {
+                let start = bytes.len();
+                if !decode_hex(d, &mut bytes) {
+                    return Err(ManifestError::BadDigest(s.name.clone()));
+                }
+                spans.push((s.name.as_str(), start, bytes.len()));
+            }
+        }
+        let parts: Vec<(&str, &[u8])> = spans
             .iter()
-            .filter_map(|s| s.digest.as_ref().map(|d| (s, d)))
-            .map(|(s, d)| {
-                hex::decode(d)
-                    .map(|b| (s.name.as_str(), b))
-                    .map_err(|_| ManifestError::BadDigest(s.name.clone()))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let parts: Vec<(&str, &[u8])> = decoded.iter().map(|(n, b)| (*n, b.as_slice())).collect();
+            .map(|&(name, start, end)| (name, &bytes[start..end]))
+            .collect();
         Ok(combine(&parts))
     }
 
@@ -257,6 +274,23 @@ mod tests {
         let text = serde_json::to_string(&m).unwrap();
         let back: Manifest = serde_json::from_str(&text).unwrap();
         assert_eq!(back.recombine().unwrap(), m.recombine().unwrap());
+    }
+
+    #[test]
+    fn digests_are_read_as_the_hex_crate_reads_them() {
+        for text in [
+            "", "00ff", "00FF", "aBcD", "0", "abc", "0g", "g0", " 0", "0x12", "é1",
+        ] {
+            let mut out = vec![9u8];
+            let ok = decode_hex(text, &mut out);
+            match hex::decode(text) {
+                Ok(expected) => {
+                    assert!(ok, "{text:?}");
+                    assert_eq!(out[1..], expected[..], "{text:?}");
+                }
+                Err(_) => assert!(!ok, "{text:?}"),
+            }
+        }
     }
 
     #[test]

@@ -38,7 +38,7 @@
 //!   ([`lavabeacon_format::chain::check_append`]) so the store, the verifier and the engine
 //!   agree; unique constraints and triggers back it up in the database (`migrations/`).
 //! - `sqlite.rs`, `postgres.rs`: what differs per backend (opening, serialising writers, the
-//!   leader lock, SQLite's fast one-row reads). `pooled.rs`: the rest of both, as plain
+//!   leader lock, SQLite's reads through rusqlite). `pooled.rs`: the rest of both, as plain
 //!   generic code over a sqlx pool. `sql.rs`: the SQL text; `row.rs`: the one mapping between
 //!   a pulse and a row (the column table, encode, decode); `schema.rs`: the schema version
 //!   check; `redact.rs`: passwords out of every message.

@@ -199,11 +199,11 @@ where
         let stream = match range {
             Range::ByTime { from_ms, to_ms } => sql::paged(
                 from_ms,
-                move |cursor| async move {
+                move |cursor, limit| async move {
                     let rows = sqlx::query(sql::RANGE_BY_TIME_PAGE.as_str())
                         .bind(cursor)
                         .bind(to_ms)
-                        .bind(sql::PAGE)
+                        .bind(limit)
                         .fetch_all(pool)
                         .await
                         .map_err(fail)?;
@@ -213,12 +213,12 @@ where
             ),
             Range::ByIndex { chain, from, to } => sql::paged(
                 db_int(from),
-                move |cursor| async move {
+                move |cursor, limit| async move {
                     let rows = sqlx::query(sql::RANGE_BY_INDEX_PAGE.as_str())
                         .bind(db_int(chain))
                         .bind(cursor)
                         .bind(db_int(to))
-                        .bind(sql::PAGE)
+                        .bind(limit)
                         .fetch_all(pool)
                         .await
                         .map_err(fail)?;
@@ -292,12 +292,12 @@ where
         let fail = self.fail();
         sql::paged(
             db_int(from),
-            move |cursor| async move {
+            move |cursor, limit| async move {
                 sqlx::query_as::<_, (i64, i64, String)>(sql::MANIFESTS_PAGE)
                     .bind(db_int(chain))
                     .bind(cursor)
                     .bind(db_int(to))
-                    .bind(sql::PAGE)
+                    .bind(limit)
                     .fetch_all(pool)
                     .await
                     .map_err(fail)

@@ -1,7 +1,8 @@
 //! The one mapping between a [`Pulse`] and a row of the `pulses` table, for both backends and
 //! both SQLite drivers: [`COLUMNS`] is the column table (the SELECT lists and the INSERT in
-//! `sql.rs` are made from it), [`PulseRow::decode`] the one way a row is read (by the table's
-//! positions, found at compile time from the column names) and [`insert_statement`] with
+//! `sql.rs` are made from it), [`PulseRow::decode`] (sqlx) and [`RowView::of_rusqlite`] the
+//! ways a row is read (by the table's positions, found at compile time from the column names),
+//! [`RowView::into_pulse`] the one way a row becomes a pulse, and [`insert_statement`] with
 //! [`bind`] the one way rows are written.
 //!
 //! Over 400 lines on purpose: the whole row layout (the column table, the decode for both
@@ -150,30 +151,6 @@ where
     }
 }
 
-/// A row of rusqlite (SQLite's one-pulse lookups, outside the async driver).
-pub(crate) struct RusqliteRow<'a, 'stmt>(pub &'a rusqlite::Row<'stmt>);
-
-impl ReadColumns for RusqliteRow<'_, '_> {
-    fn int(&self, at: usize) -> Result<i64, StoreError> {
-        self.0.get(at).map_err(StoreError::from_rusqlite)
-    }
-    fn opt_int(&self, at: usize) -> Result<Option<i64>, StoreError> {
-        self.0.get(at).map_err(StoreError::from_rusqlite)
-    }
-    fn text(&self, at: usize) -> Result<String, StoreError> {
-        self.0.get(at).map_err(StoreError::from_rusqlite)
-    }
-    fn opt_text(&self, at: usize) -> Result<Option<String>, StoreError> {
-        self.0.get(at).map_err(StoreError::from_rusqlite)
-    }
-    fn blob(&self, at: usize) -> Result<Vec<u8>, StoreError> {
-        self.0.get(at).map_err(StoreError::from_rusqlite)
-    }
-    fn opt_blob(&self, at: usize) -> Result<Option<Vec<u8>>, StoreError> {
-        self.0.get(at).map_err(StoreError::from_rusqlite)
-    }
-}
-
 impl PulseRow {
     /// Reads a row selected with the [`COLUMNS`] list, whichever driver it came from.
     pub fn decode(r: &impl ReadColumns) -> Result<PulseRow, StoreError> {
@@ -223,8 +200,23 @@ struct Extra {
 
 /// The URI of pulse `index` of the same chain as a pulse with URI `uri` and index `own`.
 fn sibling_uri(uri: &str, own: u64, index: u64) -> Option<String> {
+    pulse_base(uri, own).map(|base| uri_of(base, index))
+}
+
+/// `{base}/pulse/` of a pulse with URI `uri` and index `own`, when its URI has that form.
+fn pulse_base(uri: &str, own: u64) -> Option<&str> {
     let base = uri.strip_suffix(&own.to_string())?;
-    base.ends_with("/pulse/").then(|| format!("{base}{index}"))
+    base.ends_with("/pulse/").then_some(base)
+}
+
+/// `{base}{index}`. Found once per pulse read and used for its five list URIs: a replay reads
+/// every pulse, and formatting each URI from scratch was a tenth of reading a row.
+fn uri_of(base: &str, index: u64) -> String {
+    use std::fmt::Write;
+    let mut uri = String::with_capacity(base.len() + 20);
+    uri.push_str(base);
+    let _ = write!(uri, "{index}");
+    uri
 }
 
 fn index_in_uri(uri: &str) -> Option<u64> {
@@ -319,48 +311,152 @@ impl PulseRow {
 
     /// The pulse this row holds.
     pub fn into_pulse(self) -> Result<Pulse, StoreError> {
-        let at = format!("pulse {}/{}", self.chain_index, self.pulse_index);
-        let corrupt = |what: &str| StoreError::corrupt(format!("{at}: {what}"));
+        self.view().into_pulse()
+    }
+
+    /// The row's columns, borrowed.
+    fn view(&self) -> RowView<'_> {
+        RowView {
+            chain_index: self.chain_index,
+            pulse_index: self.pulse_index,
+            time_ms: self.time_ms,
+            uri: &self.uri,
+            version: &self.version,
+            cipher_suite: self.cipher_suite,
+            period: self.period,
+            certificate_id: &self.certificate_id,
+            local_random_value: &self.local_random_value,
+            ext_source_id: self.ext_source_id.as_deref(),
+            ext_status: self.ext_status,
+            ext_value: self.ext_value.as_deref(),
+            values: [
+                &self.previous_value,
+                &self.hour_value,
+                &self.day_value,
+                &self.month_value,
+                &self.year_value,
+            ],
+            indexes: [
+                self.previous_index,
+                self.hour_index,
+                self.day_index,
+                self.month_index,
+                self.year_index,
+            ],
+            precommitment: &self.precommitment,
+            status_code: self.status_code,
+            signature: &self.signature,
+            output_value: &self.output_value,
+            extra: self.extra.as_deref(),
+        }
+    }
+}
+
+/// A row of `pulses` as the driver holds it, column for column like [`PulseRow`] but borrowed:
+/// rusqlite's rows are read straight into a [`Pulse`] through it, without a vector per hash
+/// column first (a replay reads every row, and those copies were a tenth of reading one).
+pub(crate) struct RowView<'a> {
+    chain_index: i64,
+    pulse_index: i64,
+    time_ms: i64,
+    uri: &'a str,
+    version: &'a str,
+    cipher_suite: i64,
+    period: i64,
+    certificate_id: &'a [u8],
+    local_random_value: &'a [u8],
+    ext_source_id: Option<&'a [u8]>,
+    ext_status: i64,
+    ext_value: Option<&'a [u8]>,
+    /// previous, hour, day, month, year.
+    values: [&'a [u8]; 5],
+    indexes: [Option<i64>; 5],
+    precommitment: &'a [u8],
+    status_code: i64,
+    signature: &'a [u8],
+    output_value: &'a [u8],
+    extra: Option<&'a str>,
+}
+
+impl<'a> RowView<'a> {
+    /// A rusqlite row selected with the [`COLUMNS`] list.
+    pub fn of_rusqlite(r: &'a rusqlite::Row<'_>) -> Result<RowView<'a>, StoreError> {
+        use rusqlite::types::ValueRef;
+        let get = |at: usize| r.get_ref(at).map_err(StoreError::from_rusqlite);
+        let int = |at: usize| get(at)?.as_i64().map_err(|e| wrong_type(at, e));
+        let opt_int = |at: usize| get(at)?.as_i64_or_null().map_err(|e| wrong_type(at, e));
+        let text = |at: usize| get(at)?.as_str().map_err(|e| wrong_type(at, e));
+        let opt_text = |at: usize| get(at)?.as_str_or_null().map_err(|e| wrong_type(at, e));
+        let blob = |at: usize| get(at)?.as_blob().map_err(|e| wrong_type(at, e));
+        let opt_blob = |at: usize| match get(at)? {
+            ValueRef::Null => Ok(None),
+            v => v.as_blob().map(Some).map_err(|e| wrong_type(at, e)),
+        };
+        Ok(RowView {
+            chain_index: int(const { at("chain_index") })?,
+            pulse_index: int(const { at("pulse_index") })?,
+            time_ms: int(const { at("time_ms") })?,
+            uri: text(const { at("uri") })?,
+            version: text(const { at("version") })?,
+            cipher_suite: int(const { at("cipher_suite") })?,
+            period: int(const { at("period") })?,
+            certificate_id: blob(const { at("certificate_id") })?,
+            local_random_value: blob(const { at("local_random_value") })?,
+            ext_source_id: opt_blob(const { at("ext_source_id") })?,
+            ext_status: int(const { at("ext_status") })?,
+            ext_value: opt_blob(const { at("ext_value") })?,
+            values: [
+                blob(const { at("previous_value") })?,
+                blob(const { at("hour_value") })?,
+                blob(const { at("day_value") })?,
+                blob(const { at("month_value") })?,
+                blob(const { at("year_value") })?,
+            ],
+            indexes: [
+                opt_int(const { at("previous_index") })?,
+                opt_int(const { at("hour_index") })?,
+                opt_int(const { at("day_index") })?,
+                opt_int(const { at("month_index") })?,
+                opt_int(const { at("year_index") })?,
+            ],
+            precommitment: blob(const { at("precommitment") })?,
+            status_code: int(const { at("status_code") })?,
+            signature: blob(const { at("signature") })?,
+            output_value: blob(const { at("output_value") })?,
+            extra: opt_text(const { at("extra") })?,
+        })
+    }
+
+    /// The pulse this row holds: the one conversion, for both drivers.
+    pub fn into_pulse(self) -> Result<Pulse, StoreError> {
+        // The pulse is named only in an error: this runs for every row a replay reads.
+        let (chain, index) = (self.chain_index, self.pulse_index);
+        let corrupt = |what: &str| StoreError::corrupt(format!("pulse {chain}/{index}: {what}"));
         let hash = |what: &str, v: &[u8]| -> Result<Hash512, StoreError> {
             v.try_into()
                 .map(Hash512)
                 .map_err(|_| corrupt(&format!("{what} is {} bytes, not 64", v.len())))
         };
-        let opt = |what: &str, v: &Option<Vec<u8>>| {
-            v.as_deref().map_or(Ok(Hash512::ZERO), |b| hash(what, b))
-        };
+        let opt = |what: &str, v: Option<&[u8]>| v.map_or(Ok(Hash512::ZERO), |b| hash(what, b));
         let u32_of = |what: &str, v: i64| {
             u32::try_from(v).map_err(|_| corrupt(&format!("{what} {v} out of range")))
         };
-        let extra: Extra = match &self.extra {
+        let extra: Extra = match self.extra {
             Some(t) => serde_json::from_str(t).map_err(|e| corrupt(&format!("extra: {e}")))?,
             None => Extra::default(),
         };
         let pulse_index = self.pulse_index as u64;
-        let values = [
-            &self.previous_value,
-            &self.hour_value,
-            &self.day_value,
-            &self.month_value,
-            &self.year_value,
-        ];
-        let indexes = [
-            self.previous_index,
-            self.hour_index,
-            self.day_index,
-            self.month_index,
-            self.year_index,
-        ];
+        let base = pulse_base(self.uri, pulse_index);
         let mut list_values = Vec::with_capacity(5);
         for (i, kind) in LIST_TYPES.iter().enumerate() {
             let uri = match &extra.list_uris {
                 Some(uris) => uris.get(i).cloned().flatten(),
-                None => indexes[i].and_then(|ix| sibling_uri(&self.uri, pulse_index, ix as u64)),
+                None => self.indexes[i].and_then(|ix| base.map(|b| uri_of(b, ix as u64))),
             };
             list_values.push(ListValue {
                 uri,
                 kind: kind.to_string(),
-                value: hash(kind, values[i])?,
+                value: hash(kind, self.values[i])?,
             });
         }
         let time_stamp = match extra.time_stamp {
@@ -368,25 +464,25 @@ impl PulseRow {
             None => format_time_stamp(self.time_ms).ok_or_else(|| corrupt("time out of range"))?,
         };
         Ok(Pulse {
-            certificate_id: hash("certificate_id", &self.certificate_id)?,
-            local_random_value: hash("local_random_value", &self.local_random_value)?,
+            certificate_id: hash("certificate_id", self.certificate_id)?,
+            local_random_value: hash("local_random_value", self.local_random_value)?,
             external: Externals::One(External {
-                source_id: opt("ext_source_id", &self.ext_source_id)?,
+                source_id: opt("ext_source_id", self.ext_source_id)?,
                 status_code: u32_of("ext_status", self.ext_status)?,
-                value: opt("ext_value", &self.ext_value)?,
+                value: opt("ext_value", self.ext_value)?,
             }),
-            precommitment_value: hash("precommitment", &self.precommitment)?,
-            output_value: hash("output_value", &self.output_value)?,
+            precommitment_value: hash("precommitment", self.precommitment)?,
+            output_value: hash("output_value", self.output_value)?,
             cipher_suite: u32_of("cipher_suite", self.cipher_suite)?,
             period: u32_of("period", self.period)?,
             status_code: u32_of("status_code", self.status_code)?,
-            uri: self.uri,
-            version: self.version,
+            uri: self.uri.to_string(),
+            version: self.version.to_string(),
             chain_index: self.chain_index as u64,
             pulse_index,
             time_stamp,
             list_values,
-            signature_value: self.signature,
+            signature_value: self.signature.to_vec(),
             hashed_message: None,
             sloth: None,
         })

@@ -114,13 +114,19 @@ pub fn db_int(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 
-/// Rows per page of a range read: large enough that a page costs little more than its rows,
-/// small enough that a page of pulses (about 1.5 kB each) stays well under a megabyte.
-pub const PAGE: i64 = 500;
+/// Rows in the first page of a range read: a reader that wants a few hundred rows (the API's
+/// bulk routes take pages of 256) reads no more than it takes.
+pub const FIRST_PAGE: i64 = 256;
 
-/// A range read as a stream of rows, one page at a time: `fetch(cursor)` reads up to [`PAGE`]
-/// rows from `cursor` on, on a pool connection that it gives back before it returns; `next`
-/// gives the cursor after a row. So a slow consumer holds rows, never a connection.
+/// The most rows in one page: each page after the first is twice the one before, up to this.
+/// Large enough that a long read (a replay, a whole-chain download) costs few queries, small
+/// enough that a page of pulses (about 1.5 kB each) stays near 3 MB.
+pub const PAGE: i64 = 2048;
+
+/// A range read as a stream of rows, one page at a time: `fetch(cursor, limit)` reads up to
+/// `limit` rows from `cursor` on, on a connection that it gives back before it returns; `next`
+/// gives the cursor after a row. So a slow consumer holds rows, never a connection. Pages grow
+/// from [`FIRST_PAGE`] to [`PAGE`] rows.
 pub fn paged<'a, T, F, Fut>(
     start: i64,
     fetch: F,
@@ -128,22 +134,22 @@ pub fn paged<'a, T, F, Fut>(
 ) -> BoxStream<'a, Result<T, StoreError>>
 where
     T: Send + 'a,
-    F: FnMut(i64) -> Fut + Send + 'a,
+    F: FnMut(i64, i64) -> Fut + Send + 'a,
     Fut: std::future::Future<Output = Result<Vec<T>, StoreError>> + Send + 'a,
 {
     stream::try_unfold(
-        (Some(start), fetch),
-        move |(cursor, mut fetch)| async move {
+        (Some(start), FIRST_PAGE, fetch),
+        move |(cursor, limit, mut fetch)| async move {
             let Some(c) = cursor else {
                 return Ok(None);
             };
-            let page = fetch(c).await?;
-            let more = if page.len() as i64 >= PAGE {
+            let page = fetch(c, limit).await?;
+            let more = if page.len() as i64 >= limit {
                 page.last().and_then(next)
             } else {
                 None
             };
-            Ok(Some((page, (more, fetch))))
+            Ok(Some((page, (more, (limit * 2).min(PAGE), fetch))))
         },
     )
     .map_ok(|page| stream::iter(page.into_iter().map(Ok)))

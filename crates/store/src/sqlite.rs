@@ -7,16 +7,17 @@ use crate::lookup::{Lookup, Range};
 use crate::pooled::{BeginAppend, PooledStore};
 use crate::redact::scrub;
 use crate::role::Role;
-use crate::row::{PulseRow, RusqliteRow};
+use crate::row::RowView;
 use crate::schema;
 use crate::sql::{self, OneRow};
 use crate::{Counts, Store};
-use futures_util::stream::BoxStream;
+use futures_util::stream::{BoxStream, StreamExt};
 use lavabeacon_format::hash::Hash512;
 use lavabeacon_format::Pulse;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Sqlite, SqlitePool};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The SQLite store.
@@ -26,12 +27,22 @@ pub struct SqliteStore {
     /// The pool and the SQL both backends share.
     sql: PooledStore<Sqlite>,
     lock_path: PathBuf,
-    /// Connections for one-pulse lookups, outside the async driver: a lookup is a few
-    /// microseconds of SQLite, and sqlx's per-query hand-off to a worker thread costs far more.
-    readers: std::sync::Mutex<Vec<rusqlite::Connection>>,
+    /// Connections for pulse and manifest reads, outside the async driver.
+    readers: Arc<Readers>,
+}
+
+/// Read connections of our own (rusqlite), for one-pulse lookups and range reads. A lookup is
+/// a few microseconds of SQLite, and sqlx's per-query hand-off to its worker thread costs far
+/// more; a range read through sqlx copied every row into the driver's own row type, handed it
+/// across threads, then decoded it again: most of the time `replay --database` and the bulk
+/// routes spent on a row (measured with callgrind on a 5,000,000-pulse store).
+struct Readers {
     /// The database file, symlinks resolved.
     file: PathBuf,
     busy: Duration,
+    /// Read-write for the engine (its own WAL), read-only for the other roles.
+    writable: bool,
+    idle: std::sync::Mutex<Vec<rusqlite::Connection>>,
 }
 
 /// `sqlite`, for errors and [`Store::backend`].
@@ -148,9 +159,12 @@ impl SqliteStore {
                 backend: BACKEND,
             },
             lock_path: dir.join("leader.lock"),
-            readers: std::sync::Mutex::new(Vec::new()),
-            file,
-            busy,
+            readers: Arc::new(Readers {
+                file,
+                busy,
+                writable: role == Role::Engine,
+                idle: std::sync::Mutex::new(Vec::new()),
+            }),
         })
     }
 
@@ -185,22 +199,119 @@ impl SqliteStore {
     /// A one-pulse lookup on a read connection of our own. It runs on the calling thread: an
     /// indexed read of one row takes microseconds, less than a hand-off to sqlx's worker.
     fn one_row(&self, q: &OneRow) -> Result<Option<Pulse>, StoreError> {
-        let conn = self.readers.lock().expect("reader pool").pop();
-        let conn = match conn {
-            Some(c) => c,
-            None => self.open_reader()?,
-        };
-        let result = read_one(&conn, q.sql, q.args());
-        // A connection that failed is dropped, not reused.
-        if result.is_ok() {
-            self.readers.lock().expect("reader pool").push(conn);
-        }
-        result?.map(PulseRow::into_pulse).transpose()
+        self.readers.with(|conn| read_one(conn, q.sql, q.args()))
     }
 
-    fn open_reader(&self) -> Result<rusqlite::Connection, StoreError> {
+    /// A range read, a page at a time, each page read on tokio's blocking pool (a page is a
+    /// millisecond or more of SQLite: too long for an async worker the API's requests share),
+    /// each row read straight into a pulse there.
+    fn pages(&self, range: Range) -> BoxStream<'_, Result<Pulse, StoreError>> {
+        let (sql, first, args): (&'static str, i64, [i64; 3]) = match range {
+            Range::ByTime { from_ms, to_ms } => {
+                (sql::RANGE_BY_TIME_PAGE.as_str(), from_ms, [to_ms, 0, 0])
+            }
+            Range::ByIndex { chain, from, to } => (
+                sql::RANGE_BY_INDEX_PAGE.as_str(),
+                sql::db_int(from),
+                [sql::db_int(chain), sql::db_int(to), 0],
+            ),
+        };
+        let by_time = matches!(range, Range::ByTime { .. });
+        let readers = self.readers.clone();
+        sql::paged(
+            first,
+            move |cursor, limit| {
+                let readers = readers.clone();
+                // The statement's parameters in its order: ByTime (cursor, to, limit), ByIndex
+                // (chain, cursor, to, limit).
+                let params: Vec<i64> = if by_time {
+                    vec![cursor, args[0], limit]
+                } else {
+                    vec![args[0], cursor, args[1], limit]
+                };
+                async move {
+                    blocking(move || {
+                        readers.with(|conn| {
+                            read_rows(conn, sql, &params, |r| {
+                                RowView::of_rusqlite(r)?.into_pulse()
+                            })
+                        })
+                    })
+                    .await
+                }
+            },
+            if by_time {
+                // A pulse read from the store has a readable time (it was stored by it).
+                |p: &Pulse| p.time_ms().ok()?.checked_add(1)
+            } else {
+                |p: &Pulse| i64::try_from(p.pulse_index).ok()?.checked_add(1)
+            },
+        )
+    }
+
+    /// The manifests of pulses `from..=to` of `chain`, as [`SqliteStore::pages`] reads pulses.
+    fn manifest_pages(
+        &self,
+        chain: u64,
+        from: u64,
+        to: u64,
+    ) -> BoxStream<'_, Result<(u64, u64, String), StoreError>> {
+        let readers = self.readers.clone();
+        let (chain, to) = (sql::db_int(chain), sql::db_int(to));
+        sql::paged(
+            sql::db_int(from),
+            move |cursor, limit| {
+                let readers = readers.clone();
+                async move {
+                    blocking(move || {
+                        readers.with(|conn| {
+                            read_rows(
+                                conn,
+                                sql::MANIFESTS_PAGE,
+                                &[chain, cursor, to, limit],
+                                |r| {
+                                    Ok((
+                                        r.get::<_, i64>(0).map_err(StoreError::from_rusqlite)?,
+                                        r.get::<_, i64>(1).map_err(StoreError::from_rusqlite)?,
+                                        r.get::<_, String>(2).map_err(StoreError::from_rusqlite)?,
+                                    ))
+                                },
+                            )
+                        })
+                    })
+                    .await
+                }
+            },
+            |r: &(i64, i64, String)| r.1.checked_add(1),
+        )
+        .map(|r| r.map(|(c, p, m)| (c as u64, p as u64, m)))
+        .boxed()
+    }
+}
+
+impl Readers {
+    /// Runs `read` on an idle connection (opening one if none is idle) and gives the
+    /// connection back, unless the read failed: a connection that failed is dropped, not
+    /// reused.
+    fn with<T>(
+        &self,
+        read: impl FnOnce(&rusqlite::Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let conn = self.idle.lock().expect("reader pool").pop();
+        let conn = match conn {
+            Some(c) => c,
+            None => self.open()?,
+        };
+        let result = read(&conn);
+        if result.is_ok() {
+            self.idle.lock().expect("reader pool").push(conn);
+        }
+        result
+    }
+
+    fn open(&self) -> Result<rusqlite::Connection, StoreError> {
         use rusqlite::OpenFlags;
-        let mode = if self.sql.role == Role::Engine {
+        let mode = if self.writable {
             OpenFlags::SQLITE_OPEN_READ_WRITE
         } else {
             OpenFlags::SQLITE_OPEN_READ_ONLY
@@ -215,6 +326,15 @@ impl SqliteStore {
         conn.set_prepared_statement_cache_capacity(32);
         Ok(conn)
     }
+}
+
+/// Runs `read` on tokio's blocking pool.
+async fn blocking<T: Send + 'static>(
+    read: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(read)
+        .await
+        .map_err(|e| StoreError::database(BACKEND, format!("a read's thread failed: {e}")))?
 }
 
 impl BeginAppend<Sqlite> for SqliteStore {
@@ -270,7 +390,7 @@ impl Store for SqliteStore {
     }
 
     fn range(&self, range: Range) -> BoxStream<'_, Result<Pulse, StoreError>> {
-        self.sql.range(range)
+        self.pages(range)
     }
 
     async fn put_certificate(&self, der: &[u8]) -> Result<Hash512, StoreError> {
@@ -295,7 +415,7 @@ impl Store for SqliteStore {
         from: u64,
         to: u64,
     ) -> BoxStream<'_, Result<(u64, u64, String), StoreError>> {
-        self.sql.manifests_by_index(chain, from, to)
+        self.manifest_pages(chain, from, to)
     }
 
     async fn put_pending_secret(
@@ -354,12 +474,31 @@ fn checkpointer(file: PathBuf) -> std::sync::mpsc::Sender<()> {
     tx
 }
 
+/// Runs a query that returns rows, on `conn`, each row read by `each`.
+fn read_rows<T>(
+    conn: &rusqlite::Connection,
+    q: &str,
+    args: &[i64],
+    mut each: impl FnMut(&rusqlite::Row<'_>) -> Result<T, StoreError>,
+) -> Result<Vec<T>, StoreError> {
+    let fail = StoreError::from_rusqlite;
+    let mut stmt = conn.prepare_cached(q).map_err(fail)?;
+    let mut rows = stmt
+        .query(rusqlite::params_from_iter(args.iter()))
+        .map_err(fail)?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next().map_err(fail)? {
+        out.push(each(r)?);
+    }
+    Ok(out)
+}
+
 /// Runs a pulse query that returns at most one row, on `conn`.
 fn read_one(
     conn: &rusqlite::Connection,
     q: &str,
     args: &[i64],
-) -> Result<Option<PulseRow>, StoreError> {
+) -> Result<Option<Pulse>, StoreError> {
     let fail = StoreError::from_rusqlite;
     let mut stmt = conn.prepare_cached(q).map_err(fail)?;
     let mut rows = stmt
@@ -368,7 +507,7 @@ fn read_one(
     let Some(r) = rows.next().map_err(fail)? else {
         return Ok(None);
     };
-    PulseRow::decode(&RusqliteRow(r)).map(Some)
+    RowView::of_rusqlite(r)?.into_pulse().map(Some)
 }
 
 /// The schema versions the database has applied (none: never migrated).

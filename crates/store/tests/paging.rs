@@ -12,7 +12,8 @@ use lavabeacon_store::Role;
 use std::time::{Duration, Instant};
 
 const START: &str = "2026-04-01T00:00:00.000Z";
-/// More than two pages (500 rows each), so that page boundaries are crossed.
+/// More than two pages (the first 256 rows, the next 512, then 1,024), so that page boundaries
+/// are crossed.
 const N: u64 = 1_234;
 
 contract!(
@@ -105,21 +106,17 @@ async fn ranges_cross_page_boundaries_exactly(db: &Db) {
         .await
         .unwrap();
     assert_eq!(got, pulses);
-    // Exactly one page's worth, and one past it.
-    let got: Vec<Pulse> = db
-        .store
-        .range_by_index(1, 1, 500)
-        .try_collect()
-        .await
-        .unwrap();
-    assert_eq!(got.len(), 500);
-    let got: Vec<Pulse> = db
-        .store
-        .range_by_index(1, 1, 501)
-        .try_collect()
-        .await
-        .unwrap();
-    assert_eq!(got.len(), 501);
+    // Exactly one page's worth, and one past it; the same for the first two pages.
+    for (to, expected) in [(256, 256), (257, 257), (768, 768), (769, 769)] {
+        let got: Vec<Pulse> = db
+            .store
+            .range_by_index(1, 1, to)
+            .try_collect()
+            .await
+            .unwrap();
+        assert_eq!(got.len(), expected, "pulses 1..={to}");
+        assert_eq!(got.as_slice(), &pulses[..expected]);
+    }
     // By time: from <= t < to.
     let got: Vec<Pulse> = db
         .store

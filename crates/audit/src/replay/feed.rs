@@ -92,7 +92,9 @@ pub(super) fn from_database(
         }
     }
     let total = rt.block_on(store.counts()).ok().map(|c| c.pulses);
-    let (tx, rx) = std::sync::mpsc::sync_channel(8192);
+    // A page of the store's at most: the store reads faster than the verifier checks, so
+    // whatever this holds is held all the time (it was most of a replay's memory at 8,192).
+    let (tx, rx) = std::sync::mpsc::sync_channel(2048);
     let (mtx, mrx) = std::sync::mpsc::channel();
     let name: Arc<str> = Arc::from(lavabeacon_store::redact(url).as_str());
     let source = name.clone();

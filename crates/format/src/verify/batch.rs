@@ -13,8 +13,9 @@ pub(super) struct Pending {
     pub(super) message: Vec<u8>,
     pub(super) signature: ed25519_dalek::Signature,
     pub(super) key: ed25519_dalek::VerifyingKey,
-    /// The certificate's short id, for the message of a bad signature.
-    pub(super) short_id: String,
+    /// The certificate's id, for the message of a bad signature (shortened only then: most
+    /// signatures are good, and a replay queues one per pulse).
+    pub(super) cert_id: crate::hash::Hash512,
 }
 
 /// Checks every queued signature and calls `rejected` with each one that does not verify.

@@ -95,7 +95,7 @@ impl<'c> Verifier<'c> {
         let mut pending = Vec::new();
         let mut out = self.check_one(p, location, 0, &mut pending);
         check_queued(&pending, true, |job| {
-            let problem = bad_signature(&out, &job.short_id);
+            let problem = bad_signature(&out, &job.cert_id.short());
             out.problems.push(problem);
         });
         out
@@ -240,7 +240,7 @@ impl<'c> Verifier<'c> {
         }
         check_queued(&pending, self.options.strict, |job| {
             let o = &mut outcomes[job.outcome];
-            let p = bad_signature(o, &job.short_id);
+            let p = bad_signature(o, &job.cert_id.short());
             o.problems.push(p);
         });
         outcomes

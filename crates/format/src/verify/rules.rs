@@ -269,7 +269,7 @@ fn signature_rules(
                         message: m,
                         signature,
                         key: *vk,
-                        short_id: cert.id.short(),
+                        cert_id: cert.id,
                     });
                 }
                 Err(e) => {
