@@ -27,9 +27,7 @@ fn main() -> std::process::ExitCode {
     cli::run()
 }
 
-/// mimalloc instead of the system's allocator: a replay allocates a few dozen small blocks a
-/// pulse on one thread and frees them on another, where glibc's malloc spent an eighth of the
-/// replay's CPU (perf, on the ten_years bench's store); with mimalloc the whole replay takes
-/// 12 % less CPU. The API's answers allocate the same way.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+// The system's allocator, not mimalloc (which the auditor's `lavabeacon-audit` uses for its 12 %
+// less CPU a replay): with 10,000 clients waiting on one node, mimalloc's per-thread heaps held
+// 300 MiB against glibc's 235 MiB (benches/fanout.rs, docs/fanout.md), and a server's memory
+// under fan-out matters more than a replay's CPU run from this binary.
