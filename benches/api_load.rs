@@ -13,7 +13,7 @@
 
 mod support;
 
-use support::{api, nginx, rss, store, wrk, PERIOD, T0};
+use support::{api, nginx_serving_last, rss, store, wrk, PERIOD, T0};
 
 fn main() {
     if std::env::args().any(|a| a == "--list") {
@@ -34,15 +34,7 @@ fn main() {
     let (_api, base, pid) = api(tmp.path(), &["--database".as_ref(), database.as_ref()]);
 
     // nginx serving the same body as a static file.
-    let body = ureq::get(&format!("{base}/beacon/last"))
-        .call()
-        .unwrap()
-        .into_string()
-        .unwrap();
-    let www = tmp.path().join("www");
-    std::fs::create_dir_all(&www).unwrap();
-    std::fs::write(www.join("last.json"), &body).unwrap();
-    let (_nginx, port) = nginx(tmp.path(), &www, None);
+    let (_nginx, port) = nginx_serving_last(tmp.path(), &base);
 
     let lua = tmp.path().join("random-time.lua");
     std::fs::write(

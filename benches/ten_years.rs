@@ -40,8 +40,8 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use support::{
-    cpu_secs, data_dir, generate, load, nginx, rss, run_measured, start_until_last, wrk,
-    ManifestLine, Values, PERIOD,
+    cpu_secs, data_dir, generate, load, nginx_serving_last, rss, run_measured, start_until_last,
+    wrk, ManifestLine, Values, PERIOD,
 };
 
 /// 2017-01-01T00:00:00Z: 5,000,000 minutes later is July 2026, so the whole chain is in the
@@ -660,15 +660,7 @@ fn measure(rt: &tokio::runtime::Runtime, s: &Settings, m: &Made, hsm: &Path) {
     );
 
     // nginx serving a pulse as a static file: the peer, in the same run.
-    let body = ureq::get(&format!("{base}/beacon/last"))
-        .call()
-        .unwrap()
-        .into_string()
-        .unwrap();
-    let www = tmp.path().join("www");
-    std::fs::create_dir_all(&www).unwrap();
-    std::fs::write(www.join("last.json"), &body).unwrap();
-    let (_nginx, port) = nginx(tmp.path(), &www, None);
+    let (_nginx, port) = nginx_serving_last(tmp.path(), &base);
     let script = |name: &str, path: &str| {
         let lua = tmp.path().join(name);
         std::fs::write(

@@ -296,6 +296,20 @@ impl Drop for Killed {
     }
 }
 
+/// nginx over plain HTTP serving, as the static file `/last.json`, the answer `base`'s
+/// `/beacon/last` gives now: the peer the API's figures stand beside.
+pub fn nginx_serving_last(dir: &Path, base: &str) -> (Killed, u16) {
+    let body = ureq::get(&format!("{base}/beacon/last"))
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap();
+    let www = dir.join("www");
+    std::fs::create_dir_all(&www).unwrap();
+    std::fs::write(www.join("last.json"), &body).unwrap();
+    nginx(dir, &www, None)
+}
+
 /// nginx serving `www` on a free loopback port, over TLS with `tls = Some((cert, key))`; with
 /// two workers, no access log. Returns it (killed when dropped) and its port.
 pub fn nginx(dir: &Path, www: &Path, tls: Option<(&Path, &Path)>) -> (Killed, u16) {

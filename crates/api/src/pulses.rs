@@ -6,7 +6,7 @@ use crate::clock::{now_ms, public};
 use crate::error::ApiError;
 use crate::reply::{newest, newest_in_chain, pulse_reply, reply_for, until_next, Reply, IMMUTABLE};
 use crate::state::Beacon;
-use crate::wait::{wants_wait, Watch};
+use crate::wait::{first_at_or_after, wants_wait};
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use lavabeacon_format::time::{
@@ -18,7 +18,8 @@ use lavabeacon_format::Pulse;
 /// a pulse: every pulse answer may be cached for a year, so it must have one address, not many.
 pub(crate) fn path_index(what: &str, text: &str) -> Result<u64, ApiError> {
     let n = parse_index(what, text)?;
-    if text != n.to_string() {
+    // Parsed, it is digits with at most a leading '+': canonical when it starts 1 to 9.
+    if !text.starts_with(|c: char| ('1'..='9').contains(&c)) {
         return Err(ApiError::NotFound(format!(
             "{what} {:?} is not how this beacon writes an index: write {n} (no sign, no leading zeros)",
             text.chars().take(40).collect::<String>()
@@ -76,17 +77,11 @@ pub(crate) async fn beacon_at(
     }
     let t = parse_when(&raw)?;
     let wait = wants_wait(query.wait.as_deref())?;
-    let watch = wait.then(|| Watch::new(&beacon));
-    if let Some(p) = public(beacon.ask(beacon.store().at_or_after(t)).await?) {
-        return Ok(reply_for(&beacon, &req, &p, IMMUTABLE));
+    if let Some(s) = first_at_or_after(&beacon, t, wait).await? {
+        return Ok(pulse_reply(&beacon, &req, &s.pulse, Some(&s), IMMUTABLE));
     }
     // The first period boundary at or after `t` that is still to come.
     let due = beacon.slots().at_or_after(t.max(now_ms() + 1));
-    if let Some(watch) = watch {
-        if let Some(s) = watch.until_published(&beacon, t, due).await? {
-            return Ok(pulse_reply(&beacon, &req, &s.pulse, Some(&s), IMMUTABLE));
-        }
-    }
     let wait_ms = due - now_ms();
     Err(ApiError::TooEarly {
         message: format!(
@@ -137,17 +132,10 @@ pub(crate) async fn nist_at(
     let t = parse_millis(&raw)?;
     let wait = wants_wait(query.wait.as_deref())?;
     let reply = async {
-        let watch = wait.then(|| Watch::new(&beacon));
-        if let Some(p) = public(beacon.ask(beacon.store().at_or_after(t)).await?) {
-            return Ok(reply_for(&beacon, &req, &p, IMMUTABLE));
-        }
-        if let Some(watch) = watch {
-            let due = beacon.slots().at_or_after(t.max(now_ms() + 1));
-            if let Some(s) = watch.until_published(&beacon, t, due).await? {
-                return Ok(pulse_reply(&beacon, &req, &s.pulse, Some(&s), IMMUTABLE));
-            }
-        }
-        Err(not_out(t))
+        let s = first_at_or_after(&beacon, t, wait)
+            .await?
+            .ok_or_else(|| not_out(t))?;
+        Ok(pulse_reply(&beacon, &req, &s.pulse, Some(&s), IMMUTABLE))
     };
     warned(&raw, t, reply.await)
 }

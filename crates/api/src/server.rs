@@ -36,7 +36,11 @@ pub const MAX_HEADER_BYTES: usize = 16 * 1024;
 /// its headers ([`MAX_HEADER_BYTES`]). Checked before routing, so every route answers alike.
 fn oversized(req: &actix_web::dev::ServiceRequest) -> Option<actix_web::HttpResponse> {
     use actix_web::http::StatusCode;
-    let url = req.uri().to_string().len();
+    // The request target's length, counted without writing it out (this runs on every request).
+    let uri = req.uri();
+    let url = uri.path_and_query().map_or(0, |pq| pq.as_str().len())
+        + uri.authority().map_or(0, |a| a.as_str().len())
+        + uri.scheme_str().map_or(0, |s| s.len() + 3);
     if url > MAX_URL_BYTES {
         return Some(json_error(
             StatusCode::URI_TOO_LONG,

@@ -60,51 +60,61 @@ pub(crate) fn wants_wait(value: Option<&str>) -> Result<bool, ApiError> {
     }
 }
 
-/// A subscription taken before the store is asked, so that a pulse published between the
-/// store's answer and the wait is not missed.
-pub(crate) struct Watch(Receiver<Arc<Served>>);
-
-impl Watch {
-    pub(crate) fn new(beacon: &Beacon) -> Watch {
-        Watch(beacon.subscribe())
+/// The first public pulse at or after `t`, from the store; with `wait`, when there is none yet
+/// and the slot it would fill is at most one period away, the one published there, waited for
+/// (`None` when it does not come: the deadline passed, or the server is stopping). Ready to
+/// serve: a waited-for pulse comes with the body made once for all its waiters.
+pub(crate) async fn first_at_or_after(
+    beacon: &Beacon,
+    t: i64,
+    wait: bool,
+) -> Result<Option<Arc<Served>>, ApiError> {
+    // Subscribed before the store is asked, so that a pulse published between the store's
+    // answer and the wait is not missed.
+    let news = wait.then(|| beacon.subscribe());
+    if let Some(p) = public(beacon.ask(beacon.store().at_or_after(t)).await?) {
+        return Ok(Some(Arc::new(beacon.served(&p))));
     }
+    match news {
+        Some(news) => until_published(beacon, news, t).await,
+        None => Ok(None),
+    }
+}
 
-    /// Waits for the first pulse at or after `t` to be published, if the slot it would fill,
-    /// `due`, is at most one period away; `None` when it is not, or when the wait ended
-    /// without it (deadline, shutdown). The caller then answers as it would have at once.
-    pub(crate) async fn until_published(
-        mut self,
-        beacon: &Beacon,
-        t: i64,
-        due: i64,
-    ) -> Result<Option<Arc<Served>>, ApiError> {
-        let info = beacon.info();
-        let period = i64::from(info.period_ms);
-        let now = now_ms();
-        if due - now > period {
-            return Ok(None);
-        }
-        let _place = Place::take()?;
-        let deadline_ms = due + i64::from(info.late_tolerance_ms) + period;
-        let deadline = tokio::time::Instant::now()
-            + Duration::from_millis(u64::try_from(deadline_ms - now).unwrap_or(0));
-        let mut stop = beacon.stop_signal();
-        loop {
-            let news = tokio::select! {
-                news = tokio::time::timeout_at(deadline, self.0.recv()) => news,
-                _ = stop.wait_for(|s| *s) => return Ok(None),
-            };
-            match news {
-                Ok(Ok(served)) if served.time_ms >= t => return Ok(Some(served)),
-                Ok(Ok(_)) => {}
-                // Missed some news (a flood of pulses): the store knows.
-                Ok(Err(RecvError::Lagged(_))) => {
-                    if let Some(p) = public(beacon.ask(beacon.store().at_or_after(t)).await?) {
-                        return Ok(Some(Arc::new(beacon.served(&p))));
-                    }
+/// Waits on `news` for the first pulse at or after `t`, if the slot it would fill is at most
+/// one period away.
+async fn until_published(
+    beacon: &Beacon,
+    mut news: Receiver<Arc<Served>>,
+    t: i64,
+) -> Result<Option<Arc<Served>>, ApiError> {
+    let info = beacon.info();
+    let period = i64::from(info.period_ms);
+    let now = now_ms();
+    let due = beacon.slots().at_or_after(t.max(now + 1));
+    if due - now > period {
+        return Ok(None);
+    }
+    let _place = Place::take()?;
+    let deadline_ms = due + i64::from(info.late_tolerance_ms) + period;
+    let deadline = tokio::time::Instant::now()
+        + Duration::from_millis(u64::try_from(deadline_ms - now).unwrap_or(0));
+    let mut stop = beacon.stop_signal();
+    loop {
+        let next = tokio::select! {
+            next = tokio::time::timeout_at(deadline, news.recv()) => next,
+            _ = stop.wait_for(|s| *s) => return Ok(None),
+        };
+        match next {
+            Ok(Ok(served)) if served.time_ms >= t => return Ok(Some(served)),
+            Ok(Ok(_)) => {}
+            // Missed some news (a flood of pulses): the store knows.
+            Ok(Err(RecvError::Lagged(_))) => {
+                if let Some(p) = public(beacon.ask(beacon.store().at_or_after(t)).await?) {
+                    return Ok(Some(Arc::new(beacon.served(&p))));
                 }
-                Ok(Err(RecvError::Closed)) | Err(_) => return Ok(None),
             }
+            Ok(Err(RecvError::Closed)) | Err(_) => return Ok(None),
         }
     }
 }

@@ -253,26 +253,6 @@ fn a_query_string_that_cannot_be_read_gets_a_json_400() {
     assert!(r.error_message().contains("wait=true"), "{}", r.body);
 }
 
-/// Appends the pulse at `t` to `w`'s store, as another engine would (the watcher finds it),
-/// or tells the API as the engine in the same process does.
-fn publish(w: &World, i: u64, t: i64, tell: bool) {
-    let p = w
-        .builder
-        .lock()
-        .unwrap()
-        .next(
-            NextPulse::new(t, lrv(i), precommitment(&lrv(i + 1))),
-            w.signer.as_ref(),
-        )
-        .unwrap();
-    let store = w.store.clone();
-    let p2 = p.clone();
-    w.rt.block_on(async move { store.append(&p2, None, None).await.unwrap() });
-    if tell {
-        w.beacon.published(&p, None, 0);
-    }
-}
-
 #[test]
 fn wait_true_holds_a_request_until_its_pulse_is_published() {
     // One pulse a second, ten published.

@@ -152,6 +152,26 @@ fn new_world(period: i64, past: u64, future: u64) -> World {
     }
 }
 
+/// Appends the pulse at `t` to `w`'s store, as another engine would (the watcher finds it),
+/// or tells the API as the engine in the same process does.
+pub(crate) fn publish(w: &World, i: u64, t: i64, tell: bool) {
+    let p = w
+        .builder
+        .lock()
+        .unwrap()
+        .next(
+            NextPulse::new(t, lrv(i), precommitment(&lrv(i + 1))),
+            w.signer.as_ref(),
+        )
+        .unwrap();
+    let store = w.store.clone();
+    let p2 = p.clone();
+    w.rt.block_on(async move { store.append(&p2, None, None).await.unwrap() });
+    if tell {
+        w.beacon.published(&p, None, 0);
+    }
+}
+
 /// One server for every test of this file but the stream's: 298 pulses a minute apart, then
 /// two not yet public.
 fn world() -> &'static World {

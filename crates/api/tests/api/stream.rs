@@ -51,22 +51,8 @@ fn the_stream_delivers_new_pulses_and_resumes_after_the_last_event_id() {
         std::thread::sleep(std::time::Duration::from_millis(
             (t - now_ms()).max(0) as u64 + 5,
         ));
-        let p = w
-            .builder
-            .lock()
-            .unwrap()
-            .next(
-                NextPulse::new(t, lrv(i), precommitment(&lrv(i + 1))),
-                w.signer.as_ref(),
-            )
-            .unwrap();
-        let store = w.store.clone();
-        let p2 = p.clone();
-        w.rt.block_on(async move { store.append(&p2, None, None).await.unwrap() });
-        if told {
-            // As the engine in the same process does.
-            w.beacon.published(&p, None, 0);
-        }
+        // Told as the engine in the same process tells it, or found by the watcher.
+        publish(&w, i, t, told);
         assert_eq!(
             live.recv_timeout(wait).unwrap(),
             format!("1-{i}"),
