@@ -34,7 +34,11 @@ dictionaries = {
     "times": times,
     "timestamps": times + sorted({p["timeStamp"] for p in pulses}),
     "events": sorted({f"{p['chainIndex']}-{p['pulseIndex']}" for p in pulses}),
-    "certificates": sorted({p["certificateId"] for p in pulses}),
+    # What /beacon/2.0/certificate/{id} and /beacon/2.0/externalSource/{id} name.
+    "ids": sorted(
+        {p["certificateId"] for p in pulses}
+        | {p["external"]["sourceId"] for p in pulses if p["external"]["sourceId"].strip("0")}
+    ),
 }
 bindings = {
     "path.c": "chains",
@@ -45,7 +49,7 @@ bindings = {
     "path.t1": "times",
     "path.t2": "times",
     "path.timestamp": "timestamps",
-    "path.id": "certificates",
+    "path.id": "ids",
     "header.Last-Event-ID": "events",
 }
 print("\n# Written by scripts/conformance-values.py for this run's chain.")

@@ -112,6 +112,15 @@ db=sqlite:$hsm/lavabeacon.db
 quiet "$bin" dev generate-chain --pulses 1000 --period 60s --seed 1 --database "$db"
 sed 's/^chain = 1$/chain = 2/' "$hsm/lavabeacon.toml" > "$hsm/serve.toml"
 grep -q '^chain = 2$' "$hsm/serve.toml" || { say "dev-token.sh's configuration has no 'chain = 1'"; exit 1; }
+# An external source, so that its description is served (/beacon/2.0/externalSource/{id}): one
+# that never answers (port 9, discard), so every pulse marks it failed (statusCode 2) at once.
+cat >>"$hsm/serve.toml" <<'TOML'
+
+[engine.external]
+url = "http://127.0.0.1:9/beacon/2.0/pulse/last"
+description = "conformance run: an external beacon that never answers (statusCode 2, value zero)"
+timeout_ms = 200
+TOML
 
 # start NAME ARGS...: starts the binary with ARGS on a fresh port (port 0: the kernel picks a
 # free one, so the PostgreSQL on 5432 or another run is never in the way) and sets $url to the

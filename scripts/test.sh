@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The full test suite. Installs and starts what the tests need on Debian (as root, or with
 # sudo): libclang (to build the camera support), the sqlite3 client, SoftHSM2, a PostgreSQL
-# server and, for the contract tests (scripts/conformance.sh), a Python virtualenv with
-# schemathesis from PyPI. Under CI=true a component that cannot be had fails the run;
+# server, xmllint (NIST's XML schema) and, for the contract tests (scripts/conformance.sh), a
+# Python virtualenv with schemathesis from PyPI. Under CI=true a component that cannot be had fails the run;
 # elsewhere the tests that need it are skipped with a message.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -78,6 +78,11 @@ if ! pg_bin_ok; then
     say "PostgreSQL server programs not installed: the fault and replica tests will skip them"
 fi
 need wrk wrk || say "wrk not installed: cargo bench --bench faults needs it"
+# xmllint validates every XML answer against NIST's beacon-2.0.xsd (tests/vectors/nist-schema/).
+if ! need libxml2-utils xmllint; then
+    if [ "${CI:-}" = true ]; then say "CI=true and xmllint (libxml2-utils) cannot be installed"; exit 1; fi
+    say "xmllint not installed: XML answers will not be validated against NIST's schema"
+fi
 # The private-bytes examples (docs/examples) run against a real server: curl with openssl, and
 # Python (node is installed above).
 for tool in curl:curl openssl:openssl python3:python3; do

@@ -128,17 +128,40 @@ async fn serve_publishes_pulses_that_verify_through_the_api_and_says_it_is_a_tes
     assert_eq!(status, 200);
     std::fs::write(dir.path().join("served.pem"), &pem).unwrap();
     std::fs::write(dir.path().join("served.jsonl"), &jsonl).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_lavabeacon"))
-        .args(["verify", "--cert"])
-        .arg(dir.path().join("served.pem"))
-        .arg(dir.path().join("served.jsonl"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
+    // `lavabeacon verify --cert served.pem FILE`: its report, once it has passed.
+    let verified = |file: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_lavabeacon"))
+            .args(["verify", "--cert"])
+            .arg(dir.path().join("served.pem"))
+            .arg(dir.path().join(file))
+            .output()
+            .unwrap();
+        let report = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(out.status.success(), "{file}: {report}");
+        report
+    };
+    verified("served.jsonl");
+
+    // The same pulses as one answer, NIST's chain between two times, verified the same way.
+    let times: Vec<String> = jsonl
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["timeStamp"].to_string())
+        .collect();
+    let ms = |t: &str| lavabeacon_format::time::parse_time_stamp(t.trim_matches('"')).unwrap();
+    let (status, _, chain) = get(
+        &format!(
+            "{base}/beacon/2.0/chain/time/{}/{}/previous",
+            ms(&times[0]),
+            ms(&times[times.len() - 1])
+        ),
+        &[],
     );
+    assert_eq!(status, 200, "{chain}");
+    let served: Vec<serde_json::Value> = serde_json::from_str(&chain).unwrap();
+    assert_eq!(served.len() as u64, n);
+    std::fs::write(dir.path().join("chain.json"), &chain).unwrap();
+    let report = verified("chain.json");
+    assert!(report.contains(&format!("{n} pulses")), "{report}");
 
     // Health while running, and the errors a client gets.
     let (status, _, body) = get(&format!("{base}/health"), &[]);
@@ -260,11 +283,23 @@ async fn a_beacon_carries_another_beacons_verified_newest_pulse_in_external() {
             .unwrap();
     let b = Beacon::start("serve", &toml_b, &[]);
     wait_for(store_b.as_ref(), 3, 30).await;
+    // What the sourceId names, as NIST's schema serves it: the description, whose SHA-512 it is.
+    let source_id = lavabeacon_format::hash::sha512(&[b"beacon A"]);
+    let (status, h, body) = get(
+        &format!(
+            "{}/beacon/2.0/externalSource/{}",
+            b.base,
+            source_id.to_hex_upper()
+        ),
+        &["Content-Type"],
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body, "beacon A");
+    assert_eq!(h[0].as_deref(), Some("text/plain; charset=utf-8"));
     b.kill();
     a.kill();
 
     let chain = checked_chain(store_b.as_ref(), &hsm_b.join("pulse-key.pem")).await;
-    let source_id = lavabeacon_format::hash::sha512(&[b"beacon A"]);
     for p in &chain {
         let ext = p.external.as_slice()[0];
         assert_eq!(ext.source_id, source_id);
@@ -288,6 +323,37 @@ async fn a_beacon_carries_another_beacons_verified_newest_pulse_in_external() {
         let of_a = store_a.by_index(1, index).await.unwrap().unwrap();
         assert_eq!(Some(of_a.output_value.to_hex_upper()), entry.output_value);
     }
+
+    // An export carries the description beside the pulses, and an import loads it, so a
+    // mirror serves it too.
+    let export = dir.path().join("b.jsonl");
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_lavabeacon"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}: {out:?}");
+    };
+    let db_b = format!("sqlite:{}", hsm_b.join("lavabeacon.db").display());
+    run(&[
+        "export",
+        "--database",
+        &db_b,
+        "--output",
+        export.to_str().unwrap(),
+    ]);
+    let file = dir
+        .path()
+        .join("b.external-sources")
+        .join(format!("{}.txt", source_id.to_hex_upper()));
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "beacon A");
+    let mirror = format!("sqlite:{}", dir.path().join("mirror.db").display());
+    run(&["import", export.to_str().unwrap(), "--database", &mirror]);
+    let mirror = lavabeacon_store::open(&mirror).await.unwrap();
+    assert_eq!(
+        mirror.external_source(&source_id).await.unwrap().as_deref(),
+        Some("beacon A")
+    );
 }
 
 #[test]

@@ -158,6 +158,7 @@ pub(super) fn start_api(
     info.trusted_proxies = c.api.trusted_proxies.clone();
     info.max_streams_per_client = c.api.max_streams_per_client;
     info.max_streams = c.api.max_streams;
+    info.max_chain_pulses = c.api.max_chain_pulses;
     info.late_tolerance_ms = c
         .engine
         .late_tolerance(c.beacon.period_ms)

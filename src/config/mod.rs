@@ -67,6 +67,9 @@ pub struct ApiSection {
     /// Open streams allowed in all; more get a 429. Each holds a socket, so the file limit
     /// (`LimitNOFILE=` in the systemd units) must be above it.
     pub max_streams: u32,
+    /// The most pulses one answer of `/beacon/2.0/chain/time/{t1}/{t2}/previous` holds; a
+    /// longer span is answered 400.
+    pub max_chain_pulses: u32,
     pub tls: Option<TlsSection>,
 }
 
@@ -79,6 +82,7 @@ impl Default for ApiSection {
             trusted_proxies: Vec::new(),
             max_streams_per_client: lavabeacon_api::DEFAULT_STREAMS_PER_CLIENT,
             max_streams: lavabeacon_api::DEFAULT_MAX_STREAMS,
+            max_chain_pulses: lavabeacon_api::DEFAULT_MAX_CHAIN_PULSES,
             tls: None,
         }
     }

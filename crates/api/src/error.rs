@@ -1,5 +1,6 @@
 //! The one error type of the API and the one place it becomes a status code and a body:
-//! `{"error": {"status": 404, "message": "..."}}`. Bad input is a 4xx, never a 500; a store
+//! `{"error": {"status": 404, "message": "..."}}`, or NIST's XML `<error>` when XML was asked
+//! for ([`in_xml`]). Bad input is a 4xx, never a 500; a store
 //! failure is a 503 that names no internals (the operator's log has them, at most one line a
 //! second so that a flood while the database is down cannot flood the log too).
 
@@ -120,12 +121,42 @@ impl ResponseError for ApiError {
             }
             _ => {}
         }
+        let message = self.to_string();
         let mut response = response
             .content_type("application/json")
-            .body(error_body(status, &self.to_string()));
+            .body(error_body(status, &message));
         set_reason(&mut response);
+        response.extensions_mut().insert(ErrorText(message));
         response
     }
+}
+
+/// An error answer's message, kept on the response so that [`in_xml`] can write it again in
+/// XML for a client that asked for XML.
+#[derive(Debug, Clone)]
+pub(crate) struct ErrorText(String);
+
+/// An error answer made for a request that asked for XML (`Accept: application/xml`), written
+/// again as NIST's XML `<error>` ([`crate::xml::error_xml`]), keeping every header but the
+/// media type; any other answer as it is. One place for every error: handlers', unknown paths
+/// and methods, unreadable queries and oversized requests.
+pub(crate) fn in_xml<B>(
+    res: actix_web::dev::ServiceResponse<B>,
+) -> actix_web::dev::ServiceResponse<actix_web::body::EitherBody<B>> {
+    let text = res.response().extensions().get::<ErrorText>().cloned();
+    let Some(ErrorText(message)) = text else {
+        return res.map_into_left_body();
+    };
+    let status = res.status();
+    let (req, response) = res.into_parts();
+    let mut response = response.set_body(crate::xml::error_xml(status.as_u16(), &message));
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static(crate::xml::MEDIA_TYPE),
+    );
+    headers.insert(header::VARY, header::HeaderValue::from_static("Accept"));
+    actix_web::dev::ServiceResponse::new(req, response.map_into_boxed_body()).map_into_right_body()
 }
 
 /// The JSON body of an error.
@@ -144,8 +175,12 @@ pub(crate) fn set_reason(response: &mut HttpResponse) {
 /// An error answer made outside a handler (unknown paths and methods), shaped as
 /// [`ApiError`]'s are.
 pub(crate) fn json_error(status: StatusCode, message: &str) -> HttpResponse {
-    HttpResponse::build(status)
+    let mut response = HttpResponse::build(status)
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .content_type("application/json")
-        .body(error_body(status, message))
+        .body(error_body(status, message));
+    response
+        .extensions_mut()
+        .insert(ErrorText(message.to_string()));
+    response
 }

@@ -26,8 +26,9 @@
 //!   makes both the registration and `/openapi.json` ([`ROUTES`]); 404 and 405 answers and
 //!   CORS preflights.
 //! - The handlers, one file per kind of answer: `pulses.rs` (one pulse: the newest, by time,
-//!   by index; its manifest; certificates), `bulk.rs` (JSON Lines windows with
-//!   `Link: rel="next"`, skip paths), `stream.rs` (Server-Sent Events), `status.rs`
+//!   by index; its manifest; certificates; external sources' descriptions), `bulk.rs`
+//!   (JSON Lines or XML windows with `Link: rel="next"`, skip paths, NIST's chain between two
+//!   times, each streamed in the form asked for), `stream.rs` (Server-Sent Events), `status.rs`
 //!   (`/health`, `/metrics`), `page.rs` (the web page), `private.rs` (private random bytes for
 //!   authenticated clients; the checks are `lavabeacon_private`'s).
 //! - What long answers share: `paged.rs` (the store read a page at a time, so no database
@@ -35,14 +36,16 @@
 //!   place among the open streams and ends at shutdown).
 //! - `reply.rs`: the rules every pulse answer shares: the newest pulse (from memory, the store
 //!   asked at most every 20 ms), the newest of a chain, caching (`IMMUTABLE`, until the next
-//!   is due), JSON or XML with ETag and 304. `xml.rs`: a pulse as NIST XML.
+//!   is due), JSON or XML with ETag and 304. `xml.rs`: the XML forms of NIST's
+//!   `beacon-2.0.xsd` (a `<response>` of pulses, a `<chain>`, a `<skipList>`, an `<error>`).
 //! - `wait.rs`: long-polls (`?wait=true`): a request held until its pulse is published, on the
 //!   same news the streams get.
 //! - `client.rs`: who a request came from (the peer, or what trusted proxies say).
 //! - `state.rs`: [`Beacon`], the shared state (store calls bounded by a timeout, the newest
 //!   pulse in memory, what the engine said); `limits.rs`: open streams per client and in all;
 //!   `metrics.rs`: the counters; `settings.rs`: [`BeaconInfo`] and its defaults.
-//! - `error.rs`: [`ApiError`], the one place an error becomes a status and a JSON body.
+//! - `error.rs`: [`ApiError`], the one place an error becomes a status and a body: JSON, or
+//!   NIST's XML `<error>` for a request that asked for XML (every error, by one middleware).
 //! - `clock.rs`: the wall clock (the one place it is read) and the rule that a pulse is public
 //!   once its time has come; below everything, because the shared state applies that rule
 //!   too.
@@ -87,8 +90,8 @@ pub use openapi::{openapi, Answer, Example, Examples, Kind, Location, Param, Rou
 pub use routes::ROUTES;
 pub use server::{serve, serve_on, serve_redirect, HSTS, SHUTDOWN_TIMEOUT_SECS};
 pub use settings::{
-    default_late_tolerance_ms, BeaconInfo, DEFAULT_BULK_PERIODS, DEFAULT_MAX_STREAMS,
-    DEFAULT_STORE_TIMEOUT_MS, DEFAULT_STREAMS_PER_CLIENT,
+    default_late_tolerance_ms, BeaconInfo, DEFAULT_BULK_PERIODS, DEFAULT_MAX_CHAIN_PULSES,
+    DEFAULT_MAX_STREAMS, DEFAULT_STORE_TIMEOUT_MS, DEFAULT_STREAMS_PER_CLIENT,
 };
 pub use state::{Beacon, EngineStatus, WATCH_DUE_MS};
 pub use tls::{Tls, TlsError};

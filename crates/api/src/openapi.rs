@@ -49,8 +49,8 @@ pub enum Kind {
     Millis,
     /// A time: RFC 3339, Unix seconds (below 100,000,000,000) or Unix milliseconds.
     AnyTime,
-    /// A certificateId: 128 hex digits.
-    CertificateId,
+    /// A SHA-512 in hex, 128 digits: a certificateId, an external sourceId.
+    Sha512Hex,
     /// `true` or `false`.
     Flag,
     /// An SSE event id, `chain-pulse`.
@@ -76,6 +76,8 @@ pub enum Example {
     Time,
     /// The example pulse's certificateId.
     CertificateId,
+    /// The example pulse's external.sourceId.
+    SourceId,
 }
 
 /// One parameter.
@@ -112,10 +114,14 @@ pub enum Answer {
     Manifest,
     /// Source manifests as JSON Lines.
     ManifestLines,
-    /// Pulses as JSON Lines.
+    /// Pulses as JSON Lines, or NIST's XML `<response>` of pulses.
     PulseLines,
-    /// A skip path: a JSON array of pulses.
+    /// A skip path: a JSON array of pulses, or NIST's XML `<skipList>`.
     SkipPath,
+    /// Every pulse between two, linked by `previous`: a JSON array, or NIST's XML `<chain>`.
+    Chain,
+    /// An external source's description, plain text.
+    ExternalSource,
     /// A certificate as PEM.
     Certificate,
     /// Server-Sent Events.
@@ -143,6 +149,7 @@ impl Examples {
             Example::Chain => p.get("chainIndex").cloned(),
             Example::Pulse => p.get("pulseIndex").cloned(),
             Example::CertificateId => p.get("certificateId").cloned(),
+            Example::SourceId => p.get("external")?.get("sourceId").cloned(),
             Example::Time => p
                 .get("timeStamp")?
                 .as_str()
@@ -170,7 +177,7 @@ fn schema(kind: Kind) -> Value {
         Kind::Index => whole(1),
         Kind::Millis => time_schema(false),
         Kind::AnyTime => time_schema(true),
-        Kind::CertificateId => json!({"type": "string", "pattern": "^[0-9A-Fa-f]{128}$"}),
+        Kind::Sha512Hex => json!({"type": "string", "pattern": "^[0-9A-Fa-f]{128}$"}),
         Kind::Flag => json!({"type": "boolean"}),
         // Empty is none, as EventSource means it.
         Kind::EventId => {
@@ -183,7 +190,19 @@ fn schema(kind: Kind) -> Value {
 }
 
 fn error_body() -> Value {
-    json!({"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}})
+    json!({
+        "application/json": {"schema": {"$ref": "#/components/schemas/Error"}},
+        "application/xml": xml_form("<response><error><code>STATUS</code><description xml:lang=\"en\">…</description></error></response>, when Accept asks for XML"),
+    })
+}
+
+/// The XML form of an answer, per NIST's beacon-2.0.xsd: described, as OpenAPI cannot carry
+/// an XML Schema.
+fn xml_form(what: &str) -> Value {
+    json!({"schema": {
+        "type": "string",
+        "description": format!("NIST's beacon-2.0.xsd (namespace {}): {what}", crate::xml::NAMESPACE),
+    }})
 }
 
 fn header(description: &str, schema: Value) -> Value {
@@ -255,7 +274,7 @@ fn success(answer: Answer, examples: &Examples) -> Value {
                 "The pulse: JSON, or NIST's XML when Accept asks for application/xml or text/xml",
                 json!({
                     "application/json": json_form,
-                    "application/xml": {"schema": {"type": "string"}},
+                    "application/xml": xml_form("<response><pulse>…</pulse></response>"),
                 }),
                 json!({"ETag": etag, "Cache-Control": cache}),
                 pulse_links(),
@@ -284,14 +303,35 @@ fn success(answer: Answer, examples: &Examples) -> Value {
             json!({}),
         ),
         Answer::PulseLines => (
-            "One pulse (a Pulse object) per line, oldest first",
-            json!({"application/x-ndjson": {"schema": {"type": "string"}}}),
+            "One pulse (a Pulse object) per line, oldest first; in XML, one <pulse> each (a window without pulses is 404 in XML, as the schema has no empty response)",
+            json!({
+                "application/x-ndjson": {"schema": {"type": "string"}},
+                "application/xml": xml_form("<response><pulse>…</pulse><pulse>…</pulse>…</response>"),
+            }),
             json!({"Link": next, "Cache-Control": cache}),
             json!({}),
         ),
         Answer::SkipPath => (
             "The skip path",
-            json!({"application/json": {"schema": {"$ref": "#/components/schemas/SkipPath"}}}),
+            json!({
+                "application/json": {"schema": {"$ref": "#/components/schemas/SkipPath"}},
+                "application/xml": xml_form("<response><skipList><pulse>…</pulse><pulse type=\"hour\">…</pulse>…</skipList></response>, each pulse after the first typed by the listValue that names the one before"),
+            }),
+            json!({"Cache-Control": cache}),
+            json!({}),
+        ),
+        Answer::Chain => (
+            "Every pulse from the start to the end, each linked to the one before by previous",
+            json!({
+                "application/json": {"schema": {"$ref": "#/components/schemas/Chain"}},
+                "application/xml": xml_form("<response><chain><pulse>…</pulse><pulse type=\"previous\">…</pulse>…</chain></response>"),
+            }),
+            json!({"Cache-Control": cache}),
+            json!({}),
+        ),
+        Answer::ExternalSource => (
+            "The description, whose SHA-512 (of its UTF-8 bytes) is the sourceId",
+            json!({"text/plain": {"schema": {"type": "string"}}}),
             json!({"Cache-Control": cache}),
             json!({}),
         ),
@@ -371,6 +411,11 @@ fn pulse_links() -> Value {
             "operationId": "getChainFirst",
             "parameters": {"c": "$response.body#/pulse/chainIndex"},
             "description": "The first pulse of this pulse's chain",
+        },
+        "externalSource": {
+            "operationId": "getExternalSource",
+            "parameters": {"id": "$response.body#/pulse/external/sourceId"},
+            "description": "The description of the external source this pulse used (404 for all zeros: none)",
         },
     })
 }
@@ -465,7 +510,9 @@ pub fn openapi(routes: &[RouteDoc], examples: &Examples) -> Value {
             "license": {"name": "Apache-2.0", "identifier": "Apache-2.0"},
             "description": "A public randomness beacon in the NIST Randomness Beacon 2.0 format. \
                 Every route is read with GET (HEAD too); OPTIONS answers CORS preflights with 204. \
-                Every error the server makes has the Error body. Indexes in paths are written \
+                Every error the server makes has the Error body, or NIST's XML <error> when \
+                Accept asks for application/xml; pulses, skip lists and chains are in NIST's \
+                XML (beacon-2.0.xsd) when asked for too. Indexes in paths are written \
                 without sign or leading zeros (others are 404). NIST's time paths take Unix \
                 milliseconds: a number below 100,000,000,000 there is still read as milliseconds \
                 (a 1970 time), and the answer says so in a Lavabeacon-Warning header. See docs/api.md.",

@@ -21,6 +21,15 @@ pub(crate) enum Cursor {
         /// Unix ms, exclusive.
         to: i64,
     },
+    /// Pulses `from..=to` of `chain`, by index.
+    Chain {
+        /// The chain.
+        chain: u64,
+        /// Pulse index, inclusive.
+        from: u64,
+        /// Pulse index, inclusive.
+        to: u64,
+    },
     /// Source manifests of pulses `from..=to` of `chain`.
     Manifests {
         /// The chain.
@@ -38,35 +47,49 @@ impl Cursor {
     /// The next page of pulses (at most [`PAGE`]), read whole within the store timeout; empty
     /// at the end.
     pub(crate) async fn next_pulses(&mut self, beacon: &Beacon) -> Result<Vec<Pulse>, ApiError> {
-        let Cursor::Time { from, to } = *self else {
-            *self = Cursor::Done;
-            return Ok(Vec::new());
-        };
-        if from >= to {
-            *self = Cursor::Done;
-            return Ok(Vec::new());
+        let store = beacon.store();
+        match *self {
+            Cursor::Time { from, to } if from < to => {
+                let page: Vec<Pulse> = beacon
+                    .ask(store.range_by_time(from, to).take(PAGE).try_collect())
+                    .await?;
+                *self = match page.last().map(|p| p.time_ms()) {
+                    Some(Ok(t)) if page.len() == PAGE => Cursor::Time { from: t + 1, to },
+                    _ => Cursor::Done,
+                };
+                Ok(page)
+            }
+            Cursor::Chain { chain, from, to } if from <= to => {
+                let page: Vec<Pulse> = beacon
+                    .ask(
+                        store
+                            .range_by_index(chain, from, to)
+                            .take(PAGE)
+                            .try_collect(),
+                    )
+                    .await?;
+                *self = match page.last() {
+                    Some(p) if page.len() == PAGE && p.pulse_index < to => Cursor::Chain {
+                        chain,
+                        from: p.pulse_index + 1,
+                        to,
+                    },
+                    _ => Cursor::Done,
+                };
+                Ok(page)
+            }
+            _ => {
+                *self = Cursor::Done;
+                Ok(Vec::new())
+            }
         }
-        let page: Vec<Pulse> = beacon
-            .ask(
-                beacon
-                    .store()
-                    .range_by_time(from, to)
-                    .take(PAGE)
-                    .try_collect(),
-            )
-            .await?;
-        *self = match page.last().map(|p| p.time_ms()) {
-            Some(Ok(t)) if page.len() == PAGE => Cursor::Time { from: t + 1, to },
-            _ => Cursor::Done,
-        };
-        Ok(page)
     }
 
     /// The next page of JSON lines (pulses or manifests); empty at the end.
     pub(crate) async fn next_lines(&mut self, beacon: &Beacon) -> Result<Vec<String>, ApiError> {
         match *self {
             Cursor::Done => Ok(Vec::new()),
-            Cursor::Time { .. } => Ok(self
+            Cursor::Time { .. } | Cursor::Chain { .. } => Ok(self
                 .next_pulses(beacon)
                 .await?
                 .iter()

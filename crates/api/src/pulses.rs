@@ -1,5 +1,6 @@
 //! The one-pulse routes: the newest pulse, a pulse by time or by index (NIST's paths and
-//! `/beacon/{timestamp}`), a pulse's source manifest, and certificates. Each parses its path,
+//! `/beacon/{timestamp}`), the first pulse of the newest chain, a pulse's source manifest, and
+//! what pulses name by hash: certificates and external sources' descriptions. Each parses its path,
 //! reads the cached newest pulse or the store, and answers through [`crate::reply`].
 
 use crate::clock::{now_ms, public};
@@ -17,6 +18,13 @@ use lavabeacon_format::Pulse;
 /// A chain or pulse index in a path. Only the canonical form (no sign, no leading zeros) names
 /// a pulse: every pulse answer may be cached for a year, so it must have one address, not many.
 pub(crate) fn path_index(what: &str, text: &str) -> Result<u64, ApiError> {
+    if what == "chain" && text == "last" {
+        return Err(ApiError::BadRequest(
+            "chain \"last\" is only in NIST's /beacon/2.0/chain/last/pulse/last and \
+             /beacon/2.0/chain/last/pulse/1; elsewhere name the chain by its index"
+                .into(),
+        ));
+    }
     let n = parse_index(what, text)?;
     // Parsed, it is digits with at most a leading '+': canonical when it starts 1 to 9.
     if !text.starts_with(|c: char| ('1'..='9').contains(&c)) {
@@ -206,6 +214,22 @@ pub(crate) async fn chain_first(
     Ok(reply_for(&beacon, &req, &p, IMMUTABLE))
 }
 
+/// `/beacon/2.0/chain/last/pulse/1`: the first pulse of the newest chain (the chain of the
+/// newest public pulse). It changes when a new chain starts, so it is cached as the newest
+/// pulse is: until the next is due.
+pub(crate) async fn last_chain_first(beacon: web::Data<Beacon>, req: HttpRequest) -> Reply {
+    let newest = newest(&beacon).await?.ok_or_else(no_pulses)?;
+    let chain = newest.pulse.chain_index;
+    let p = public(beacon.ask(beacon.store().first_in_chain(chain)).await?)
+        .ok_or_else(|| unknown_chain(chain))?;
+    Ok(reply_for(
+        &beacon,
+        &req,
+        &p,
+        &until_next(&beacon, newest.time_ms),
+    ))
+}
+
 /// The public pulse at `(chain, pulse)` as written in a path.
 async fn pulse_by_index(
     beacon: &Beacon,
@@ -249,14 +273,20 @@ pub(crate) async fn sources(
         .body(manifest))
 }
 
+/// A SHA-512 that names something in a path (a certificateId, an external sourceId): 128 hex
+/// digits, in either case.
+fn path_hash(what: &str, field: &str, text: &str) -> Result<lavabeacon_format::Hash512, ApiError> {
+    lavabeacon_format::json::hash_field(field, text).map_err(|_| {
+        ApiError::BadRequest(format!(
+            "{what} id {:?} is not 128 hex digits (the {field} of a pulse)",
+            text.chars().take(40).collect::<String>()
+        ))
+    })
+}
+
 /// `/beacon/2.0/certificate/{id}`: the certificate a pulse's certificateId names, as PEM.
 pub(crate) async fn certificate(beacon: web::Data<Beacon>, id: web::Path<String>) -> Reply {
-    let shown: String = id.chars().take(40).collect();
-    let hash = lavabeacon_format::json::hash_field("certificateId", &id).map_err(|_| {
-        ApiError::BadRequest(format!(
-            "certificate id {shown:?} is not 128 hex digits (the certificateId of a pulse)"
-        ))
-    })?;
+    let hash = path_hash("certificate", "certificateId", &id)?;
     let der = beacon
         .ask(beacon.store().certificate(&hash))
         .await?
@@ -268,4 +298,25 @@ pub(crate) async fn certificate(beacon: web::Data<Beacon>, id: web::Path<String>
         .insert_header((header::CACHE_CONTROL, IMMUTABLE))
         .content_type("application/x-pem-file")
         .body(pem))
+}
+
+/// `/beacon/2.0/externalSource/{id}`: the description of an external source, as `text/plain`,
+/// whose SHA-512 is the `external.sourceId` of the pulses that used it (NIST's schema). Stored
+/// by the engine before its first pulse that names it, and kept for ever, so it never changes.
+pub(crate) async fn external_source(beacon: web::Data<Beacon>, id: web::Path<String>) -> Reply {
+    let hash = path_hash("source", "external.sourceId", &id)?;
+    let description = beacon
+        .ask(beacon.store().external_source(&hash))
+        .await?
+        .ok_or_else(|| {
+            ApiError::NotFound(format!(
+                "no external source {}: this beacon has published no pulse with that sourceId \
+                 (all zeros means no external source was used)",
+                hash.to_hex_upper()
+            ))
+        })?;
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, IMMUTABLE))
+        .content_type("text/plain; charset=utf-8")
+        .body(description))
 }

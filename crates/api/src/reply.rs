@@ -22,12 +22,8 @@ pub(crate) const NO_STORE: &str = "no-store";
 
 /// Whether the client asked for XML: the first media range of `Accept` we can serve decides
 /// (q-values are not weighed).
-fn wants_xml(req: &HttpRequest) -> bool {
-    let Some(accept) = req
-        .headers()
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-    else {
+pub(crate) fn wants_xml(headers: &header::HeaderMap) -> bool {
+    let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
         return false;
     };
     for range in accept.split(',') {
@@ -68,7 +64,7 @@ pub(crate) fn pulse_reply(
     made: Option<&Served>,
     cache: &str,
 ) -> HttpResponse {
-    let xml = wants_xml(req);
+    let xml = wants_xml(req.headers());
     let json_etag = made.map_or_else(|| etag_of(pulse), |s| s.etag.clone());
     let etag = if xml {
         format!("{}-xml\"", &json_etag[..json_etag.len() - 1])
@@ -90,7 +86,7 @@ pub(crate) fn pulse_reply(
         response.finish()
     } else if xml {
         response
-            .content_type("application/xml")
+            .content_type(crate::xml::MEDIA_TYPE)
             .body(crate::xml::pulse_xml(
                 pulse,
                 beacon.test_warning().as_deref(),

@@ -187,6 +187,16 @@ routes! {
         "getLastOfLastChain", "The newest pulse of the newest chain", params: [],
         answer: Pulse, statuses: [200, 304, 404, 503],
     }
+    "/beacon/2.0/chain/last/pulse/1" => pulses::last_chain_first {
+        "getFirstOfLastChain", "The first pulse of the newest chain", params: [],
+        answer: Pulse, statuses: [200, 304, 404, 503],
+    }
+    "/beacon/2.0/chain/time/{t1}/{t2}/previous" => bulk::chain_between {
+        "getChainBetween",
+        "Every pulse from the one at t1 (or the first after it) to the one at t2 (or the last before it), in one chain, linked by previous; 400 past the server's limit (max_chain_pulses, 20,000 by default)",
+        params: [T1, T2],
+        answer: Chain, statuses: [200, 400, 404, 429, 503],
+    }
     "/beacon/2.0/chain/{c}/pulse/last" => pulses::chain_last {
         "getChainLast", "The newest pulse of chain c", params: [C],
         answer: Pulse, statuses: [200, 304, 400, 404, 503],
@@ -212,8 +222,13 @@ routes! {
     }
     "/beacon/2.0/certificate/{id}" => pulses::certificate {
         "getCertificate", "The certificate a pulse's certificateId names (PEM)",
-        params: [path("id", Kind::CertificateId, "certificateId: 128 hex digits", Example::CertificateId)],
+        params: [path("id", Kind::Sha512Hex, "certificateId: 128 hex digits", Example::CertificateId)],
         answer: Certificate, statuses: [200, 400, 404, 503],
+    }
+    "/beacon/2.0/externalSource/{id}" => pulses::external_source {
+        "getExternalSource", "The description of an external source (text/plain) whose SHA-512 is a pulse's external.sourceId",
+        params: [path("id", Kind::Sha512Hex, "external.sourceId: 128 hex digits", Example::SourceId)],
+        answer: ExternalSource, statuses: [200, 400, 404, 503],
     }
     "/beacon/2.0/skipList/{c}/{p1}/{p2}" => bulk::skip_list_by_index {
         "getSkipPathByIndex",
@@ -230,7 +245,7 @@ routes! {
         "getPulses",
         "Pulses with from <= timeStamp <= to, oldest first, as JSON Lines; at most 20,000 periods per answer, then a Link header rel=next",
         params: [query("from", true, Kind::AnyTime, "RFC 3339, Unix seconds or Unix milliseconds"), query("to", false, Kind::AnyTime, "same forms; default now")],
-        answer: PulseLines, statuses: [200, 400, 429, 503],
+        answer: PulseLines, statuses: [200, 400, 404, 429, 503],
     }
     "/private/v1/bytes" => private::bytes {
         "getPrivateBytes",

@@ -103,6 +103,12 @@ pub(crate) fn components() -> Value {
                 "retry": {"type": "integer"},
             },
         },
+        "Chain": {
+            "type": "array",
+            "minItems": 1,
+            "description": "Every pulse from the start to the end, oldest first, each linked to the one before by its previous value",
+            "items": {"$ref": "#/components/schemas/Pulse"},
+        },
         "SkipPath": {
             "type": "array",
             "minItems": 1,

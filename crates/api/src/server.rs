@@ -111,6 +111,19 @@ pub fn serve_on(
                 Some(answer) => Either::Left(std::future::ready(Ok(req.into_response(answer)))),
                 None => Either::Right(srv.call(req)),
             })
+            // Outside the size check, so that its answers too are in XML when XML was asked.
+            .wrap_fn(|req, srv| {
+                let xml = crate::reply::wants_xml(req.headers());
+                let fut = srv.call(req);
+                async move {
+                    let res = fut.await?;
+                    Ok(if xml {
+                        crate::error::in_xml(res)
+                    } else {
+                        res.map_into_left_body()
+                    })
+                }
+            })
             .wrap(cors)
             .wrap(warning)
             .wrap_fn(move |req, srv| {

@@ -19,6 +19,9 @@ pub struct BeaconInfo {
     pub test: Option<String>,
     /// Periods covered by one answer of the bulk route ([`DEFAULT_BULK_PERIODS`]).
     pub bulk_max_periods: u32,
+    /// The most pulses one answer of `/beacon/2.0/chain/time/{t1}/{t2}/previous` holds
+    /// ([`DEFAULT_MAX_CHAIN_PULSES`]); a longer span is a 400 that says so.
+    pub max_chain_pulses: u32,
     /// How long after its timestamp a pulse may still be published: the engine publishes a
     /// pulse within this of its timestamp or skips the slot. `/health` turns "degraded" once
     /// the pulse of the current period is more than this overdue. Default
@@ -44,6 +47,7 @@ impl BeaconInfo {
             period_ms,
             test: None,
             bulk_max_periods: DEFAULT_BULK_PERIODS,
+            max_chain_pulses: DEFAULT_MAX_CHAIN_PULSES,
             late_tolerance_ms: default_late_tolerance_ms(period_ms),
             max_streams_per_client: DEFAULT_STREAMS_PER_CLIENT,
             max_streams: DEFAULT_MAX_STREAMS,
@@ -62,6 +66,10 @@ pub fn default_late_tolerance_ms(period_ms: u32) -> u32 {
 /// Periods one bulk answer covers unless configured otherwise (20,000: two weeks of 60-second
 /// pulses, about 40 MB).
 pub const DEFAULT_BULK_PERIODS: u32 = 20_000;
+
+/// Pulses one chain answer holds unless configured otherwise (20,000, as a bulk answer: two
+/// weeks of 60-second pulses, about 40 MB of JSON, 50 MB of XML).
+pub const DEFAULT_MAX_CHAIN_PULSES: u32 = 20_000;
 
 /// Open streams per client unless configured otherwise.
 pub const DEFAULT_STREAMS_PER_CLIENT: u32 = 8;

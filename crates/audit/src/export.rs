@@ -1,5 +1,5 @@
-//! `export`: published pulses to JSON Lines, with their certificates and source manifests
-//! beside them (see [`crate::layout`]), for anyone to replay or `import` into a mirror.
+//! `export`: published pulses to JSON Lines, with their certificates, source manifests and
+//! external sources' descriptions beside them (see [`crate::layout`]), for anyone to replay or `import` into a mirror.
 
 use crate::exit::{EXIT_FAILED, EXIT_USAGE};
 use crate::layout;
@@ -51,6 +51,7 @@ struct Written {
     pulses: u64,
     certificates: usize,
     manifests: u64,
+    external_sources: usize,
 }
 
 /// Exports from the store at `database`.
@@ -66,10 +67,11 @@ pub fn run(database: &str, args: Args) -> ExitCode {
     match crate::runtime().block_on(export(database, &range, &args.output)) {
         Ok(w) => {
             tracing::info!(
-                "{} pulses, {} certificates, {} source manifests to {}",
+                "{} pulses, {} certificates, {} source manifests, {} external sources' descriptions to {}",
                 w.pulses,
                 w.certificates,
                 w.manifests,
+                w.external_sources,
                 args.output.display()
             );
             ExitCode::SUCCESS
@@ -101,20 +103,31 @@ async fn export(database: &str, range: &Range, output: &Path) -> Result<Written,
     let store = lavabeacon_store::open_with(database, lavabeacon_store::Role::Audit)
         .await
         .map_err(|e| format!("database: {e}"))?;
-    let (pulses, certificates, ranges) = write_pulses(store.as_ref(), range, output).await?;
-    for id in &certificates {
+    let written = write_pulses(store.as_ref(), range, output).await?;
+    for id in &written.certificates {
         write_certificate(store.as_ref(), id, output).await?;
     }
-    let manifests = write_manifests(store.as_ref(), ranges, output).await?;
+    let mut external_sources = 0;
+    for id in &written.sources {
+        external_sources += usize::from(write_external_source(store.as_ref(), id, output).await?);
+    }
+    let manifests = write_manifests(store.as_ref(), written.ranges, output).await?;
     Ok(Written {
-        pulses,
-        certificates: certificates.len(),
+        pulses: written.pulses,
+        certificates: written.certificates.len(),
         manifests,
+        external_sources,
     })
 }
 
-/// The pulses: how many, the certificates they name, and each chain's index range.
-type PulsesWritten = (u64, BTreeSet<Hash512>, BTreeMap<u64, (u64, u64)>);
+/// The pulses written: how many, the certificates and external sources they name, and each
+/// chain's index range.
+struct PulsesWritten {
+    pulses: u64,
+    certificates: BTreeSet<Hash512>,
+    sources: BTreeSet<Hash512>,
+    ranges: BTreeMap<u64, (u64, u64)>,
+}
 
 /// Writes the pulses already public, oldest first.
 async fn write_pulses(
@@ -132,6 +145,7 @@ async fn write_pulses(
     let now = crate::wall_clock_ms();
     let mut n = 0u64;
     let mut certs = BTreeSet::new();
+    let mut sources = BTreeSet::new();
     let mut ranges: BTreeMap<u64, (u64, u64)> = BTreeMap::new();
     while let Some(p) = pulses.next().await {
         let p = p.map_err(|e| format!("reading pulse {}: {e}", n + 1))?;
@@ -140,6 +154,11 @@ async fn write_pulses(
             break;
         }
         certs.insert(p.certificate_id);
+        for e in p.external.as_slice() {
+            if !e.source_id.is_zero() {
+                sources.insert(e.source_id);
+            }
+        }
         let r = ranges
             .entry(p.chain_index)
             .or_insert((p.pulse_index, p.pulse_index));
@@ -148,7 +167,35 @@ async fn write_pulses(
         n += 1;
     }
     out.flush().map_err(at)?;
-    Ok((n, certs, ranges))
+    Ok(PulsesWritten {
+        pulses: n,
+        certificates: certs,
+        sources,
+        ranges,
+    })
+}
+
+/// Writes the description of external source `id` beside the export; one the store lacks is a
+/// warning (pulses made before descriptions were kept). Whether it was written.
+async fn write_external_source(
+    store: &dyn Store,
+    id: &Hash512,
+    output: &Path,
+) -> Result<bool, String> {
+    let failed = |e: &dyn std::fmt::Display| format!("external source {}: {e}", id.short());
+    match store.external_source(id).await.map_err(|e| failed(&e))? {
+        Some(description) => {
+            layout::write_external_source(output, &description).map_err(|e| failed(&e))?;
+            Ok(true)
+        }
+        None => {
+            tracing::warn!(
+                "external source {} has no description in the database",
+                id.short()
+            );
+            Ok(false)
+        }
+    }
 }
 
 /// Writes certificate `id` beside the export; one the store lacks is a warning.

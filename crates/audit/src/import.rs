@@ -103,6 +103,12 @@ async fn load(database: &str, certs: &CertificateSet, file: &Path) -> Result<Loa
             .await
             .map_err(|e| format!("certificate: {e}"))?;
     }
+    for description in layout::read_external_sources(file)? {
+        store
+            .put_external_source(&description)
+            .await
+            .map_err(|e| format!("external source: {e}"))?;
+    }
     Ok(Loaded {
         pulses: load_pulses(store.as_ref(), file).await?,
         manifests: load_manifests(store.as_ref(), file).await?,

@@ -1,8 +1,9 @@
 //! How an export lies on disk, for `export`, `generate-chain`, `verify`, `replay` and
 //! `import`: `NAME.jsonl` (the pulses, JSON Lines, oldest first), beside it
 //! `NAME.certificates/` (each certificate as `<certificateId>.pem`), `NAME.sources.jsonl` (the
-//! source manifests, when there are any) and, for generated chains with faults,
-//! `NAME.faults.json`.
+//! source manifests, when there are any), `NAME.external-sources/` (the description of each
+//! external source the pulses name, as `<sourceId>.txt`, when there are any) and, for generated
+//! chains with faults, `NAME.faults.json`.
 
 use lavabeacon_format::cert::{Certificate, CertificateSet};
 use std::io::BufRead;
@@ -28,6 +29,41 @@ pub fn certificates_dir(pulses: &Path) -> PathBuf {
 /// `NAME.sources.jsonl`.
 pub fn sources_file(pulses: &Path) -> PathBuf {
     with_suffix(pulses, ".sources.jsonl")
+}
+
+/// `NAME.external-sources/`.
+pub fn external_sources_dir(pulses: &Path) -> PathBuf {
+    with_suffix(pulses, ".external-sources")
+}
+
+/// Writes an external source's description into `NAME.external-sources/` as
+/// `<sourceId>.txt`, its bytes exactly (the sourceId is their SHA-512).
+pub fn write_external_source(pulses: &Path, description: &str) -> std::io::Result<()> {
+    let dir = external_sources_dir(pulses);
+    std::fs::create_dir_all(&dir)?;
+    let id = lavabeacon_format::hash::sha512(&[description.as_bytes()]);
+    std::fs::write(dir.join(format!("{}.txt", id.to_hex_upper())), description)
+}
+
+/// The descriptions in `NAME.external-sources/` (none when there is no such folder), in name
+/// order.
+pub fn read_external_sources(pulses: &Path) -> Result<Vec<String>, String> {
+    let dir = external_sources_dir(pulses);
+    if !dir.is_dir() {
+        return Ok(Vec::new());
+    }
+    let at = |e: std::io::Error| format!("{}: {e}", dir.display());
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .map_err(at)?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<Result<_, _>>()
+        .map_err(at)?;
+    paths.retain(|p| p.extension().is_some_and(|x| x == "txt"));
+    paths.sort();
+    paths
+        .iter()
+        .map(|p| std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display())))
+        .collect()
 }
 
 /// `NAME.faults.json`.

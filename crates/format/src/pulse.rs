@@ -133,4 +133,13 @@ impl Pulse {
     pub fn period_value(&self, p: Period) -> Option<&Hash512> {
         self.list_value(p.name())
     }
+
+    /// The type of the first listValues entry that names `older`'s outputValue: how this pulse
+    /// links to it in a skip path (spec §6), if it does.
+    pub fn linked_by(&self, older: &Pulse) -> Option<&str> {
+        self.list_values
+            .iter()
+            .find(|l| l.value == older.output_value)
+            .map(|l| l.kind.as_str())
+    }
 }

@@ -1,6 +1,7 @@
 //! # lavabeacon-store
 //!
-//! The pulse store: pulses, certificates, source manifests and sealed pending secrets, in
+//! The pulse store: pulses, certificates, external sources' descriptions, source manifests and
+//! sealed pending secrets, in
 //! SQLite (embedded, the default) or PostgreSQL (production, replicas, standby engines). The
 //! URL picks the backend at run time: [`open`] (for the engine) or [`open_with`] and a
 //! [`Role`] (the engine, an API node, an offline audit), which decides whether the store
@@ -124,6 +125,16 @@ pub trait Store: Send + Sync {
     async fn certificate(&self, id: &Hash512) -> Result<Option<Vec<u8>>, StoreError>;
     /// Every certificate (DER), oldest first.
     async fn certificates(&self) -> Result<Vec<Vec<u8>>, StoreError>;
+
+    // --- External sources --------------------------------------------------------------------
+
+    /// Stores the description of an external source (storing it again is a no-op). Returns
+    /// its id: the SHA-512 of its UTF-8 bytes, a pulse's `external.sourceId`.
+    async fn put_external_source(&self, description: &str) -> Result<Hash512, StoreError>;
+    /// An external source's description by id.
+    async fn external_source(&self, id: &Hash512) -> Result<Option<String>, StoreError>;
+    /// Every external source's description, oldest first.
+    async fn external_sources(&self) -> Result<Vec<String>, StoreError>;
 
     // --- Source manifests --------------------------------------------------------------------
 

@@ -258,6 +258,34 @@ where
             .map_err(self.fail())
     }
 
+    pub async fn put_external_source(&self, description: &str) -> Result<Hash512, StoreError> {
+        self.role.refuse_writes()?;
+        let id = lavabeacon_format::hash::sha512(&[description.as_bytes()]);
+        sqlx::query(sql::PUT_EXTERNAL_SOURCE)
+            .bind(id.0.to_vec())
+            .bind(description.to_string())
+            .bind(now_ms())
+            .execute(&self.pool)
+            .await
+            .map_err(self.fail())?;
+        Ok(id)
+    }
+
+    pub async fn external_source(&self, id: &Hash512) -> Result<Option<String>, StoreError> {
+        sqlx::query_scalar(sql::EXTERNAL_SOURCE)
+            .bind(id.0.to_vec())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(self.fail())
+    }
+
+    pub async fn external_sources(&self) -> Result<Vec<String>, StoreError> {
+        sqlx::query_scalar(sql::ALL_EXTERNAL_SOURCES)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(self.fail())
+    }
+
     pub async fn put_manifests(&self, manifests: &[(u64, u64, String)]) -> Result<(), StoreError> {
         self.role.refuse_writes()?;
         let mut conn = self.acquire().await?;

@@ -100,6 +100,10 @@ pub const CERTIFICATE: &str = "SELECT der FROM certificates WHERE certificate_id
 pub const ALL_CERTIFICATES: &str = "SELECT der FROM certificates ORDER BY added_ms, certificate_id";
 pub const MANIFESTS_PAGE: &str = "SELECT chain_index, pulse_index, manifest FROM source_manifests WHERE chain_index = $1 AND pulse_index >= $2 AND pulse_index <= $3 ORDER BY pulse_index LIMIT $4";
 pub const COUNTS: &str = "SELECT COUNT(*), COUNT(DISTINCT chain_index) FROM pulses";
+pub const PUT_EXTERNAL_SOURCE: &str = "INSERT INTO external_sources (source_id, description, added_ms) VALUES ($1, $2, $3) ON CONFLICT (source_id) DO NOTHING";
+pub const EXTERNAL_SOURCE: &str = "SELECT description FROM external_sources WHERE source_id = $1";
+pub const ALL_EXTERNAL_SOURCES: &str =
+    "SELECT description FROM external_sources ORDER BY added_ms, source_id";
 pub const COUNT_CERTIFICATES: &str = "SELECT COUNT(*) FROM certificates";
 pub const PUT_SECRET: &str = "INSERT INTO pending_secrets (chain_index, pulse_index, sealed, created_ms) VALUES ($1, $2, $3, $4) \
     ON CONFLICT (chain_index, pulse_index) DO UPDATE SET sealed = excluded.sealed, created_ms = excluded.created_ms";

@@ -402,6 +402,15 @@ impl Store for SqliteStore {
     async fn certificates(&self) -> Result<Vec<Vec<u8>>, StoreError> {
         self.sql.certificates().await
     }
+    async fn put_external_source(&self, description: &str) -> Result<Hash512, StoreError> {
+        self.sql.put_external_source(description).await
+    }
+    async fn external_source(&self, id: &Hash512) -> Result<Option<String>, StoreError> {
+        self.sql.external_source(id).await
+    }
+    async fn external_sources(&self) -> Result<Vec<String>, StoreError> {
+        self.sql.external_sources().await
+    }
 
     async fn put_manifests(&self, manifests: &[(u64, u64, String)]) -> Result<(), StoreError> {
         self.sql.put_manifests(manifests).await

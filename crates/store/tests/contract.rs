@@ -10,6 +10,7 @@ use common::Db;
 use futures_util::TryStreamExt;
 use lavabeacon_format::builder::{ChainBuilder, ChainParams, NextPulse};
 use lavabeacon_format::chain::{check_skip_path, Facts};
+use lavabeacon_format::hash::sha512;
 use lavabeacon_format::message::precommitment;
 use lavabeacon_format::pulse::External;
 use lavabeacon_format::time::{parse_time_stamp, Period};
@@ -36,6 +37,7 @@ contract!(
     first_in_period_and_skip_paths_follow_the_skip_list,
     ranges_stream_in_order,
     certificates_manifests_and_pending_secrets,
+    external_sources_are_kept_by_their_sha512,
     two_writers_on_one_head_never_fork,
     only_the_leader_writes_and_a_standby_takes_over,
     bulk_load_checks_the_chain_and_loads_it,
@@ -292,6 +294,31 @@ async fn certificates_manifests_and_pending_secrets(db: &Db) {
     assert_eq!(db.store.pending_secret(1, 2).await.unwrap(), None);
 }
 
+async fn external_sources_are_kept_by_their_sha512(db: &Db) {
+    let a = "beacon A: https://a.example/beacon/2.0/pulse/last, its newest pulse's outputValue";
+    let b = "NIST <beacon> & \"friends\", ünïcode\r\nand a second line\n";
+    let id_a = db.store.put_external_source(a).await.unwrap();
+    assert_eq!(id_a, sha512(&[a.as_bytes()]));
+    let id_b = db.store.put_external_source(b).await.unwrap();
+    assert_eq!(
+        db.store.put_external_source(a).await.unwrap(),
+        id_a,
+        "idempotent"
+    );
+    assert_eq!(
+        db.store.external_source(&id_b).await.unwrap().as_deref(),
+        Some(b),
+        "byte for byte"
+    );
+    assert_eq!(
+        db.store.external_source(&Hash512::ZERO).await.unwrap(),
+        None
+    );
+    let all = db.store.external_sources().await.unwrap();
+    assert_eq!(all.len(), 2, "{all:?}");
+    assert!(all.contains(&a.to_string()) && all.contains(&b.to_string()));
+}
+
 async fn two_writers_on_one_head_never_fork(db: &Db) {
     let (signer, _) = ed25519_identity(1);
     let other = db.reopen().await;
@@ -417,11 +444,14 @@ async fn hand_made_updates_and_deletes_are_refused(db: &Db) {
     let (signer, cert) = ed25519_identity(1);
     load(db, &build_chain(2, START, 60_000, &signer)).await;
     db.store.put_certificate(&cert.der).await.unwrap();
+    db.store.put_external_source("beacon A").await.unwrap();
     // By hand, with the database's own command-line client, as an operator would.
     let statements = [
         "UPDATE pulses SET status_code = 2 WHERE pulse_index = 2",
         "DELETE FROM pulses WHERE pulse_index = 2",
         "UPDATE certificates SET der = der",
+        "UPDATE external_sources SET description = 'changed'",
+        "DELETE FROM external_sources",
     ];
     for sql in statements {
         let out = if db.store.backend() == "sqlite" {

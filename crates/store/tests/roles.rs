@@ -174,10 +174,12 @@ async fn an_older_schema_is_reported_as_older() {
     let url = format!("sqlite:{}/old.db", dir.path().display());
     let s = lavabeacon_store::SqliteStore::open(&url).await.unwrap();
     // As if this build had one migration more than the database.
-    sqlx::query("UPDATE _sqlx_migrations SET version = 0")
-        .execute(s.pool())
-        .await
-        .unwrap();
+    sqlx::query(
+        "DELETE FROM _sqlx_migrations WHERE version = (SELECT MAX(version) FROM _sqlx_migrations)",
+    )
+    .execute(s.pool())
+    .await
+    .unwrap();
     drop(s);
     let e = open_with(&url, Role::Api).await.err().expect("older");
     assert!(e.to_string().contains("older than this build's"), "{e}");

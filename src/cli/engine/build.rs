@@ -41,6 +41,13 @@ pub(super) async fn build(c: &Config) -> Result<BuiltEngine, (&'static str, Stri
         .map_err(|e| ("storing the certificate", e.to_string()))?;
     let sources = sources(c, &signer).map_err(|e| ("sources", e))?;
     let external = external(c).map_err(|e| ("external beacon", e))?;
+    // Published before the first pulse that names it (/beacon/2.0/externalSource/{id}).
+    if let Some(x) = &external {
+        store
+            .put_external_source(x.description())
+            .await
+            .map_err(|e| ("storing the external source's description", e.to_string()))?;
+    }
     let test_reason = test_reason(c, signer.as_ref(), &sources);
     let cfg = EngineConfig {
         params: ChainParams::new(&c.beacon.base_uri, c.beacon.chain, c.beacon.period_ms),

@@ -1,13 +1,15 @@
 //! The API on a real HTTP server on a free port, over a real SQLite store holding a signed
 //! chain: 298 pulses in the past, then two whose time has not come. Every route, every kind of
-//! bad input, caching, XML, the bulk route with its continuation, skip paths, the stream with
-//! resumption, and a round trip in which everything served verifies.
+//! bad input, caching, XML (validated against NIST's schema), the bulk route with its
+//! continuation, skip paths, NIST's chain between two times, the stream with resumption, and a
+//! round trip in which everything served verifies.
 //!
 //! One test binary: this file builds the world (the chain, the store, the server) and the
 //! request helpers; the tests are in one module per kind of route.
 
 mod bulk;
 mod http;
+mod nist;
 mod pulses;
 mod routes;
 mod stream;
@@ -129,6 +131,7 @@ fn new_world(period: i64, past: u64, future: u64) -> World {
             let mut info = BeaconInfo::new(period as u32);
             info.test = Some("software signing key".into());
             info.bulk_max_periods = 100;
+            info.max_chain_pulses = 250;
             let beacon = Beacon::new(store.clone(), info);
             let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             let base = format!("http://{}", listener.local_addr().unwrap());
@@ -198,7 +201,12 @@ impl Resp {
 }
 
 fn request(method: &str, path: &str, headers: &[(&str, &str)]) -> Resp {
-    let mut req = ureq::request(method, &format!("{}{path}", world().base));
+    request_at(&world().base, method, path, headers)
+}
+
+/// A request to the server at `base` (a world of a test's own).
+fn request_at(base: &str, method: &str, path: &str, headers: &[(&str, &str)]) -> Resp {
+    let mut req = ureq::request(method, &format!("{base}{path}"));
     for (n, v) in headers {
         req = req.set(n, v);
     }

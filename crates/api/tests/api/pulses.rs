@@ -98,7 +98,7 @@ fn xml_is_served_when_asked_for_with_the_same_values() {
     assert_eq!(r.header("Content-Type"), Some("application/xml"));
     assert!(r
         .body
-        .contains("<pulse xmlns=\"http://beacon.nist.gov/beacon/2.0/\">"));
+        .contains("<response xmlns=\"http://csrc.nist.gov/ns/beacon/pulse/2.0\">\n  <pulse>\n"));
     for (name, value) in [
         ("outputValue", p.output_value.to_hex_upper()),
         ("signatureValue", hex::encode_upper(&p.signature_value)),

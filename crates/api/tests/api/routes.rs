@@ -7,6 +7,11 @@ fn every_route_in_the_openapi_description_is_served_and_nothing_else_is() {
     let w = world();
     let t = w.chain[10].time_ms().unwrap();
     let id = w.chain[0].certificate_id.to_hex_lower();
+    let store = w.store.clone();
+    let source_id =
+        w.rt.block_on(async move { store.put_external_source("the routes test").await })
+            .unwrap()
+            .to_hex_upper();
     let doc = get("/openapi.json").json();
     let paths: Vec<&str> = doc["paths"]
         .as_object()
@@ -34,7 +39,14 @@ fn every_route_in_the_openapi_description_is_served_and_nothing_else_is() {
             .replace("{p1}", "2")
             .replace("{p2}", "200")
             .replace("{p}", &(PAST - 1).to_string())
-            .replace("{id}", &id);
+            .replace(
+                "{id}",
+                if r.path.contains("externalSource") {
+                    &source_id
+                } else {
+                    &id
+                },
+            );
         let path = if r.path.ends_with("/pulses") {
             format!("{path}?from={t}")
         } else {
@@ -144,6 +156,24 @@ fn bad_input_gets_a_clear_json_error_and_never_a_500() {
             "no source manifest",
         ),
         ("GET", "/beacon/2.0/certificate/xyz", 400, "128 hex digits"),
+        (
+            "GET",
+            "/beacon/2.0/externalSource/xyz",
+            400,
+            "128 hex digits",
+        ),
+        (
+            "GET",
+            "/beacon/2.0/chain/time/yesterday/1/previous",
+            400,
+            "milliseconds",
+        ),
+        (
+            "GET",
+            "/beacon/2.0/chain/last/pulse/7",
+            400,
+            "chain \"last\"",
+        ),
         (
             "GET",
             &format!("/beacon/2.0/certificate/{}", "0".repeat(128)),

@@ -41,6 +41,11 @@ impl ExternalBeacon {
         }
     }
 
+    /// The description whose SHA-512 is our pulses' external.sourceId.
+    pub fn description(&self) -> &str {
+        &self.description
+    }
+
     /// Fetches its newest pulse for our pulse at `our_time_ms` (blocking: run it off the
     /// async threads). Never fails: what went wrong is in the entry's status.
     pub fn fetch(&self, our_time_ms: i64) -> (External, ExternalEntry) {

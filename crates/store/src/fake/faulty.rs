@@ -34,6 +34,12 @@ pub enum Call {
     Certificate,
     /// `certificates`.
     Certificates,
+    /// `put_external_source`.
+    PutExternalSource,
+    /// `external_source`.
+    ExternalSource,
+    /// `external_sources`.
+    ExternalSources,
     /// `put_manifests`.
     PutManifests,
     /// `manifest`.
@@ -247,6 +253,18 @@ impl<S: Store + ?Sized> Store for FaultyStore<S> {
     async fn certificates(&self) -> Result<Vec<Vec<u8>>, StoreError> {
         self.before(Call::Certificates).await?;
         self.inner.certificates().await
+    }
+    async fn put_external_source(&self, description: &str) -> Result<Hash512, StoreError> {
+        self.before(Call::PutExternalSource).await?;
+        self.inner.put_external_source(description).await
+    }
+    async fn external_source(&self, id: &Hash512) -> Result<Option<String>, StoreError> {
+        self.before(Call::ExternalSource).await?;
+        self.inner.external_source(id).await
+    }
+    async fn external_sources(&self) -> Result<Vec<String>, StoreError> {
+        self.before(Call::ExternalSources).await?;
+        self.inner.external_sources().await
     }
 
     async fn put_manifests(&self, manifests: &[(u64, u64, String)]) -> Result<(), StoreError> {

@@ -36,6 +36,7 @@ struct State {
     manifests: BTreeMap<(u64, u64), String>,
     /// In the order stored.
     certificates: Vec<(Hash512, Vec<u8>)>,
+    external_sources: Vec<(Hash512, String)>,
     secrets: HashMap<(u64, u64), Vec<u8>>,
 }
 
@@ -210,6 +211,30 @@ impl Store for FakeStore {
         Ok(self
             .state()
             .certificates
+            .iter()
+            .map(|(_, d)| d.clone())
+            .collect())
+    }
+
+    async fn put_external_source(&self, description: &str) -> Result<Hash512, StoreError> {
+        let id = lavabeacon_format::hash::sha512(&[description.as_bytes()]);
+        let mut s = self.state();
+        if !s.external_sources.iter().any(|(i, _)| *i == id) {
+            s.external_sources.push((id, description.to_string()));
+        }
+        Ok(id)
+    }
+    async fn external_source(&self, id: &Hash512) -> Result<Option<String>, StoreError> {
+        let s = self.state();
+        Ok(s.external_sources
+            .iter()
+            .find(|(i, _)| i == id)
+            .map(|(_, d)| d.clone()))
+    }
+    async fn external_sources(&self) -> Result<Vec<String>, StoreError> {
+        Ok(self
+            .state()
+            .external_sources
             .iter()
             .map(|(_, d)| d.clone())
             .collect())
