@@ -189,44 +189,12 @@ async fn serve_publishes_pulses_that_verify_through_the_api_and_says_it_is_a_tes
     assert!(chain.iter().all(|p| p.period == 1000));
 }
 
-/// A fresh database on the server LAVABEACON_TEST_POSTGRES names (default: the local one).
-/// Without a server the test is skipped with a message, except under `CI=true`, where that
-/// fails the run.
-async fn fresh_postgres() -> Option<String> {
-    use sqlx::Connection;
-    let admin = std::env::var("LAVABEACON_TEST_POSTGRES")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    let mut c = match sqlx::PgConnection::connect(&admin).await {
-        Ok(c) => c,
-        Err(e) => {
-            assert_ne!(
-                std::env::var("CI").as_deref(),
-                Ok("true"),
-                "CI=true and PostgreSQL is not reachable: {e}"
-            );
-            eprintln!("skipped: PostgreSQL is not reachable ({e}); scripts/test.sh starts one");
-            return None;
-        }
-    };
-    let name = format!("lbtest_serve_{}", std::process::id());
-    sqlx::query(&format!("DROP DATABASE IF EXISTS {name}"))
-        .execute(&mut c)
-        .await
-        .unwrap();
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut c)
-        .await
-        .unwrap();
-    let (base, _) = admin.rsplit_once('/').unwrap();
-    Some(format!("{base}/{name}"))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_on_postgres_makes_a_chain_that_verifies_across_a_restart() {
     if !softhsm_present() {
         return;
     }
-    let Some(url) = fresh_postgres().await else {
+    let Some(url) = common::fresh_postgres("serve").await else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();

@@ -393,3 +393,135 @@ fn a_closed_stdout_does_not_make_verify_panic() {
     assert_eq!(o.status.code(), Some(0), "{err}");
     assert!(!err.contains("panicked"), "{err}");
 }
+
+/// A pulse key with a certificate valid `from..to` (RFC 3339 dates), signed by `ca` (an
+/// rcgen CA certificate and key) or by itself; and its PEM.
+fn identity_valid(
+    from: (i32, u8, u8),
+    to: (i32, u8, u8),
+    ca: Option<(&rcgen::Certificate, &rcgen::KeyPair)>,
+) -> (lavabeacon_format::suite::Ed25519KeySigner, String) {
+    use ed25519_dalek::pkcs8::DecodePrivateKey;
+    let kp = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();
+    let key = ed25519_dalek::SigningKey::from_pkcs8_der(&kp.serialize_der()).unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "lavabeacon verify test");
+    params.not_before = rcgen::date_time_ymd(from.0, from.1, from.2);
+    params.not_after = rcgen::date_time_ymd(to.0, to.1, to.2);
+    let cert = match ca {
+        Some((c, k)) => params.signed_by(&kp, c, k).unwrap(),
+        None => params.self_signed(&kp).unwrap(),
+    };
+    let parsed = lavabeacon_format::cert::Certificate::from_der(cert.der()).unwrap();
+    (
+        lavabeacon_format::suite::Ed25519KeySigner::new(key, parsed.id),
+        cert.pem(),
+    )
+}
+
+/// `n` pulses a minute apart from `start`, as JSON Lines.
+fn pulses_from(start: &str, n: u64, signer: &dyn lavabeacon_format::suite::PulseSigner) -> String {
+    use lavabeacon_format::builder::{ChainBuilder, ChainParams, NextPulse};
+    let t0 = lavabeacon_format::time::parse_time_stamp(start).unwrap();
+    let mut b = ChainBuilder::new_chain(ChainParams::new(
+        "https://beacon.example.org/beacon/2.0",
+        1,
+        60_000,
+    ));
+    let v = |i: u64| lavabeacon_format::hash::sha512(&[b"verify cli", &i.to_be_bytes()]);
+    (1..=n)
+        .map(|i| {
+            let next = NextPulse::new(
+                t0 + (i as i64 - 1) * 60_000,
+                v(i),
+                lavabeacon_format::message::precommitment(&v(i + 1)),
+            );
+            lavabeacon_format::json::to_json_line(&b.next(next, signer).unwrap()) + "\n"
+        })
+        .collect()
+}
+
+fn problems_json(o: &Output) -> Vec<serde_json::Value> {
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&o.stdout)));
+    report["problems"].as_array().unwrap().clone()
+}
+
+#[test]
+fn verify_rejects_a_pulse_outside_its_certificates_validity_naming_the_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let (signer, pem) = identity_valid((2025, 1, 1), (2025, 7, 1), None);
+    let cert = dir.path().join("cert.pem");
+    std::fs::write(&cert, pem).unwrap();
+    let file = dir.path().join("pulses.jsonl");
+    // 23:58, 23:59, 00:00 (the certificate's last second) and 00:01, after it.
+    std::fs::write(&file, pulses_from("2025-06-30T23:58:00.000Z", 4, &signer)).unwrap();
+    let (c, f) = (cert.to_str().unwrap(), file.to_str().unwrap());
+    let o = verify(&["--cert", c, "--json", f]);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    let problems = problems_json(&o);
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert_eq!(problems[0]["check"], "certificate_validity");
+    assert_eq!(problems[0]["pulse"], 4);
+    assert_eq!(problems[0]["field"], "timeStamp");
+    let text = verify(&["--cert", c, f]);
+    assert!(
+        String::from_utf8_lossy(&text.stdout).contains("after the validity of its certificate"),
+        "{}",
+        String::from_utf8_lossy(&text.stdout)
+    );
+}
+
+#[test]
+fn verify_with_ca_rejects_a_certificate_that_does_not_chain_to_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p.display().to_string()
+    };
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "operator CA");
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = ca_params.clone().self_signed(&ca_key).unwrap();
+    let ca_pem = write("ca.pem", &ca.pem());
+    let other_key = rcgen::KeyPair::generate().unwrap();
+    let other = ca_params.self_signed(&other_key).unwrap();
+    let other_pem = write("other-ca.pem", &other.pem());
+
+    let (signer, pem) = identity_valid((2020, 1, 1), (2030, 1, 1), Some((&ca, &ca_key)));
+    let cert = write("cert.pem", &pem);
+    let file = write(
+        "pulses.jsonl",
+        &pulses_from("2026-01-01T00:00:00.000Z", 3, &signer),
+    );
+    let o = verify(&["--cert", &cert, "--ca", &ca_pem, &file]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
+    for ca in [&other_pem, &cert] {
+        let o = verify(&["--cert", &cert, "--ca", ca, "--json", &file]);
+        assert_eq!(o.status.code(), Some(1));
+        let problems = problems_json(&o);
+        assert_eq!(
+            problems.len(),
+            1,
+            "said once for the certificate: {problems:?}"
+        );
+        assert_eq!(problems[0]["check"], "certificate_issuer");
+    }
+    let o = verify(&["--cert", &cert, "--ca", "/no/such/ca.pem", &file]);
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "a missing --ca file is a usage error"
+    );
+}

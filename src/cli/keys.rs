@@ -27,6 +27,61 @@ pub enum KeysCommand {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
+    /// Rotate: generate a new key under a new label, issue its certificate (written beside
+    /// the configured one as LABEL.pem) and publish it; with --at, schedule the switch to it.
+    /// Running engines take it at that slot, with no restart and no missed period.
+    Rotate {
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// The new key's label (a label not used before).
+        #[arg(long)]
+        label: String,
+        /// The certificate subject's common name.
+        #[arg(long, default_value = "lavabeacon pulse signing key")]
+        name: String,
+        /// Mark the certificate TEST ONLY - NOT FOR SECURITY USE (dev tokens).
+        #[arg(long)]
+        test: bool,
+        #[command(flatten)]
+        validity: super::rotate::ValidityArgs,
+        #[command(flatten)]
+        ca: super::rotate::CaArgs,
+        #[command(flatten)]
+        when: super::rotate::WhenArgs,
+    },
+    /// Schedule the switch to a key already in the token, with its certificate.
+    Switch {
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// The key's label.
+        #[arg(long)]
+        label: String,
+        /// Its certificate (PEM or DER).
+        #[arg(long, value_name = "FILE")]
+        certificate: PathBuf,
+        #[command(flatten)]
+        when: super::rotate::WhenArgs,
+    },
+    /// Show the key schedule: which key signs from when, in which chain.
+    Schedule {
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Retire a key that no longer signs: make it unable to sign, or destroy it (--destroy
+    /// --yes). Its certificate stays published; a key in effect or scheduled is refused.
+    Retire {
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// The key's label.
+        #[arg(long)]
+        label: String,
+        /// Destroy its objects (private, public and sealing key) instead.
+        #[arg(long)]
+        destroy: bool,
+        /// Confirm --destroy.
+        #[arg(long)]
+        yes: bool,
+    },
     /// Initialise a SoftHSM2 development token (real HSMs: use the vendor's tools). Does
     /// nothing if the token exists.
     InitToken {
@@ -48,18 +103,13 @@ pub enum CertCommand {
         /// Mark the certificate TEST ONLY - NOT FOR SECURITY USE (dev tokens).
         #[arg(long)]
         test: bool,
-        /// Years of validity.
-        #[arg(long, default_value_t = 5)]
-        years: i32,
+        #[command(flatten)]
+        validity: super::rotate::ValidityArgs,
         /// The subject's common name.
         #[arg(long, default_value = "lavabeacon pulse signing key")]
         name: String,
-        /// Have an operator CA sign it: the CA certificate (PEM)…
-        #[arg(long, value_name = "FILE", requires = "ca_key")]
-        ca_cert: Option<PathBuf>,
-        /// …and the CA private key (PKCS#8 PEM).
-        #[arg(long, value_name = "FILE", requires = "ca_cert")]
-        ca_key: Option<PathBuf>,
+        #[command(flatten)]
+        ca: super::rotate::CaArgs,
     },
     /// Show a certificate: id, subject, key, validity.
     Show {
@@ -70,14 +120,14 @@ pub enum CertCommand {
     },
 }
 
-fn load(config: Option<&PathBuf>) -> Result<Config, ExitCode> {
+pub(super) fn load(config: Option<&PathBuf>) -> Result<Config, ExitCode> {
     Config::load(config.map(|p| p.as_path())).map_err(|e| {
         tracing::error!("lavabeacon: configuration: {e}");
         ExitCode::from(EXIT_USAGE)
     })
 }
 
-fn fail(what: &str, e: impl std::fmt::Display) -> ExitCode {
+pub(super) fn fail(what: &str, e: impl std::fmt::Display) -> ExitCode {
     // A database error may quote the URL: never with its password.
     tracing::error!(
         "lavabeacon: {what}: {}",
@@ -88,14 +138,37 @@ fn fail(what: &str, e: impl std::fmt::Display) -> ExitCode {
 
 /// The PKCS#11 key the configuration names, with SoftHSM2 pointed at its configuration: call
 /// it right before the module loads, while the command has one thread (see `crate::softhsm`).
-fn pkcs11_before_loading(c: &Config) -> Result<Pkcs11Config, String> {
+pub(super) fn pkcs11_before_loading(c: &Config) -> Result<Pkcs11Config, String> {
     let p = c.signer.pkcs11()?;
     crate::softhsm::point_at_configuration(&c.signer);
     Ok(p)
 }
 
 pub fn keys(cmd: KeysCommand) -> ExitCode {
+    use super::rotate;
     let config = match &cmd {
+        KeysCommand::Rotate {
+            config,
+            label,
+            name,
+            test,
+            validity,
+            ca,
+            when,
+        } => return rotate::rotate(config.as_ref(), label, name, *test, validity, ca, when),
+        KeysCommand::Switch {
+            config,
+            label,
+            certificate,
+            when,
+        } => return rotate::switch(config.as_ref(), label, certificate, when),
+        KeysCommand::Schedule { config } => return rotate::schedule(config.as_ref()),
+        KeysCommand::Retire {
+            config,
+            label,
+            destroy,
+            yes,
+        } => return rotate::retire(config.as_ref(), label, *destroy, *yes),
         KeysCommand::Generate { config }
         | KeysCommand::List { config }
         | KeysCommand::InitToken { config, .. } => config,
@@ -168,25 +241,13 @@ pub fn cert(cmd: CertCommand) -> ExitCode {
         CertCommand::Issue {
             config,
             test,
-            years,
+            validity,
             name,
-            ca_cert,
-            ca_key,
+            ca,
         } => {
-            let ca = match (ca_cert, ca_key) {
-                (Some(c), Some(k)) => {
-                    match (std::fs::read_to_string(&c), std::fs::read_to_string(&k)) {
-                        (Ok(certificate_pem), Ok(key_pem)) => {
-                            Some(lavabeacon_signer::cert::CaFiles {
-                                certificate_pem,
-                                key_pem,
-                            })
-                        }
-                        (Err(e), _) => return fail(&c.display().to_string(), e),
-                        (_, Err(e)) => return fail(&k.display().to_string(), e),
-                    }
-                }
-                _ => None,
+            let (validity, ca) = match validity.validity().and_then(|v| Ok((v, ca.files()?))) {
+                Ok(x) => x,
+                Err(e) => return fail("cert issue", e),
             };
             let c = match load(config.as_ref()) {
                 Ok(c) => c,
@@ -198,7 +259,7 @@ pub fn cert(cmd: CertCommand) -> ExitCode {
                 Ok(k) => k,
                 Err(e) => return fail("cert issue", e),
             };
-            let der = match key.issue_certificate(&name, test, years, ca.as_ref()) {
+            let der = match key.issue_certificate(&name, test, validity, ca.as_ref()) {
                 Ok(d) => d,
                 Err(e) => return fail("cert issue", e),
             };

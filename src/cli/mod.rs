@@ -12,6 +12,7 @@ mod engine;
 mod export;
 mod keys;
 mod lifecycle;
+mod rotate;
 mod secure;
 mod serve;
 

@@ -159,6 +159,7 @@ pub(super) fn start_api(
     info.max_streams_per_client = c.api.max_streams_per_client;
     info.max_streams = c.api.max_streams;
     info.max_chain_pulses = c.api.max_chain_pulses;
+    info.certificate_warning_secs = u64::from(c.signer.expiry_warning_days) * 86_400;
     info.late_tolerance_ms = c
         .engine
         .late_tolerance(c.beacon.period_ms)

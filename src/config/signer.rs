@@ -26,6 +26,8 @@ pub struct SignerConfig {
     /// For SoftHSM2 dev tokens: the SoftHSM configuration to use (SOFTHSM2_CONF for the
     /// module, see `crate::softhsm`).
     pub softhsm_conf: Option<PathBuf>,
+    /// Warn (log, `/health`) this many days before the signing certificate expires.
+    pub expiry_warning_days: u32,
 }
 
 impl Default for SignerConfig {
@@ -40,6 +42,7 @@ impl Default for SignerConfig {
             pin_env: Some("LAVABEACON_HSM_PIN".into()),
             certificate: PathBuf::from("./data/pulse-key.pem"),
             softhsm_conf: None,
+            expiry_warning_days: 30,
         }
     }
 }

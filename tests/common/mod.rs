@@ -187,3 +187,50 @@ pub async fn checked_chain(
     }
     chain
 }
+
+/// A fresh database `lbtest_<tag>_<pid>` on the server LAVABEACON_TEST_POSTGRES names
+/// (default: the local one). Without a server the test is skipped with a message, except under
+/// `CI=true`, where that fails the run. (scripts/test.sh drops what a panicking test leaves.)
+pub async fn fresh_postgres(tag: &str) -> Option<String> {
+    use sqlx::Connection;
+    let admin = admin_postgres();
+    let mut c = match sqlx::PgConnection::connect(&admin).await {
+        Ok(c) => c,
+        Err(e) => {
+            assert_ne!(
+                std::env::var("CI").as_deref(),
+                Ok("true"),
+                "CI=true and PostgreSQL is not reachable: {e}"
+            );
+            eprintln!("skipped: PostgreSQL is not reachable ({e}); scripts/test.sh starts one");
+            return None;
+        }
+    };
+    let name = format!("lbtest_{tag}_{}", std::process::id());
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {name}"))
+        .execute(&mut c)
+        .await
+        .unwrap();
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut c)
+        .await
+        .unwrap();
+    let (base, _) = admin.rsplit_once('/').unwrap();
+    Some(format!("{base}/{name}"))
+}
+
+/// Drops the database `url` names (made by [`fresh_postgres`]).
+pub async fn drop_postgres(url: &str) {
+    use sqlx::Connection;
+    let name = url.rsplit('/').next().unwrap();
+    if let Ok(mut c) = sqlx::PgConnection::connect(&admin_postgres()).await {
+        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .execute(&mut c)
+            .await;
+    }
+}
+
+fn admin_postgres() -> String {
+    std::env::var("LAVABEACON_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}

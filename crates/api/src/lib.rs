@@ -90,8 +90,9 @@ pub use openapi::{openapi, Answer, Example, Examples, Kind, Location, Param, Rou
 pub use routes::ROUTES;
 pub use server::{serve, serve_on, serve_redirect, HSTS, SHUTDOWN_TIMEOUT_SECS};
 pub use settings::{
-    default_late_tolerance_ms, BeaconInfo, DEFAULT_BULK_PERIODS, DEFAULT_MAX_CHAIN_PULSES,
-    DEFAULT_MAX_STREAMS, DEFAULT_STORE_TIMEOUT_MS, DEFAULT_STREAMS_PER_CLIENT,
+    default_late_tolerance_ms, BeaconInfo, DEFAULT_BULK_PERIODS, DEFAULT_CERTIFICATE_WARNING_SECS,
+    DEFAULT_MAX_CHAIN_PULSES, DEFAULT_MAX_STREAMS, DEFAULT_STORE_TIMEOUT_MS,
+    DEFAULT_STREAMS_PER_CLIENT,
 };
 pub use state::{Beacon, EngineStatus, WATCH_DUE_MS};
 pub use tls::{Tls, TlsError};

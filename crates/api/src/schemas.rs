@@ -154,7 +154,7 @@ pub(crate) fn components() -> Value {
             "type": "object",
             "additionalProperties": false,
             "required": ["status", "test", "periodMs", "lateToleranceMs", "expectedTimeStamp", "lastPulse",
-                "behindMs", "database", "hsm", "lastError", "sources"],
+                "behindMs", "database", "hsm", "lastError", "sources", "certificate"],
             "properties": {
                 "status": {"type": "string", "enum": ["ok", "degraded"]},
                 "test": {"type": ["string", "null"], "description": "A test beacon's warning"},
@@ -177,6 +177,7 @@ pub(crate) fn components() -> Value {
                     "required": ["name", "status", "creditedBits"],
                     "properties": {"name": {"type": "string"}, "status": {"type": "string"}, "creditedBits": {"type": "integer", "minimum": 0}},
                 }}]},
+                "certificate": health_certificate(),
             },
         },
         "Error": {
@@ -213,4 +214,22 @@ pub(crate) fn components() -> Value {
             },
         },
     })
+}
+
+/// `/health`'s `certificate` (its own function: one `json!` this deep passes the macro
+/// recursion limit).
+fn health_certificate() -> Value {
+    json!({"oneOf": [{"type": "null"}, {
+        "type": "object",
+        "additionalProperties": false,
+        "description": "The certificate of the newest pulse: degraded once it has expired (or is not yet valid); expiring within the warning lead time (30 days unless configured)",
+        "required": ["certificateId", "notBefore", "notAfter", "expiresInSeconds", "status"],
+        "properties": {
+            "certificateId": {"type": "string", "pattern": "^[0-9a-f]{128}$"},
+            "notBefore": {"type": ["string", "null"]},
+            "notAfter": {"type": ["string", "null"]},
+            "expiresInSeconds": {"type": "integer"},
+            "status": {"type": "string", "enum": ["ok", "expiring", "expired", "not yet valid"]},
+        },
+    }]})
 }

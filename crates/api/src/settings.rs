@@ -35,6 +35,9 @@ pub struct BeaconInfo {
     /// How long a request waits for the store before it answers 503 (default
     /// [`DEFAULT_STORE_TIMEOUT_MS`]): while the database is down every request fails fast.
     pub store_timeout_ms: u32,
+    /// `/health` says the signing certificate is "expiring" this long before it ends (default
+    /// [`DEFAULT_CERTIFICATE_WARNING_SECS`], 30 days).
+    pub certificate_warning_secs: u64,
     /// Proxies whose `Forwarded` / `X-Forwarded-For` are believed for the client's address
     /// (default none: the peer's address is the client's).
     pub trusted_proxies: Vec<ipnet::IpNet>,
@@ -53,6 +56,7 @@ impl BeaconInfo {
             max_streams: DEFAULT_MAX_STREAMS,
             store_timeout_ms: DEFAULT_STORE_TIMEOUT_MS,
             trusted_proxies: Vec::new(),
+            certificate_warning_secs: DEFAULT_CERTIFICATE_WARNING_SECS,
         }
     }
 }
@@ -70,6 +74,9 @@ pub const DEFAULT_BULK_PERIODS: u32 = 20_000;
 /// Pulses one chain answer holds unless configured otherwise (20,000, as a bulk answer: two
 /// weeks of 60-second pulses, about 40 MB of JSON, 50 MB of XML).
 pub const DEFAULT_MAX_CHAIN_PULSES: u32 = 20_000;
+
+/// How long before its end a certificate is "expiring" unless configured otherwise: 30 days.
+pub const DEFAULT_CERTIFICATE_WARNING_SECS: u64 = 30 * 86_400;
 
 /// Open streams per client unless configured otherwise.
 pub const DEFAULT_STREAMS_PER_CLIENT: u32 = 8;

@@ -62,6 +62,9 @@ pub struct Beacon {
     /// The newest public pulse known, ready to serve.
     last: RwLock<Option<Arc<Served>>>,
     engine: RwLock<EngineStatus>,
+    /// The certificate of the newest pulse, read from the store once per certificate:
+    /// `/health` and `/metrics` say when it expires.
+    certificate: RwLock<Option<Arc<lavabeacon_format::cert::Certificate>>>,
     /// Each new newest pulse, for the SSE streams.
     news: broadcast::Sender<Arc<Served>>,
     metrics: Metrics,
@@ -87,6 +90,7 @@ impl Beacon {
             info,
             last: RwLock::new(None),
             engine: RwLock::new(EngineStatus::default()),
+            certificate: RwLock::new(None),
             news: broadcast::channel(256).0,
             metrics: Metrics::default(),
             checked_ms: AtomicI64::new(0),
@@ -302,6 +306,27 @@ impl Beacon {
                 .checked_ms
                 .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
                 .is_ok()
+    }
+
+    /// The certificate the newest pulse names (read from the store the first time a pulse
+    /// names it; `None` while the store cannot say).
+    pub(crate) async fn newest_certificate(
+        &self,
+    ) -> Option<Arc<lavabeacon_format::cert::Certificate>> {
+        let id = self.cached_last()?.pulse.certificate_id;
+        if let Some(c) = self
+            .certificate
+            .read()
+            .expect("certificate lock")
+            .as_ref()
+            .filter(|c| c.id == id)
+        {
+            return Some(c.clone());
+        }
+        let der = self.ask(self.store.certificate(&id)).await.ok()??;
+        let cert = Arc::new(lavabeacon_format::cert::Certificate::from_der(&der).ok()?);
+        *self.certificate.write().expect("certificate lock") = Some(cert.clone());
+        Some(cert)
     }
 
     pub(crate) fn cached_last(&self) -> Option<Arc<Served>> {

@@ -44,7 +44,24 @@ pub(crate) async fn health(beacon: web::Data<Beacon>) -> HttpResponse {
         Some(false) => "failing",
         None => "unknown",
     };
-    let healthy = on_time && db_ok && hsm != "failing";
+    let certificate = beacon.newest_certificate().await;
+    let cert_state = certificate.as_ref().map(|c| {
+        let left = c.not_after - now.div_euclid(1000);
+        let state = if now < c.not_before.saturating_mul(1000) {
+            "not yet valid"
+        } else if left < 0 {
+            "expired"
+        } else if left < beacon.info().certificate_warning_secs as i64 {
+            "expiring"
+        } else {
+            "ok"
+        };
+        (c, left, state)
+    });
+    let cert_ok = cert_state
+        .as_ref()
+        .is_none_or(|(_, _, s)| matches!(*s, "ok" | "expiring"));
+    let healthy = on_time && db_ok && hsm != "failing" && cert_ok;
     // What the engine said; else, without one (an API node), what can be seen from here.
     let last_error = engine.last_error.or(if !db_ok {
         Some("database unavailable")
@@ -73,6 +90,13 @@ pub(crate) async fn health(beacon: web::Data<Beacon>) -> HttpResponse {
         "sources": engine.manifest.map(|m| m.sources.into_iter().map(|s| serde_json::json!({
             "name": s.name, "status": s.status, "creditedBits": s.credited_bits,
         })).collect::<Vec<_>>()),
+        "certificate": cert_state.map(|(c, left, state)| serde_json::json!({
+            "certificateId": c.id.to_hex_lower(),
+            "notBefore": format_time_stamp(c.not_before.saturating_mul(1000)),
+            "notAfter": format_time_stamp(c.not_after.saturating_mul(1000)),
+            "expiresInSeconds": left,
+            "status": state,
+        })),
     });
     HttpResponse::build(if healthy {
         StatusCode::OK
@@ -93,6 +117,9 @@ pub(crate) async fn metrics(beacon: web::Data<Beacon>) -> HttpResponse {
     if let Some(s) = &newest {
         let _ = writeln!(gauges, "# HELP lavabeacon_last_pulse_timestamp_seconds timeStamp of the newest public pulse.\n# TYPE lavabeacon_last_pulse_timestamp_seconds gauge\nlavabeacon_last_pulse_timestamp_seconds {}", s.time_ms as f64 / 1000.0);
         let _ = writeln!(gauges, "# HELP lavabeacon_last_pulse_index pulseIndex of the newest public pulse.\n# TYPE lavabeacon_last_pulse_index gauge\nlavabeacon_last_pulse_index{{chain=\"{}\"}} {}", s.pulse.chain_index, s.pulse.pulse_index);
+    }
+    if let Some(c) = beacon.newest_certificate().await {
+        let _ = writeln!(gauges, "# HELP lavabeacon_certificate_expiry_seconds Seconds until the certificate of the newest pulse expires (negative: expired).\n# TYPE lavabeacon_certificate_expiry_seconds gauge\nlavabeacon_certificate_expiry_seconds{{certificate=\"{}\"}} {}", c.id.short(), c.not_after - now_ms().div_euclid(1000));
     }
     let _ = writeln!(gauges, "# HELP lavabeacon_open_streams Streams (SSE, bulk) open now.\n# TYPE lavabeacon_open_streams gauge\nlavabeacon_open_streams {}", beacon.open_streams());
     if let Some(manifest) = beacon.engine_status().manifest {

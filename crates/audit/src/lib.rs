@@ -50,6 +50,16 @@ pub(crate) fn load_certificates(
     Ok(certs)
 }
 
+/// The authorities of `--ca FILE`, if given.
+pub(crate) fn load_authorities(
+    file: Option<&std::path::Path>,
+) -> Result<Option<lavabeacon_format::authority::Authorities>, String> {
+    file.map(|f| {
+        lavabeacon_format::authority::Authorities::load_file(f).map_err(|e| format!("--ca {e}"))
+    })
+    .transpose()
+}
+
 /// The runtime for the store's async calls (the tools themselves are synchronous).
 pub(crate) fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()

@@ -4,6 +4,7 @@
 use crate::exit::EXIT_USAGE;
 use crate::layout;
 use crate::output::{print_report, status};
+use lavabeacon_format::authority::Authorities;
 use lavabeacon_format::cert::CertificateSet;
 use lavabeacon_format::input::{read_items, InputError, Item};
 use lavabeacon_format::verify::{Options, Verifier};
@@ -22,6 +23,11 @@ pub struct Args {
     /// A directory of certificates (*.pem, *.crt, *.cer, *.der).
     #[arg(long = "certs", value_name = "DIR")]
     cert_dirs: Vec<PathBuf>,
+    /// The operator's certificate authority (PEM or DER; a bundle may hold several): every
+    /// certificate must be issued by one of them, and every pulse lie within that authority's
+    /// validity too.
+    #[arg(long = "ca", value_name = "FILE")]
+    ca: Option<PathBuf>,
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
@@ -47,9 +53,12 @@ struct Input {
 
 pub fn run(args: Args) -> ExitCode {
     let _command = tracing::info_span!("verify").entered();
-    let prepared = certificates(&args).and_then(|c| open(&args.files).map(|inputs| (c, inputs)));
+    let prepared = certificates(&args).and_then(|c| {
+        let cas = crate::load_authorities(args.ca.as_deref())?;
+        open(&args.files).map(|inputs| (c, cas, inputs))
+    });
     match prepared {
-        Ok((certs, inputs)) => check(&args, &certs, inputs),
+        Ok((certs, cas, inputs)) => check(&args, &certs, cas.as_ref(), inputs),
         Err(e) => {
             tracing::error!("{e}");
             ExitCode::from(EXIT_USAGE)
@@ -88,7 +97,12 @@ fn open(files: &[String]) -> Result<Vec<Input>, String> {
         .collect()
 }
 
-fn check(args: &Args, certs: &CertificateSet, inputs: Vec<Input>) -> ExitCode {
+fn check(
+    args: &Args,
+    certs: &CertificateSet,
+    cas: Option<&Authorities>,
+    inputs: Vec<Input>,
+) -> ExitCode {
     // Records read from each input: one that gives none is an error, not "OK: 0 pulses".
     let counts: Vec<(String, Arc<AtomicU64>)> = inputs
         .iter()
@@ -102,7 +116,7 @@ fn check(args: &Args, certs: &CertificateSet, inputs: Vec<Input>) -> ExitCode {
             }
         })
     });
-    let verifier = Verifier::new(
+    let mut verifier = Verifier::new(
         certs,
         Options {
             strict: args.strict,
@@ -110,6 +124,9 @@ fn check(args: &Args, certs: &CertificateSet, inputs: Vec<Input>) -> ExitCode {
             ordered: false,
         },
     );
+    if let Some(cas) = cas {
+        verifier = verifier.with_authorities(cas);
+    }
     let mut report = match verifier.verify_items(items) {
         Ok(r) => r,
         Err(e) => {

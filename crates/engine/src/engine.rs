@@ -5,6 +5,7 @@
 
 use crate::combine::SourceSet;
 use crate::commitment::{keep_next, recover_next, recover_prepared, resume_builder, Recovered};
+use crate::keys::{KeyRing, Keys};
 use crate::source::external::ExternalBeacon;
 use crate::source::{EntropySource, PrivateMaterial};
 use lavabeacon_format::builder::{BuildError, ChainBuilder, ChainParams, NextPulse};
@@ -14,7 +15,7 @@ use lavabeacon_format::message::precommitment;
 use lavabeacon_format::time::Slots;
 use lavabeacon_format::Pulse;
 use lavabeacon_signer::Signer;
-use lavabeacon_store::{Leadership, Store, StoreError};
+use lavabeacon_store::{key_switch_at, KeySwitch, Leadership, Store, StoreError};
 use std::sync::Arc;
 use std::time::Duration;
 use zeroize::Zeroizing;
@@ -69,6 +70,13 @@ impl Published {
     }
 }
 
+/// How long before its certificate expires the engine starts warning, unless told otherwise
+/// ([`Engine::with_expiry_warning`]).
+pub const DEFAULT_EXPIRY_WARNING: Duration = Duration::from_secs(30 * 86_400);
+
+/// How often an expiry warning is repeated in the log.
+const EXPIRY_WARNING_EVERY_MS: i64 = 3_600_000;
+
 /// How long an append may take before the engine stops waiting for its answer (the store's own
 /// timeouts end it well before, normally).
 const APPEND_LIMIT: Duration = Duration::from_secs(10);
@@ -77,7 +85,19 @@ const APPEND_LIMIT: Duration = Duration::from_secs(10);
 /// what the store holds: [`Engine::step`] re-reads it after any failure.
 pub struct Engine {
     store: Arc<dyn Store>,
+    /// The key that signs the next slot: the configured one, or the one the key schedule
+    /// names ([`crate::keys`]).
     signer: Arc<dyn Signer>,
+    /// Every key opened, and the ring that opens scheduled ones.
+    keys: Keys,
+    /// The chain configured; the key schedule may move the engine to a higher one.
+    configured_chain: u64,
+    /// Warn this long before the certificate expires.
+    expiry_warning: Duration,
+    /// When the last expiry warning was logged, Unix ms.
+    warned_expiry_ms: Option<i64>,
+    /// A new chain's first slot: after the newest pulse of any chain.
+    first_slot_after: Option<i64>,
     sources: SourceSet,
     cfg: EngineConfig,
     clock: Arc<dyn Clock>,
@@ -110,6 +130,11 @@ impl Engine {
         Engine {
             builder: ChainBuilder::new_chain(cfg.params.clone()),
             store,
+            keys: Keys::new(&signer),
+            configured_chain: cfg.params.chain_index,
+            expiry_warning: DEFAULT_EXPIRY_WARNING,
+            warned_expiry_ms: None,
+            first_slot_after: None,
             signer,
             sources,
             cfg,
@@ -139,8 +164,29 @@ impl Engine {
         Ok(e)
     }
 
-    /// Reads the chain state and the sealed next value from the store.
+    /// Reads the chain state and the sealed next value from the store, after the key schedule
+    /// has said which chain (and key) is in effect now.
     async fn reload(&mut self) -> Result<(), EngineError> {
+        let switches = self.store.key_switches().await?;
+        let now = self.clock.now_ms();
+        if let Some(s) = self.switch_at(&switches, now) {
+            let s = s.clone();
+            self.signer = self.keys.signer_for(self.store.as_ref(), &s).await?;
+            self.cfg.params.chain_index = s.chain;
+        }
+        // Values pending may have been sealed by any key scheduled lately.
+        let recent: Vec<KeySwitch> = switches
+            .iter()
+            .filter(|s| s.at_ms >= now - 3 * i64::from(self.cfg.params.period_ms))
+            .cloned()
+            .collect();
+        self.keys.open_all(self.store.as_ref(), &recent).await;
+        if let Some(before) = switches.iter().filter(|s| s.at_ms <= now).nth_back(1) {
+            self.keys
+                .open_all(self.store.as_ref(), std::slice::from_ref(before))
+                .await;
+        }
+        let unsealing = self.keys.unsealing(&self.signer);
         let (builder, last) =
             match resume_builder(self.store.as_ref(), self.cfg.params.clone()).await? {
                 Some((b, last)) => (b, Some(last)),
@@ -148,7 +194,7 @@ impl Engine {
             };
         let (next, commitment_lost) = match &last {
             None => (None, false),
-            Some(l) => match recover_next(self.store.as_ref(), self.signer.as_ref(), l).await? {
+            Some(l) => match recover_next(self.store.as_ref(), &unsealing, l).await? {
                 Recovered::Kept(v, m) => (Some((v, m)), false),
                 Recovered::Lost(why) => {
                     tracing::warn!(
@@ -162,9 +208,14 @@ impl Engine {
         let chain = self.cfg.params.chain_index;
         let after_next = last.as_ref().map_or(2, |l| l.pulse_index + 2);
         let prepared = if next.is_some() || last.is_none() {
-            recover_prepared(self.store.as_ref(), self.signer.as_ref(), chain, after_next).await?
+            recover_prepared(self.store.as_ref(), &unsealing, chain, after_next).await?
         } else {
             None
+        };
+        // A new chain starts after everything stored, whatever chain that is in.
+        self.first_slot_after = match &last {
+            Some(_) => None,
+            None => self.store.last().await?.and_then(|p| p.time_ms().ok()),
         };
         self.builder = builder;
         self.last = last;
@@ -212,6 +263,86 @@ impl Engine {
         self.last.as_ref()
     }
 
+    /// Opens the keys the key schedule names with `ring` (the HSM); without one, a schedule
+    /// naming another key stops the engine signing at its time (rotation needs an HSM).
+    pub fn with_key_ring(mut self, ring: Arc<dyn KeyRing>) -> Self {
+        self.keys.set_ring(ring);
+        self
+    }
+
+    /// Warns in the log (hourly) from `lead` before the signing certificate expires (default
+    /// [`DEFAULT_EXPIRY_WARNING`]).
+    pub fn with_expiry_warning(mut self, lead: Duration) -> Self {
+        self.expiry_warning = lead;
+        self
+    }
+
+    /// The switch of `switches` in effect at `time_ms`, unless the configuration has moved on
+    /// to a later chain than it names (the operator started one by configuration).
+    fn switch_at<'s>(&self, switches: &'s [KeySwitch], time_ms: i64) -> Option<&'s KeySwitch> {
+        key_switch_at(switches, time_ms).filter(|s| s.chain >= self.configured_chain)
+    }
+
+    /// Takes the key (and chain) the schedule names for slot `t`. Whether the chain changed
+    /// (then the state has been read again for the new chain, and the slot must be chosen
+    /// again).
+    async fn follow_schedule(&mut self, t: i64) -> Result<bool, EngineError> {
+        let switches = self.store.key_switches().await?;
+        let Some(s) = self.switch_at(&switches, t).cloned() else {
+            return Ok(false);
+        };
+        if s.certificate_id != self.signer.certificate().id {
+            let signer = self.keys.signer_for(self.store.as_ref(), &s).await?;
+            tracing::info!(
+                "key {} (certificate {}) signs from {} on, as scheduled",
+                s.key_label,
+                s.certificate_id.short(),
+                lavabeacon_format::time::format_time_stamp(s.at_ms).unwrap_or_default()
+            );
+            self.signer = signer;
+        }
+        if s.chain != self.cfg.params.chain_index {
+            tracing::info!(
+                "chain {} starts as scheduled (chain {} ends)",
+                s.chain,
+                self.cfg.params.chain_index
+            );
+            self.cfg.params.chain_index = s.chain;
+            self.reload().await?;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    /// Slot `t` lies within the signing certificate's validity; warns (hourly) when it ends
+    /// within the warning lead time.
+    fn check_certificate(&mut self, t: i64) -> Result<(), EngineError> {
+        let cert = self.signer.certificate();
+        if t < cert.not_before.saturating_mul(1000) || t > cert.not_after.saturating_mul(1000) {
+            return Err(EngineError::Certificate {
+                time_ms: t,
+                certificate: cert.id.short(),
+                not_before: cert.not_before,
+                not_after: cert.not_after,
+            });
+        }
+        let left_ms = cert.not_after.saturating_mul(1000) - t;
+        let lead_ms = self.expiry_warning.as_millis() as i64;
+        let due = self
+            .warned_expiry_ms
+            .is_none_or(|w| t - w >= EXPIRY_WARNING_EVERY_MS);
+        if left_ms < lead_ms && due {
+            self.warned_expiry_ms = Some(t);
+            tracing::warn!(
+                certificate = cert.id.short(),
+                "the signing certificate expires in {} h ({}): rotate a new key in (lavabeacon keys rotate)",
+                left_ms / 3_600_000,
+                lavabeacon_format::time::format_time_stamp(cert.not_after * 1000).unwrap_or_default()
+            );
+        }
+        Ok(())
+    }
+
     /// Fills each pulse's `external` field from another beacon's newest pulse.
     pub fn with_external(mut self, external: ExternalBeacon) -> Self {
         self.sources.set_external(external);
@@ -230,7 +361,10 @@ impl Engine {
         let period = slots.period_ms();
         let first_free = slots.at_or_after(self.clock.now_ms());
         match &self.last {
-            None => first_free,
+            None => match self.first_slot_after {
+                Some(t) => first_free.max(t + period),
+                None => first_free,
+            },
             Some(l) => {
                 let after = l.time_ms().unwrap_or(0) + period;
                 let t = after.max(first_free);
@@ -261,8 +395,14 @@ impl Engine {
         if let Some(l) = &self.leader {
             l.check().await?;
         }
-        let t = self.next_slot();
+        let mut t = self.next_slot();
         self.slot = Some(t);
+        if self.follow_schedule(t).await? {
+            t = self.next_slot();
+            self.slot = Some(t);
+            self.follow_schedule(t).await?;
+        }
+        self.check_certificate(t)?;
         let chain = self.cfg.params.chain_index;
         let index = self.last.as_ref().map_or(1, |l| l.pulse_index + 1);
         // Private material from every gather of this step (fresh samples only).

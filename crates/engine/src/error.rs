@@ -33,6 +33,32 @@ pub enum EngineError {
         /// The configured tolerance.
         tolerance_ms: i64,
     },
+    /// The slot lies outside the validity of the certificate of the key that would sign it:
+    /// nothing is signed; the slot is skipped and becomes a gap until a valid certificate is
+    /// rotated in.
+    #[error("slot {} lies outside the validity of certificate {certificate} ({} to {}): not signed; rotate a new key in (lavabeacon keys rotate)", fmt_ms(*time_ms), fmt_ms(*not_before * 1000), fmt_ms(*not_after * 1000))]
+    Certificate {
+        /// The slot's timestamp, Unix ms.
+        time_ms: i64,
+        /// The certificate (short id).
+        certificate: String,
+        /// Its validity, Unix seconds.
+        not_before: i64,
+        /// Its validity, Unix seconds.
+        not_after: i64,
+    },
+    /// The key the schedule names for this slot cannot be opened.
+    #[error("key {label}, scheduled for this slot, cannot be used: {why}")]
+    Key {
+        /// Its label.
+        label: String,
+        /// Why.
+        why: String,
+    },
+}
+
+fn fmt_ms(ms: i64) -> String {
+    lavabeacon_format::time::format_time_stamp(ms).unwrap_or_else(|| ms.to_string())
 }
 
 impl EngineError {
@@ -46,6 +72,11 @@ impl EngineError {
             EngineError::Build(BuildError::Sign(_)) => "hsm unavailable",
             EngineError::Build(_) => "internal error",
             EngineError::Late { .. } => "late",
+            EngineError::Certificate {
+                time_ms, not_after, ..
+            } if *time_ms > not_after.saturating_mul(1000) => "certificate expired",
+            EngineError::Certificate { .. } => "certificate not yet valid",
+            EngineError::Key { .. } => "key unavailable",
         }
     }
 

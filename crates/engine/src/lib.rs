@@ -16,6 +16,8 @@
 //!   recompute it with the same code) into the value and its manifest.
 //! - [`commitment`]: the value of the pulse after next, sealed by the signer and kept in the
 //!   store across restarts.
+//! - [`keys`]: which key signs which slot (the key schedule in the store, keys opened by label
+//!   through the binary's `KeyRing`), and every key opened for unsealing after a switch.
 //! - [`engine`]: one pulse, [`engine::Engine::step`] — gather, seal, sign, publish at its
 //!   timestamp or skip the slot if late; its state is a cache of the store, re-read after any
 //!   failure. [`error`]: why an attempt failed, as the loop and the public see it.
@@ -31,5 +33,6 @@ pub mod commitment;
 pub mod engine;
 pub mod error;
 pub mod health;
+pub mod keys;
 pub mod run;
 pub mod source;

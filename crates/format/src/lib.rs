@@ -10,7 +10,8 @@
 //! - [`pulse`]: the [`Pulse`] type; [`json`]: NIST's JSON forms; [`input`]: whole files (a
 //!   folder: the form is decided once, then one splitter per form gives the records).
 //! - [`message`]: the one function that makes M, and outputValue, precommitment, certificateId.
-//! - [`cert`]: certificates; [`suite`]: signatures, the [`suite::PulseSigner`] trait and
+//! - [`cert`]: certificates; [`authority`]: the operator's CAs a certificate must chain to
+//!   (`verify --ca`); [`suite`]: signatures, the [`suite::PulseSigner`] trait and
 //!   [`suite::RSA_KEY_BITS`].
 //! - [`time`]: timestamps, calendar periods, slots ([`time::Slots`]) and times typed by people;
 //!   [`chain`]: the rules between pulses, including the one append rule the store enforces.
@@ -33,6 +34,7 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod authority;
 pub mod builder;
 pub mod cert;
 pub mod chain;

@@ -14,6 +14,11 @@ pub enum Check {
     CertificateMissing,
     /// The certificate's key cannot verify this suite.
     CertificateKey,
+    /// timeStamp lies outside the validity of the pulse's certificate (or of the CA that
+    /// issued it, with `--ca`).
+    CertificateValidity,
+    /// The certificate was not issued by any of the authorities given (`--ca`).
+    CertificateIssuer,
     /// The signature does not verify.
     Signature,
     /// outputValue is not the hash of M and the signature.

@@ -10,6 +10,7 @@ mod common;
 use lavabeacon_format::builder::{ChainBuilder, ChainParams, NextPulse};
 use lavabeacon_format::hash::sha512;
 use lavabeacon_format::message::precommitment;
+use lavabeacon_signer::cert::Validity;
 use lavabeacon_signer::pkcs11::Pkcs11Key;
 use lavabeacon_signer::Suite;
 use std::sync::Arc;
@@ -25,7 +26,9 @@ fn main() {
         ("lb-bench-rsa", Suite::Rsa { bits: 4096 }, 300),
     ] {
         let key = Pkcs11Key::generate(&common::config(token, "bench-key", suite)).unwrap();
-        let cert = key.issue_certificate("bench", true, 1, None).unwrap();
+        let cert = key
+            .issue_certificate("bench", true, Validity::years(1), None)
+            .unwrap();
         let signer = Arc::new(key.into_signer(&cert).unwrap());
         for threads in [1u64, 2] {
             let started = Instant::now();

@@ -4,6 +4,7 @@ use crate::{SignerError, TEST_ONLY};
 use rcgen::{
     CertificateParams, DistinguishedName, DnType, KeyPair, RemoteKeyPair, SignatureAlgorithm,
 };
+use std::time::{Duration, SystemTime};
 
 /// Signs a certificate's to-be-signed bytes with the key.
 pub type SignFn<'a> = Box<dyn Fn(&[u8]) -> Result<Vec<u8>, SignerError> + Send + Sync + 'a>;
@@ -41,14 +42,40 @@ pub struct CaFiles {
     pub key_pem: String,
 }
 
-/// Issues a certificate for `key`, valid `years` years: self-signed (inside the HSM for a
+/// When a certificate is valid: a verifier holds every pulse's timeStamp to it, and the engine
+/// never signs outside it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Validity {
+    /// The first second it is valid (X.509 keeps whole seconds: later fractions are dropped).
+    pub not_before: SystemTime,
+    /// The last second it is valid.
+    pub not_after: SystemTime,
+}
+
+impl Validity {
+    /// From now, for `length`.
+    pub fn from_now(length: Duration) -> Validity {
+        let now = SystemTime::now();
+        Validity {
+            not_before: now,
+            not_after: now + length,
+        }
+    }
+
+    /// From now, for `years` years of 365 days.
+    pub fn years(years: u32) -> Validity {
+        Validity::from_now(Duration::from_secs(365 * 86_400 * u64::from(years.max(1))))
+    }
+}
+
+/// Issues a certificate for `key`, valid as `validity` says: self-signed (inside the HSM for a
 /// PKCS#11 key), or signed by an operator CA. `test` puts `TEST ONLY - NOT FOR SECURITY USE` in
 /// the subject, as every certificate of a software key or test source must carry.
 pub fn issue(
     key: CertKey<'static>,
     common_name: &str,
     test: bool,
-    years: i32,
+    validity: Validity,
     ca: Option<&CaFiles>,
 ) -> Result<Vec<u8>, SignerError> {
     let err = |what: &str, e: rcgen::Error| SignerError::Certificate(format!("{what}: {e}"));
@@ -64,10 +91,8 @@ pub fn issue(
     dn.push(DnType::CommonName, cn);
     dn.push(DnType::OrganizationName, "lavabeacon");
     params.distinguished_name = dn;
-    let now = std::time::SystemTime::now();
-    params.not_before = now.into();
-    params.not_after =
-        (now + std::time::Duration::from_secs(365 * 86_400 * years.max(1) as u64)).into();
+    params.not_before = validity.not_before.into();
+    params.not_after = validity.not_after.into();
     params.key_usages = vec![rcgen::KeyUsagePurpose::DigitalSignature];
     let cert = match ca {
         None => params
@@ -93,7 +118,7 @@ pub fn issue_self_signed(
     key: CertKey<'static>,
     common_name: &str,
     test: bool,
-    years: i32,
+    validity: Validity,
 ) -> Result<Vec<u8>, SignerError> {
-    issue(key, common_name, test, years, None)
+    issue(key, common_name, test, validity, None)
 }

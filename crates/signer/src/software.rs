@@ -1,7 +1,7 @@
 //! A software Ed25519 key: for development beacons and tests only. Its certificate always says
 //! `TEST ONLY - NOT FOR SECURITY USE`, and a beacon using it marks itself as test.
 
-use crate::cert::{issue_self_signed, CertKey};
+use crate::cert::{issue_self_signed, CertKey, Validity};
 use crate::{Signer, SignerError};
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
@@ -34,21 +34,15 @@ impl SoftwareSigner {
             .expect("32 bytes is a valid HKDF-SHA512 length");
         let der = match certificate_der {
             Some(d) => d.to_vec(),
-            None => {
-                let k = key.clone();
-                issue_self_signed(
-                    CertKey {
-                        public_key: key.verifying_key().to_bytes().to_vec(),
-                        algorithm: &rcgen::PKCS_ED25519,
-                        sign: Box::new(move |m| {
-                            Ok(ed25519_dalek::Signer::sign(&k, m).to_bytes().to_vec())
-                        }),
-                    },
-                    "lavabeacon software key",
-                    true,
-                    10,
-                )?
-            }
+            // From 1970: a software key is a TEST key (its certificate says so), made to build
+            // test chains of any date, past ones included.
+            None => self_signed(
+                &key,
+                Validity {
+                    not_before: std::time::UNIX_EPOCH,
+                    not_after: Validity::years(10).not_after,
+                },
+            )?,
         };
         let certificate =
             Certificate::from_der(&der).map_err(|e| SignerError::Certificate(e.to_string()))?;
@@ -59,6 +53,16 @@ impl SoftwareSigner {
         };
         crate::self_test(&signer)?;
         Ok(signer)
+    }
+
+    /// A signer for `seed` with a fresh self-signed TEST certificate valid as `validity` says
+    /// (tests of what happens at a certificate's ends).
+    pub fn with_validity(
+        seed: &[u8; 32],
+        validity: Validity,
+    ) -> Result<SoftwareSigner, SignerError> {
+        let der = self_signed(&SigningKey::from_bytes(seed), validity)?;
+        SoftwareSigner::new(seed, Some(&der))
     }
 
     /// Loads the key seed from `dir/software-key.seed` and its certificate from
@@ -171,4 +175,19 @@ impl Signer for SoftwareSigner {
     fn is_test(&self) -> bool {
         true
     }
+}
+
+/// A self-signed TEST certificate for `key` (DER).
+fn self_signed(key: &SigningKey, validity: Validity) -> Result<Vec<u8>, SignerError> {
+    let k = key.clone();
+    issue_self_signed(
+        CertKey {
+            public_key: key.verifying_key().to_bytes().to_vec(),
+            algorithm: &rcgen::PKCS_ED25519,
+            sign: Box::new(move |m| Ok(ed25519_dalek::Signer::sign(&k, m).to_bytes().to_vec())),
+        },
+        "lavabeacon software key",
+        true,
+        validity,
+    )
 }

@@ -10,6 +10,7 @@
 //! helpers at the top that move a token away and time the recovery.
 
 use lavabeacon_format::suite::{verify_signature, PulseSigner};
+use lavabeacon_signer::cert::Validity;
 use lavabeacon_signer::pkcs11::{Pkcs11Key, Pkcs11Signer, REINIT_INTERVAL};
 use lavabeacon_signer::{Signer, SignerError, Suite};
 use std::path::{Path, PathBuf};
@@ -49,7 +50,7 @@ fn serial() -> Option<MutexGuard<'static, ()>> {
 fn signer_for(token: &str) -> Arc<Pkcs11Signer> {
     let key = Pkcs11Key::generate(&config(token, "pulse-key", Suite::Ed25519)).unwrap();
     let cert = key
-        .issue_certificate("lavabeacon recovery test", true, 1, None)
+        .issue_certificate("lavabeacon recovery test", true, Validity::years(1), None)
         .unwrap();
     Arc::new(key.into_signer(&cert).unwrap())
 }

@@ -9,6 +9,7 @@ use lavabeacon_format::message::precommitment;
 use lavabeacon_format::suite::PulseSigner;
 use lavabeacon_format::verify::{Options, Verifier};
 use lavabeacon_format::{Hash512, Pulse};
+use lavabeacon_signer::cert::Validity;
 use lavabeacon_signer::pkcs11::{Pkcs11Key, Pkcs11Signer};
 use lavabeacon_signer::{PinSource, Signer, SignerError, Suite};
 use std::os::unix::fs::PermissionsExt;
@@ -22,7 +23,7 @@ use common::{config, tokens, PIN};
 fn signer_for(token: &str, suite: Suite) -> Arc<Pkcs11Signer> {
     let key = Pkcs11Key::generate(&config(token, "pulse-key", suite)).unwrap();
     let cert = key
-        .issue_certificate("lavabeacon SoftHSM test", true, 1, None)
+        .issue_certificate("lavabeacon SoftHSM test", true, Validity::years(1), None)
         .unwrap();
     Arc::new(key.into_signer(&cert).unwrap())
 }
@@ -330,7 +331,12 @@ fn a_certificate_can_come_from_an_operator_ca() {
     };
     let key = Pkcs11Key::open(s.key().config()).unwrap();
     let der = key
-        .issue_certificate("lavabeacon production key", false, 2, Some(&ca))
+        .issue_certificate(
+            "lavabeacon production key",
+            false,
+            Validity::years(2),
+            Some(&ca),
+        )
         .unwrap();
     let parsed = x509_cert::Certificate::from_der(&der).unwrap();
     assert_eq!(

@@ -90,6 +90,28 @@ pub struct Counts {
     pub certificates: u64,
 }
 
+/// A scheduled change of signing key: from `at_ms` on, pulses are signed with the key
+/// `key_label` and belong to chain `chain` (one more than before starts a new chain).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeySwitch {
+    /// The first pulse time signed with this key, Unix ms.
+    pub at_ms: i64,
+    /// The chain from then on.
+    pub chain: u64,
+    /// The key's label in the HSM.
+    pub key_label: String,
+    /// Its certificate's id (SHA-512 of the DER, stored in the certificates).
+    pub certificate_id: Hash512,
+}
+
+/// The switch in effect at `time_ms`: the latest one at or before it.
+pub fn key_switch_at(switches: &[KeySwitch], time_ms: i64) -> Option<&KeySwitch> {
+    switches
+        .iter()
+        .filter(|s| s.at_ms <= time_ms)
+        .max_by_key(|s| s.at_ms)
+}
+
 /// The store. Lookups return `Option`; appends check the chain rules in one transaction.
 #[async_trait::async_trait]
 pub trait Store: Send + Sync {
@@ -135,6 +157,14 @@ pub trait Store: Send + Sync {
     async fn external_source(&self, id: &Hash512) -> Result<Option<String>, StoreError>;
     /// Every external source's description, oldest first.
     async fn external_sources(&self) -> Result<Vec<String>, StoreError>;
+
+    // --- The signing-key schedule ------------------------------------------------------------
+
+    /// Schedules a key switch (replacing one scheduled for the same time). Its certificate
+    /// must be stored first (it is published before it is used).
+    async fn put_key_switch(&self, switch: &KeySwitch) -> Result<(), StoreError>;
+    /// Every key switch, oldest first.
+    async fn key_switches(&self) -> Result<Vec<KeySwitch>, StoreError>;
 
     // --- Source manifests --------------------------------------------------------------------
 

@@ -286,6 +286,41 @@ where
             .map_err(self.fail())
     }
 
+    pub async fn put_key_switch(&self, s: &crate::KeySwitch) -> Result<(), StoreError> {
+        self.role.refuse_writes()?;
+        sqlx::query(sql::PUT_KEY_SWITCH)
+            .bind(s.at_ms)
+            .bind(db_int(s.chain))
+            .bind(s.key_label.clone())
+            .bind(s.certificate_id.0.to_vec())
+            .bind(now_ms())
+            .execute(&self.pool)
+            .await
+            .map_err(self.fail())?;
+        Ok(())
+    }
+
+    pub async fn key_switches(&self) -> Result<Vec<crate::KeySwitch>, StoreError> {
+        let rows: Vec<(i64, i64, String, Vec<u8>)> = sqlx::query_as(sql::KEY_SWITCHES)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(self.fail())?;
+        rows.into_iter()
+            .map(|(at_ms, chain, key_label, id)| {
+                Ok(crate::KeySwitch {
+                    at_ms,
+                    chain: u64::try_from(chain).unwrap_or(0),
+                    key_label,
+                    certificate_id: Hash512(id.try_into().map_err(|_| {
+                        StoreError::corrupt(format!(
+                            "key switch at {at_ms}: a certificate id not 64 bytes"
+                        ))
+                    })?),
+                })
+            })
+            .collect()
+    }
+
     pub async fn put_manifests(&self, manifests: &[(u64, u64, String)]) -> Result<(), StoreError> {
         self.role.refuse_writes()?;
         let mut conn = self.acquire().await?;

@@ -411,6 +411,12 @@ impl Store for SqliteStore {
     async fn external_sources(&self) -> Result<Vec<String>, StoreError> {
         self.sql.external_sources().await
     }
+    async fn put_key_switch(&self, s: &crate::KeySwitch) -> Result<(), StoreError> {
+        self.sql.put_key_switch(s).await
+    }
+    async fn key_switches(&self) -> Result<Vec<crate::KeySwitch>, StoreError> {
+        self.sql.key_switches().await
+    }
 
     async fn put_manifests(&self, manifests: &[(u64, u64, String)]) -> Result<(), StoreError> {
         self.sql.put_manifests(manifests).await

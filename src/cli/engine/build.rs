@@ -3,8 +3,9 @@
 //! names the part that failed (never a PIN or a password).
 
 use crate::config::{Config, SignerKind, SourceKind};
-use lavabeacon_engine::clock::SystemClock;
+use lavabeacon_engine::clock::{Clock, SystemClock};
 use lavabeacon_engine::engine::{Engine, EngineConfig};
+use lavabeacon_engine::keys::KeyRing;
 use lavabeacon_engine::source::cpu::CpuSource;
 use lavabeacon_engine::source::external::ExternalBeacon;
 use lavabeacon_engine::source::hsm::HsmSource;
@@ -15,10 +16,10 @@ use lavabeacon_engine::source::EntropySource;
 use lavabeacon_format::builder::ChainParams;
 use lavabeacon_format::cert::CertificateSet;
 use lavabeacon_format::test_beacon::{self, TestMark};
-use lavabeacon_signer::pkcs11::Pkcs11Key;
+use lavabeacon_signer::pkcs11::{Pkcs11Config, Pkcs11Key};
 use lavabeacon_signer::software::SoftwareSigner;
-use lavabeacon_signer::Signer;
-use lavabeacon_store::Role;
+use lavabeacon_signer::{Signer, SignerError};
+use lavabeacon_store::{key_switch_at, Role};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -34,7 +35,36 @@ pub(super) async fn build(c: &Config) -> Result<BuiltEngine, (&'static str, Stri
     let store = lavabeacon_store::open_with(&c.database.url, Role::Engine)
         .await
         .map_err(|e| ("database", e.to_string()))?;
-    let signer = signer(c).map_err(|e| ("signer", e))?;
+    // The key the schedule names for now (after a rotation), else the configured one.
+    let switches = store
+        .key_switches()
+        .await
+        .map_err(|e| ("reading the key schedule", e.to_string()))?;
+    let now = SystemClock.now_ms();
+    let scheduled = key_switch_at(&switches, now).filter(|s| s.chain >= c.beacon.chain);
+    let ring = match c.signer.kind {
+        SignerKind::Pkcs11 => Some(Arc::new(HsmKeys(
+            c.signer.pkcs11().map_err(|e| ("signer", e))?,
+        ))),
+        SignerKind::Software => None,
+    };
+    let signer = match (scheduled, &ring) {
+        (Some(s), Some(ring)) => {
+            let der = store
+                .certificate(&s.certificate_id)
+                .await
+                .map_err(|e| ("reading the scheduled certificate", e.to_string()))?
+                .ok_or_else(|| {
+                    (
+                        "the key schedule",
+                        format!("certificate {} is not stored", s.certificate_id.short()),
+                    )
+                })?;
+            ring.open(&s.key_label, &der)
+                .map_err(|e| ("the scheduled key", format!("{}: {e}", s.key_label)))?
+        }
+        _ => signer(c).map_err(|e| ("signer", e))?,
+    };
     store
         .put_certificate(&signer.certificate().der)
         .await
@@ -55,7 +85,13 @@ pub(super) async fn build(c: &Config) -> Result<BuiltEngine, (&'static str, Stri
         source_timeout: Duration::from_millis(c.engine.source_timeout_ms),
         late_tolerance: c.engine.late_tolerance(c.beacon.period_ms),
     };
-    let mut engine = Engine::new(store, signer, sources, cfg, Arc::new(SystemClock), None);
+    let mut engine = Engine::new(store, signer, sources, cfg, Arc::new(SystemClock), None)
+        .with_expiry_warning(Duration::from_secs(
+            u64::from(c.signer.expiry_warning_days) * 86_400,
+        ));
+    if let Some(ring) = ring {
+        engine = engine.with_key_ring(ring);
+    }
     if let Some(x) = external {
         engine = engine.with_external(x);
     }
@@ -82,6 +118,20 @@ fn test_reason(
         marks.push(TestMark::SyntheticCamera);
     }
     test_beacon::reasons(marks)
+}
+
+/// The engine's key ring: keys of the configured token opened by label (after a rotation,
+/// the key the schedule names), with the same PIN.
+struct HsmKeys(Pkcs11Config);
+
+impl KeyRing for HsmKeys {
+    fn open(&self, label: &str, certificate_der: &[u8]) -> Result<Arc<dyn Signer>, SignerError> {
+        let mut cfg = self.0.clone();
+        cfg.key_label = label.to_string();
+        Ok(Arc::new(
+            Pkcs11Key::open(&cfg)?.into_signer(certificate_der)?,
+        ))
+    }
 }
 
 fn signer(c: &Config) -> Result<Arc<dyn Signer>, String> {

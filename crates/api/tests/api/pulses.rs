@@ -74,7 +74,9 @@ fn pulses_are_cacheable_with_etags_and_304s_and_the_newest_until_the_next_is_due
         .parse()
         .unwrap();
     let due = w.chain[PAST as usize - 1].time_ms().unwrap() + PERIOD;
-    assert!(max_age <= (due - now_ms()) / 1000 + 1, "{cc}");
+    // Until the next pulse is due; 0 once it is overdue (this world publishes no more, and a
+    // slow run can reach the next minute).
+    assert!(max_age <= ((due - now_ms()) / 1000 + 1).max(0), "{cc}");
     let r = get(&format!(
         "/beacon/2.0/certificate/{}",
         p.certificate_id.to_hex_lower()

@@ -238,3 +238,28 @@ fn bad_input_gets_a_clear_json_error_and_never_a_500() {
     let r = get(&format!("/beacon/{far_future}"));
     assert!(r.header("Retry-After").unwrap().parse::<u64>().unwrap() > 1_000_000);
 }
+
+#[test]
+fn health_and_metrics_say_when_the_newest_pulses_certificate_expires() {
+    let w = world();
+    let cert = lavabeacon_format::cert::parse_certificates(w.cert_pem.as_bytes())
+        .unwrap()
+        .remove(0);
+    let health = get("/health").json();
+    let c = &health["certificate"];
+    assert_eq!(c["certificateId"], cert.id.to_hex_lower(), "{health}");
+    assert_eq!(
+        c["status"], "ok",
+        "a software key's is valid for ten years: {health}"
+    );
+    let left = c["expiresInSeconds"].as_i64().unwrap();
+    let expected = cert.not_after - now_ms() / 1000;
+    assert!((left - expected).abs() <= 2, "{left} vs {expected}");
+    let metrics = get("/metrics").body;
+    let line = metrics
+        .lines()
+        .find(|l| l.starts_with("lavabeacon_certificate_expiry_seconds{"))
+        .unwrap_or_else(|| panic!("no expiry gauge in {metrics}"));
+    let value: i64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!((value - expected).abs() <= 2, "{line}");
+}

@@ -79,7 +79,13 @@ pub fn run(args: Args) -> ExitCode {
         Ok(s) => s,
         Err(e) => return usage(e),
     };
-    let identity = match identity::fresh(&args.suite) {
+    // Valid from the first pulse to ten years after the last (or now); twice the chain's
+    // length, as faults may stretch it.
+    let span = slots
+        .period_ms()
+        .saturating_mul(2 * args.pulses.min(i64::MAX as u64 / 2) as i64);
+    let until = start.saturating_add(span).max(crate::wall_clock_ms());
+    let identity = match identity::fresh(&args.suite, start, until) {
         Ok(i) => i,
         Err(e) => return usage(e),
     };

@@ -17,6 +17,7 @@ use crate::exit::{EXIT_STOPPED, EXIT_USAGE};
 use crate::layout;
 use crate::output::{print_report, status};
 use checkpoint::Checkpoint;
+use lavabeacon_format::authority::Authorities;
 use lavabeacon_format::cert::CertificateSet;
 use lavabeacon_format::chain::Facts;
 use lavabeacon_format::verify::{CertLookup, Options, Verifier};
@@ -46,6 +47,10 @@ pub struct Args {
     /// A directory of certificates.
     #[arg(long = "certs", value_name = "DIR")]
     cert_dirs: Vec<PathBuf>,
+    /// The operator's certificate authority (PEM or DER): every certificate must be issued by
+    /// it, and every pulse lie within its validity too.
+    #[arg(long = "ca", value_name = "FILE")]
+    ca: Option<PathBuf>,
     /// Only pulses at or after this time (RFC 3339, Unix s or ms).
     #[arg(long)]
     from: Option<String>,
@@ -118,6 +123,8 @@ pub struct Plan {
     pub certs: CertificateSet,
     /// Which pulses.
     pub window: Window,
+    /// With `--ca`: the authorities every certificate must be issued by.
+    pub authorities: Option<Authorities>,
     /// Each Ed25519 signature alone (RFC 8032 strict) instead of in batches.
     pub strict: bool,
     /// Keep progress in this file and, if it exists, resume from it.
@@ -135,6 +142,7 @@ impl Plan {
             source,
             certs,
             window: Window::ALL,
+            authorities: None,
             strict: false,
             checkpoint: None,
             checkpoint_every: 100_000,
@@ -166,6 +174,7 @@ impl Plan {
         }
         Ok(Plan {
             window,
+            authorities: crate::load_authorities(args.ca.as_deref())?,
             strict: args.strict,
             checkpoint: args.checkpoint.clone(),
             checkpoint_every: args.checkpoint_every,
@@ -258,7 +267,11 @@ pub fn replay(mut plan: Plan) -> Result<Outcome, String> {
         ordered: true,
     };
     let mut hook = |f: &Facts, problems: &mut Vec<Problem>| books.on_pulse(f, problems);
-    let report = Verifier::new(lookup, options).verify_stream(items, Some(&mut hook));
+    let mut verifier = Verifier::new(lookup, options);
+    if let Some(cas) = &plan.authorities {
+        verifier = verifier.with_authorities(cas);
+    }
+    let report = verifier.verify_stream(items, Some(&mut hook));
     books.progress.finish(books.before + books.seen);
     if books.stop.load(Ordering::Relaxed) {
         return Ok(Outcome::Stopped);

@@ -1,5 +1,6 @@
-//! The verifier: each pulse on its own (signature, certificateId, outputValue, fields), then
-//! every link between them. Pulses are checked in parallel on all cores, Ed25519 signatures in
+//! The verifier: each pulse on its own (signature, certificateId, the certificate's validity
+//! at its timeStamp, outputValue, fields; with `--ca`, the certificate's issuer), then every
+//! link between them. Pulses are checked in parallel on all cores, Ed25519 signatures in
 //! batches; the chain rules then run over compact [`Facts`](crate::chain::Facts) sorted by
 //! chain and index.
 //!
@@ -18,17 +19,19 @@ mod rules;
 pub use accumulate::FactsHook;
 pub use rules::PulseOutcome;
 
+use crate::authority::Authorities;
 use crate::cert::{Certificate, CertificateSet};
 use crate::hash::Hash512;
 use crate::input::{InputError, Item, Location};
 use crate::json::parse_pulse;
 use crate::pulse::Pulse;
-use crate::report::Report;
+use crate::report::{Check, Problem, Report};
 use accumulate::Accumulator;
 use batch::{check_queued, Pending};
 use rayon::prelude::*;
 use rules::bad_signature;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 /// How to verify.
 #[derive(Debug, Clone, Copy, Default)]
@@ -73,7 +76,15 @@ pub enum Input {
 pub struct Verifier<'c> {
     certs: &'c dyn CertLookup,
     options: Options,
+    /// With `--ca`: the authorities every certificate must be issued by.
+    authorities: Option<&'c Authorities>,
+    /// Per certificate (with authorities), once: the validity and name of the authority that
+    /// issued it, or why none did.
+    issuers: Mutex<HashMap<Hash512, Issuer>>,
 }
+
+/// What [`Authorities::issuer_of`] found for one certificate.
+type Issuer = Result<(i64, i64, String), String>;
 
 /// One pulse to check: text still to parse, or a pulse already in memory.
 enum Source<'a> {
@@ -87,7 +98,21 @@ const PART: usize = 256;
 impl<'c> Verifier<'c> {
     /// A verifier that knows `certs`.
     pub fn new(certs: &'c dyn CertLookup, options: Options) -> Self {
-        Verifier { certs, options }
+        Verifier {
+            certs,
+            options,
+            authorities: None,
+            issuers: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Also holds every certificate to `authorities` (`--ca`): it must be issued by one of
+    /// them ([`Check::CertificateIssuer`](crate::report::Check::CertificateIssuer), reported
+    /// once per certificate), and each pulse's timeStamp must lie within that authority's
+    /// validity too.
+    pub fn with_authorities(mut self, authorities: &'c Authorities) -> Self {
+        self.authorities = Some(authorities);
+        self
     }
 
     /// Checks one pulse on its own, signature included (Ed25519 strictly).
@@ -256,6 +281,58 @@ impl<'c> Verifier<'c> {
         pending: &mut Vec<Pending>,
     ) -> PulseOutcome {
         let certificate = self.certs.get(&p.certificate_id);
-        rules::check_pulse(p, location, certificate, slot, pending)
+        let mut out = rules::check_pulse(p, location, certificate.clone(), slot, pending);
+        if let (Some(authorities), Some(cert)) = (self.authorities, certificate) {
+            self.issuer_rules(authorities, &cert, p, &mut out);
+        }
+        out
+    }
+
+    /// `cert` was issued by one of `authorities` (said once per certificate), and `p` lies
+    /// within that authority's validity.
+    fn issuer_rules(
+        &self,
+        authorities: &Authorities,
+        cert: &Certificate,
+        p: &Pulse,
+        out: &mut PulseOutcome,
+    ) {
+        let (issuer, first) = {
+            let mut issuers = self.issuers.lock().unwrap_or_else(|e| e.into_inner());
+            match issuers.get(&cert.id) {
+                Some(found) => (found.clone(), false),
+                None => {
+                    let found = authorities
+                        .issuer_of(cert)
+                        .map(|a| (a.not_before, a.not_after, a.subject.clone()));
+                    issuers.insert(cert.id, found.clone());
+                    (found, true)
+                }
+            }
+        };
+        let location = out.facts.as_ref().and_then(|f| f.location.as_ref());
+        let problem = match issuer {
+            Err(why) if first => Some(
+                Problem::new(
+                    Check::CertificateIssuer,
+                    format!(
+                        "certificate {} does not chain to the authorities given with --ca: {why}",
+                        cert.id.short()
+                    ),
+                )
+                .at(p.chain_index, p.pulse_index)
+                .located(location)
+                .field("certificateId"),
+            ),
+            Err(_) => None,
+            Ok((not_before, not_after, subject)) => rules::outside_validity(
+                p,
+                location,
+                &format!("the authority that issued its certificate ({subject})"),
+                not_before,
+                not_after,
+            ),
+        };
+        out.problems.extend(problem);
     }
 }

@@ -259,6 +259,15 @@ fn signature_rules(
         rule.missing_certificate = Some(p.certificate_id);
         return rule;
     };
+    if let Some(problem) = outside_validity(
+        p,
+        found.location,
+        &format!("its certificate {}", cert.id.short()),
+        cert.not_before,
+        cert.not_after,
+    ) {
+        found.push(problem);
+    }
     match (CipherSuite::from_code(p.cipher_suite), &cert.key) {
         (Some(CipherSuite::Ed25519), PublicKey::Ed25519(vk)) => {
             match ed25519_signature(&p.signature_value) {
@@ -295,6 +304,42 @@ fn signature_rules(
         }
     }
     rule
+}
+
+/// The problem when `p`'s timeStamp lies outside `[not_before, not_after]` (Unix seconds, both
+/// inclusive, as X.509 means them) of `whose` validity: a pulse signed outside it proves
+/// nothing, whoever held the key then.
+pub(super) fn outside_validity(
+    p: &Pulse,
+    location: Option<&Location>,
+    whose: &str,
+    not_before: i64,
+    not_after: i64,
+) -> Option<Problem> {
+    // An unreadable timeStamp is the timeStamp rule's to report.
+    let t = p.time_ms().ok()?;
+    let when = if t < not_before.saturating_mul(1000) {
+        "before"
+    } else if t > not_after.saturating_mul(1000) {
+        "after"
+    } else {
+        return None;
+    };
+    let shown = |s: i64| crate::time::format_time_stamp(s.saturating_mul(1000)).unwrap_or_default();
+    Some(
+        Problem::new(
+            Check::CertificateValidity,
+            format!(
+                "timeStamp {} is {when} the validity of {whose} ({} to {})",
+                p.time_stamp,
+                shown(not_before),
+                shown(not_after)
+            ),
+        )
+        .at(p.chain_index, p.pulse_index)
+        .located(location)
+        .field("timeStamp"),
+    )
 }
 
 /// What the report notes about a variant's pulses: the rules that are checked differently.

@@ -51,4 +51,4 @@ pub use module::REINIT_INTERVAL;
 pub use objects::PublicKeyBytes;
 pub use recovery::{lost, Loss};
 pub use sign::{KeyAttributes, Pkcs11Signer};
-pub use token::{init_token, list_keys, KeyInfo};
+pub use token::{init_token, list_keys, retire_key, KeyInfo, Retire};

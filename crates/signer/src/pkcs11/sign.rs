@@ -4,7 +4,7 @@
 use super::key::Pkcs11Key;
 use super::objects::{strip_zeros, PublicKeyBytes};
 use super::recovery::answer;
-use crate::cert::{issue, CaFiles, CertKey};
+use crate::cert::{issue, CaFiles, CertKey, Validity};
 use crate::{Signer, SignerError, Suite};
 use cryptoki::context::Function;
 use cryptoki::error::{Error as CkError, RvError};
@@ -115,7 +115,7 @@ impl Pkcs11Key {
         &self,
         common_name: &str,
         test: bool,
-        years: i32,
+        validity: Validity,
         ca: Option<&CaFiles>,
     ) -> Result<Vec<u8>, SignerError> {
         let key = self.clone();
@@ -143,7 +143,7 @@ impl Pkcs11Key {
             },
             common_name,
             test,
-            years,
+            validity,
             ca,
         )
     }

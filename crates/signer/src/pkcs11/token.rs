@@ -131,6 +131,63 @@ pub fn init_token(cfg: &Pkcs11Config, so_pin: &PinSource) -> Result<bool, Signer
     Ok(true)
 }
 
+/// What `lavabeacon keys retire` does to a key that no longer signs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retire {
+    /// Its private key may no longer sign (CKA_SIGN false; the objects stay, so what it made
+    /// can still be traced to it).
+    Disable,
+    /// Its private key, public key and sealing key are destroyed.
+    Destroy,
+}
+
+/// Retires the key labelled `label` in the configured token; returns how many objects were
+/// changed. A label with no private key is [`SignerError::MissingKey`].
+pub fn retire_key(cfg: &Pkcs11Config, label: &str, how: Retire) -> Result<usize, SignerError> {
+    let module = Module::get(&cfg.module)?;
+    recovering(&module, |live| {
+        let slot = find_slot(live.p11(), cfg)?;
+        let pin = cfg.pin.read()?;
+        let (n, s) = with_new_session(live, slot, |s| {
+            login(s, &pin, &cfg.token_label)?;
+            let find = |class: ObjectClass, label: &str| {
+                s.find_objects(&[
+                    Attribute::Class(class),
+                    Attribute::Label(label.as_bytes().to_vec()),
+                ])
+                .map_err(ck("finding the key"))
+            };
+            let private = find(ObjectClass::PRIVATE_KEY, label)?;
+            if private.is_empty() {
+                return Err(Fault::Final(SignerError::MissingKey {
+                    key: label.to_string(),
+                    token: cfg.token_label.clone(),
+                }));
+            }
+            match how {
+                Retire::Disable => {
+                    for h in &private {
+                        s.update_attributes(*h, &[Attribute::Sign(false)])
+                            .map_err(ck("marking the key unable to sign"))?;
+                    }
+                    Ok(private.len())
+                }
+                Retire::Destroy => {
+                    let mut all = private;
+                    all.extend(find(ObjectClass::PUBLIC_KEY, label)?);
+                    all.extend(find(ObjectClass::SECRET_KEY, &format!("{label}-seal"))?);
+                    for h in &all {
+                        s.destroy_object(*h).map_err(ck("destroying the key"))?;
+                    }
+                    Ok(all.len())
+                }
+            }
+        })?;
+        let _ = s.close();
+        Ok(n)
+    })
+}
+
 /// A key found in a token, for `lavabeacon keys list`.
 #[derive(Debug, Clone)]
 pub struct KeyInfo {

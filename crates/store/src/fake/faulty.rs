@@ -40,6 +40,10 @@ pub enum Call {
     ExternalSource,
     /// `external_sources`.
     ExternalSources,
+    /// `put_key_switch`.
+    PutKeySwitch,
+    /// `key_switches`.
+    KeySwitches,
     /// `put_manifests`.
     PutManifests,
     /// `manifest`.
@@ -265,6 +269,14 @@ impl<S: Store + ?Sized> Store for FaultyStore<S> {
     async fn external_sources(&self) -> Result<Vec<String>, StoreError> {
         self.before(Call::ExternalSources).await?;
         self.inner.external_sources().await
+    }
+    async fn put_key_switch(&self, s: &crate::KeySwitch) -> Result<(), StoreError> {
+        self.before(Call::PutKeySwitch).await?;
+        self.inner.put_key_switch(s).await
+    }
+    async fn key_switches(&self) -> Result<Vec<crate::KeySwitch>, StoreError> {
+        self.before(Call::KeySwitches).await?;
+        self.inner.key_switches().await
     }
 
     async fn put_manifests(&self, manifests: &[(u64, u64, String)]) -> Result<(), StoreError> {

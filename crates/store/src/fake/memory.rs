@@ -37,6 +37,7 @@ struct State {
     /// In the order stored.
     certificates: Vec<(Hash512, Vec<u8>)>,
     external_sources: Vec<(Hash512, String)>,
+    key_switches: Vec<crate::KeySwitch>,
     secrets: HashMap<(u64, u64), Vec<u8>>,
 }
 
@@ -238,6 +239,17 @@ impl Store for FakeStore {
             .iter()
             .map(|(_, d)| d.clone())
             .collect())
+    }
+
+    async fn put_key_switch(&self, switch: &crate::KeySwitch) -> Result<(), StoreError> {
+        let mut s = self.state();
+        s.key_switches.retain(|k| k.at_ms != switch.at_ms);
+        s.key_switches.push(switch.clone());
+        s.key_switches.sort_by_key(|k| k.at_ms);
+        Ok(())
+    }
+    async fn key_switches(&self) -> Result<Vec<crate::KeySwitch>, StoreError> {
+        Ok(self.state().key_switches.clone())
     }
 
     async fn put_manifests(&self, manifests: &[(u64, u64, String)]) -> Result<(), StoreError> {
