@@ -339,3 +339,60 @@ fn now_ms() -> i64 {
         .unwrap()
         .as_millis() as i64
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_key_in_the_configuration_takes_over_at_the_next_boundary_on_sighup() {
+    if !softhsm_present() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let hsm = dir.path().join("hsm");
+    let toml = setup(&hsm, None);
+    let store = lavabeacon_store::open(&format!("sqlite:{}", hsm.join("lavabeacon.db").display()))
+        .await
+        .unwrap();
+    let beacon = Beacon::start("serve", &toml, &[]);
+    wait_for(store.as_ref(), 2, 30).await;
+    let old = certificate_id(&hsm.join("pulse-key.pem"));
+    // The classic way: a key made with `keys generate` and `cert issue` under a configuration
+    // naming it, that configuration put in place, and a reload.
+    let text = std::fs::read_to_string(&toml)
+        .unwrap()
+        .replace("key_label = \"pulse-key\"", "key_label = \"pulse-key-b\"")
+        .replace(
+            "certificate = \"./pulse-key.pem\"",
+            "certificate = \"./pulse-key-b.pem\"",
+        );
+    let next = hsm.join("next.toml");
+    std::fs::write(&next, &text).unwrap();
+    for args in [
+        vec!["keys", "generate", "--config", next.to_str().unwrap()],
+        vec![
+            "cert",
+            "issue",
+            "--config",
+            next.to_str().unwrap(),
+            "--test",
+        ],
+    ] {
+        let o = lavabeacon(&args);
+        assert!(o.status.success(), "{args:?}: {}", output_text(&o));
+    }
+    std::fs::write(&toml, &text).unwrap();
+    let o = Command::new("kill")
+        .args(["-HUP", &beacon.child.id().to_string()])
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    wait_for_switch(store.as_ref(), &old, 2).await;
+    let (status, _, _) = get(&format!("{}/health", beacon.base), &[]);
+    assert_eq!(status, 200, "still serving after the reload");
+    beacon.kill();
+    let pulses = chain(store.as_ref()).await;
+    verified(
+        &pulses,
+        &[hsm.join("pulse-key.pem"), hsm.join("pulse-key-b.pem")],
+        dir.path(),
+    );
+    no_missed_period(&pulses);
+}

@@ -64,6 +64,7 @@ pub fn run(args: Args) -> ExitCode {
             Ok(x) => x,
             Err(code) => return code,
         };
+        super::lifecycle::keep_alive_on_hangup();
         stop_signal().await;
         beacon.begin_shutdown();
         let _ = tokio::time::timeout(std::time::Duration::from_secs(4), handle.stop(true)).await;

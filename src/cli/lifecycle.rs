@@ -36,6 +36,21 @@ pub fn configure(args: ConfigArgs, period: Option<String>) -> Result<Config, Exi
     Ok(c)
 }
 
+/// Keeps SIGHUP (`systemctl reload`) from stopping the process, as its default action would:
+/// what a reload does is each part's (the TLS and clients files reload themselves); here
+/// nothing more is to be done. Inside a runtime.
+pub fn keep_alive_on_hangup() {
+    tokio::spawn(async {
+        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        else {
+            return;
+        };
+        while hup.recv().await.is_some() {
+            tracing::info!("SIGHUP: an API node has no key or engine to reload");
+        }
+    });
+}
+
 /// Logs why `what` failed and gives the exit status of a failure.
 pub fn fail(what: &str, e: impl std::fmt::Display) -> ExitCode {
     tracing::error!("{what}: {e}");

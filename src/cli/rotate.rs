@@ -95,8 +95,8 @@ impl CaArgs {
 /// When a switch takes effect, and in which chain.
 #[derive(clap::Args, Debug, Clone)]
 pub struct WhenArgs {
-    /// The first pulse time the key signs: a period boundary (RFC 3339 or Unix s/ms), or
-    /// `next`: the first boundary at least one period from now.
+    /// The first pulse time the key signs: a period boundary at least one period ahead
+    /// (RFC 3339 or Unix s/ms), or `next`: the first boundary at least two periods ahead.
     #[arg(long, value_name = "TIME")]
     at: Option<String>,
     /// Start a new chain there (chainIndex + 1, statusCode 1): for a change of cipherSuite.
@@ -195,7 +195,8 @@ pub fn switch(
     publish_and_schedule(&c, label, &cert, PulseSigner::cipher_suite(&signer), when)
 }
 
-/// Stores the certificate (so it is published before it is used) and, with `--at`, the switch.
+/// Stores the certificate (so it is published before it is used) and, with `--at`, the
+/// switch; says what it did on standard output.
 fn publish_and_schedule(
     c: &Config,
     label: &str,
@@ -203,17 +204,32 @@ fn publish_and_schedule(
     cipher_suite: u32,
     when: &WhenArgs,
 ) -> ExitCode {
-    let done = with_store(c, |store| async move {
+    match schedule_switch(c, label, cert, cipher_suite, when, &|line| out!("{line}")) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail("keys", e),
+    }
+}
+
+/// What [`publish_and_schedule`] does, saying each step to `say`.
+fn schedule_switch(
+    c: &Config,
+    label: &str,
+    cert: &Certificate,
+    cipher_suite: u32,
+    when: &WhenArgs,
+    say: &dyn Fn(String),
+) -> Result<(), String> {
+    with_store(c, |store| async move {
         store
             .put_certificate(&cert.der)
             .await
             .map_err(|e| format!("storing the certificate: {e}"))?;
-        out!(
+        say(format!(
             "certificate published at /beacon/2.0/certificate/{}",
             cert.id.to_hex_lower()
-        );
+        ));
         let Some(at) = &when.at else {
-            out!("no switch scheduled: run `lavabeacon keys switch --label {label} --certificate FILE --at TIME` when ready");
+            say(format!("no switch scheduled: run `lavabeacon keys switch --label {label} --certificate FILE --at TIME` when ready"));
             return Ok(());
         };
         let at = switch_time(c, at)?;
@@ -254,17 +270,97 @@ fn publish_and_schedule(
             })
             .await
             .map_err(|e| format!("scheduling the switch: {e}"))?;
-        out!(
+        say(format!(
             "switch scheduled: key {label:?} signs chain {chain} from {} on{}",
             show(at),
             if when.new_chain { " (a new chain)" } else { "" }
-        );
+        ));
         Ok(())
+    })
+}
+
+/// On SIGHUP (`systemctl reload`), for `serve` and `engine`: the configuration file is read
+/// again, and when its `[signer]` names a key other than the one in effect, the switch to it
+/// (with the certificate it names) is scheduled at the first boundary two periods ahead, as
+/// `keys switch --at next` would. The work runs on a thread of its own (the HSM and the
+/// database are called as the CLI calls them); the outcome goes to the log.
+pub fn spawn_switch_on_hangup(path: Option<PathBuf>, running: Config) {
+    tokio::spawn(async move {
+        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        else {
+            tracing::error!(
+                "no SIGHUP handler: schedule key switches with `lavabeacon keys switch`"
+            );
+            return;
+        };
+        while hup.recv().await.is_some() {
+            let (path, running) = (path.clone(), running.clone());
+            std::thread::spawn(move || {
+                if let Err(e) = switch_to_configured(path.as_deref(), &running) {
+                    tracing::error!("SIGHUP: no key switch: {e}");
+                }
+            });
+        }
     });
-    match done {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => fail("keys", e),
+}
+
+/// The SIGHUP reload's work: see [`spawn_switch_on_hangup`].
+fn switch_to_configured(path: Option<&Path>, running: &Config) -> Result<(), String> {
+    let mut c = Config::load(path).map_err(|e| format!("configuration: {e}"))?;
+    // The command line's overrides stay.
+    c.database.url = running.database.url.clone();
+    c.beacon.period_ms = running.beacon.period_ms;
+    if c.signer.kind != crate::config::SignerKind::Pkcs11 {
+        return Ok(());
     }
+    let label = c.signer.key_label.clone();
+    let running_label = running.signer.key_label.clone();
+    let in_effect = with_store(&c, |store| async move {
+        let switches = store.key_switches().await.map_err(|e| e.to_string())?;
+        let now = now_ms();
+        let current = key_switch_at(&switches, now);
+        let scheduled = switches
+            .iter()
+            .any(|s| s.at_ms > now && s.key_label == label);
+        Ok(scheduled
+            || match current {
+                Some(s) => s.key_label == label,
+                None => running_label == label,
+            })
+    })?;
+    if in_effect {
+        tracing::info!(
+            "SIGHUP: key {:?} signs already (or is scheduled to): nothing to switch",
+            c.signer.key_label
+        );
+        return Ok(());
+    }
+    let der = std::fs::read(&c.signer.certificate)
+        .map_err(|e| e.to_string())
+        .and_then(|b| lavabeacon_format::cert::pem_blocks(&b).map_err(|e| e.to_string()))
+        .and_then(|mut b| {
+            if b.is_empty() {
+                Err("no certificate".to_string())
+            } else {
+                Ok(b.remove(0))
+            }
+        })
+        .map_err(|e| format!("{}: {e}", c.signer.certificate.display()))?;
+    let signer = Pkcs11Key::open(&c.signer.pkcs11()?)
+        .and_then(|k| k.into_signer(&der))
+        .map_err(|e| format!("key {:?}: {e}", c.signer.key_label))?;
+    let when = WhenArgs {
+        at: Some("next".into()),
+        new_chain: false,
+    };
+    schedule_switch(
+        &c,
+        &c.signer.key_label,
+        signer.certificate(),
+        PulseSigner::cipher_suite(&signer),
+        &when,
+        &|line| tracing::info!("SIGHUP: {line}"),
+    )
 }
 
 /// `keys schedule`: every switch, and which is in effect.
@@ -369,7 +465,9 @@ fn switch_time(c: &Config, at: &str) -> Result<i64, String> {
     let period = i64::from(c.beacon.period_ms);
     let earliest = now_ms() + period;
     if at == "next" {
-        return Ok(slots.at_or_after(earliest));
+        // Two periods: an engine prepares a pulse up to a period ahead, and must see the
+        // switch before it starts on that slot.
+        return Ok(slots.at_or_after(earliest + period));
     }
     let t = parse_when(at).map_err(|e| format!("--at: {e}"))?;
     if !slots.is_slot(t) {

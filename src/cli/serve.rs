@@ -34,6 +34,7 @@ pub struct Args {
 const API_STOP: Duration = Duration::from_secs(3);
 
 pub fn run(args: Args) -> ExitCode {
+    let path = args.common.config.clone();
     let c = match configure(args.common, args.period) {
         Ok(c) => c,
         Err(code) => return code,
@@ -58,6 +59,7 @@ pub fn run(args: Args) -> ExitCode {
                 Err(code) => return code,
             };
         engine.run(Arc::new(ApiObserver(beacon.clone(), private)));
+        super::rotate::spawn_switch_on_hangup(path, c.clone());
         stop_signal().await;
         tracing::info!("stopping");
         beacon.begin_shutdown();

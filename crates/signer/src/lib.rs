@@ -13,7 +13,8 @@
 //!   a folder: how to reach a key (`config`), the module, recovery, the token, the key's objects, the key and its session
 //!   pool, and what it signs.
 //! - [`software`]: a software Ed25519 key for development and tests.
-//! - [`cert`]: X.509 certificates issued by the key itself.
+//! - [`cert`]: X.509 certificates issued by the key itself or an operator CA, valid as a
+//!   [`cert::Validity`] says.
 //! - [`self_test`]: the start-up check: sign a fresh message, verify it with the certificate.
 //! - [`SignerError`]: the operator's text (`Display`) and a public word
 //!   ([`SignerError::category`]); neither contains a PIN.

@@ -44,6 +44,7 @@
 //!   a pulse and a row (the column table, encode, decode); `schema.rs`: the schema version
 //!   check; `redact.rs`: passwords out of every message.
 //! - `skip_path.rs`: [`skip_path`], planned with the trait's lookups, for any store.
+//! - [`KeySwitch`] and [`key_switch_at`] (here): the signing-key schedule every engine follows.
 //! - `fake/` (feature `fake`): `fake::FakeStore`, a store in memory, and `fake::FaultyStore`,
 //!   which injects faults around any store, for other crates' tests.
 

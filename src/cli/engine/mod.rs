@@ -30,6 +30,7 @@ pub struct Args {
 pub const ENGINE_STOP: Duration = Duration::from_secs(2);
 
 pub fn run(args: Args) -> ExitCode {
+    let path = args.common.config.clone();
     let c = match configure(args.common, args.period) {
         Ok(c) => c,
         Err(code) => return code,
@@ -39,7 +40,10 @@ pub fn run(args: Args) -> ExitCode {
         Err(code) => return code,
     };
     engine.run(Arc::new(lavabeacon_engine::run::NoObserver));
-    multi_thread_runtime().block_on(stop_signal());
+    multi_thread_runtime().block_on(async {
+        super::rotate::spawn_switch_on_hangup(path, c.clone());
+        stop_signal().await
+    });
     engine.stop(ENGINE_STOP);
     ExitCode::SUCCESS
 }

@@ -31,7 +31,8 @@
 //! - `module`: the PKCS#11 module, loaded once per process, and its re-initialisation.
 //! - `recovery`: what a failed call says is gone ([`lost`], [`Loss`]) and the retry of the
 //!   paths that open, list or make keys.
-//! - `token`: finding a token by label, logging in, sessions; [`init_token`], [`list_keys`].
+//! - `token`: finding a token by label, logging in, sessions; [`init_token`], [`list_keys`],
+//!   [`retire_key`] (a key made unable to sign, or destroyed).
 //! - `objects`: the key objects in a token: found by label, read, generated.
 //! - `key`: [`Pkcs11Key`], its session pool and the call path that recovers.
 //! - `sign`: what a key does (sign, random bytes, attributes, certificates) and
