@@ -187,6 +187,31 @@ async fn a_rotation_during_serve_misses_no_period_and_the_old_key_can_then_be_re
         "pulse-key",
     ]);
     assert!(o.status.success(), "{}", output_text(&o));
+    // Destroying it asks for --yes; then its objects are gone from the token.
+    let toml_text = toml.to_str().unwrap();
+    let destroy = [
+        "keys",
+        "retire",
+        "--config",
+        toml_text,
+        "--label",
+        "pulse-key",
+        "--destroy",
+    ];
+    let o = lavabeacon(&destroy);
+    assert_eq!(o.status.code(), Some(2), "{}", output_text(&o));
+    assert!(output_text(&o).contains("--yes"), "{}", output_text(&o));
+    let o = lavabeacon(&[&destroy[..], &["--yes"]].concat());
+    assert!(o.status.success(), "{}", output_text(&o));
+    let listed = output_text(&lavabeacon(&["keys", "list", "--config", toml_text]));
+    assert!(
+        !listed.lines().any(|l| l.starts_with("pulse-key ")),
+        "{listed}"
+    );
+    assert!(
+        listed.lines().any(|l| l.starts_with("pulse-key-2 ")),
+        "{listed}"
+    );
     let n = store.counts().await.unwrap().pulses;
     wait_for(store.as_ref(), n + 2, 30).await;
     beacon.kill();

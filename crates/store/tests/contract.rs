@@ -38,6 +38,7 @@ contract!(
     ranges_stream_in_order,
     certificates_manifests_and_pending_secrets,
     external_sources_are_kept_by_their_sha512,
+    the_key_schedule_keeps_switches_in_time_order_and_a_future_one_can_be_replaced,
     two_writers_on_one_head_never_fork,
     only_the_leader_writes_and_a_standby_takes_over,
     bulk_load_checks_the_chain_and_loads_it,
@@ -317,6 +318,47 @@ async fn external_sources_are_kept_by_their_sha512(db: &Db) {
     let all = db.store.external_sources().await.unwrap();
     assert_eq!(all.len(), 2, "{all:?}");
     assert!(all.contains(&a.to_string()) && all.contains(&b.to_string()));
+}
+
+async fn the_key_schedule_keeps_switches_in_time_order_and_a_future_one_can_be_replaced(db: &Db) {
+    use lavabeacon_store::{key_switch_at, KeySwitch};
+    let switch = |at_ms: i64, chain: u64, label: &str, id: u8| KeySwitch {
+        at_ms,
+        chain,
+        key_label: label.into(),
+        certificate_id: Hash512([id; 64]),
+    };
+    assert!(db.store.key_switches().await.unwrap().is_empty());
+    db.store
+        .put_key_switch(&switch(3_000, 2, "c", 3))
+        .await
+        .unwrap();
+    db.store
+        .put_key_switch(&switch(1_000, 1, "a", 1))
+        .await
+        .unwrap();
+    db.store
+        .put_key_switch(&switch(2_000, 1, "b", 2))
+        .await
+        .unwrap();
+    // Scheduled again for the same time: replaced.
+    db.store
+        .put_key_switch(&switch(3_000, 1, "c2", 4))
+        .await
+        .unwrap();
+    let all = db.store.key_switches().await.unwrap();
+    assert_eq!(
+        all,
+        [
+            switch(1_000, 1, "a", 1),
+            switch(2_000, 1, "b", 2),
+            switch(3_000, 1, "c2", 4)
+        ]
+    );
+    assert_eq!(key_switch_at(&all, 999), None);
+    assert_eq!(key_switch_at(&all, 2_000).unwrap().key_label, "b");
+    assert_eq!(key_switch_at(&all, 2_999).unwrap().key_label, "b");
+    assert_eq!(key_switch_at(&all, i64::MAX).unwrap().key_label, "c2");
 }
 
 async fn two_writers_on_one_head_never_fork(db: &Db) {
