@@ -21,6 +21,9 @@ use tokio::sync::{broadcast, watch};
 /// `/health` asks the store itself when nothing else has for this long, milliseconds.
 const PROBE_MS: i64 = 500;
 
+/// How long after a failed certificate read the store is not asked again for one.
+const CERTIFICATE_RETRY_MS: i64 = 5_000;
+
 /// How often an overdue newest pulse is looked for in the store, milliseconds: one request
 /// looks ([`Beacon::time_to_recheck`]), the others meanwhile serve what is in memory.
 pub(crate) const RECHECK_MS: i64 = 20;
@@ -65,6 +68,9 @@ pub struct Beacon {
     /// The certificate of the newest pulse, read from the store once per certificate:
     /// `/health` and `/metrics` say when it expires.
     certificate: RwLock<Option<Arc<lavabeacon_format::cert::Certificate>>>,
+    /// When reading a certificate last failed, Unix ms: not asked again for a while, so that
+    /// `/health` answers fast while the database is down.
+    certificate_failed_ms: std::sync::atomic::AtomicI64,
     /// Each new newest pulse, for the SSE streams.
     news: broadcast::Sender<Arc<Served>>,
     metrics: Metrics,
@@ -91,6 +97,7 @@ impl Beacon {
             last: RwLock::new(None),
             engine: RwLock::new(EngineStatus::default()),
             certificate: RwLock::new(None),
+            certificate_failed_ms: std::sync::atomic::AtomicI64::new(i64::MIN),
             news: broadcast::channel(256).0,
             metrics: Metrics::default(),
             checked_ms: AtomicI64::new(0),
@@ -323,10 +330,35 @@ impl Beacon {
         {
             return Some(c.clone());
         }
-        let der = self.ask(self.store.certificate(&id)).await.ok()??;
-        let cert = Arc::new(lavabeacon_format::cert::Certificate::from_der(&der).ok()?);
+        use std::sync::atomic::Ordering;
+        let now = crate::clock::now_ms();
+        if now.saturating_sub(self.certificate_failed_ms.load(Ordering::Relaxed))
+            < CERTIFICATE_RETRY_MS
+        {
+            return None;
+        }
+        let found = self
+            .ask(self.store.certificate(&id))
+            .await
+            .ok()
+            .flatten()
+            .and_then(|der| lavabeacon_format::cert::Certificate::from_der(&der).ok());
+        let Some(cert) = found.map(Arc::new) else {
+            self.certificate_failed_ms.store(now, Ordering::Relaxed);
+            return None;
+        };
         *self.certificate.write().expect("certificate lock") = Some(cert.clone());
         Some(cert)
+    }
+
+    /// The certificate of the newest pulse if it was read already.
+    pub(crate) fn cached_certificate(&self) -> Option<Arc<lavabeacon_format::cert::Certificate>> {
+        let id = self.cached_last()?.pulse.certificate_id;
+        self.certificate
+            .read()
+            .expect("certificate lock")
+            .clone()
+            .filter(|c| c.id == id)
     }
 
     pub(crate) fn cached_last(&self) -> Option<Arc<Served>> {

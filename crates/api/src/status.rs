@@ -44,7 +44,12 @@ pub(crate) async fn health(beacon: web::Data<Beacon>) -> HttpResponse {
         Some(false) => "failing",
         None => "unknown",
     };
-    let certificate = beacon.newest_certificate().await;
+    // Never waits on a database known to be down (the cached certificate still answers).
+    let certificate = if db_ok {
+        beacon.newest_certificate().await
+    } else {
+        beacon.cached_certificate()
+    };
     let cert_state = certificate.as_ref().map(|c| {
         let left = c.not_after - now.div_euclid(1000);
         let state = if now < c.not_before.saturating_mul(1000) {
