@@ -187,8 +187,15 @@ async fn a_rotation_during_serve_misses_no_period_and_the_old_key_can_then_be_re
         "pulse-key",
     ]);
     assert!(o.status.success(), "{}", output_text(&o));
-    // Destroying it asks for --yes; then its objects are gone from the token.
     let toml_text = toml.to_str().unwrap();
+    let listed = output_text(&lavabeacon(&["keys", "list", "--config", toml_text]));
+    assert!(
+        listed.lines().any(|l| l.starts_with("pulse-key ")
+            && l.contains("private")
+            && l.contains("retired: cannot sign")),
+        "{listed}"
+    );
+    // Destroying it asks for --yes; then its objects are gone from the token.
     let destroy = [
         "keys",
         "retire",

@@ -227,7 +227,17 @@ pub fn keys(cmd: KeysCommand) -> ExitCode {
                         Some(false) => "EXTRACTABLE OR NOT SENSITIVE",
                         None => "-",
                     };
-                    out!("{:<24} {:<8} {:<10} {guard}", k.label, k.class, k.kind);
+                    let retired = if k.can_sign == Some(false) {
+                        ", retired: cannot sign"
+                    } else {
+                        ""
+                    };
+                    out!(
+                        "{:<24} {:<8} {:<10} {guard}{retired}",
+                        k.label,
+                        k.class,
+                        k.kind
+                    );
                 }
                 ExitCode::SUCCESS
             }

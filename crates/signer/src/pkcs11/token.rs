@@ -199,6 +199,8 @@ pub struct KeyInfo {
     pub class: String,
     /// For private and secret keys: sensitive and never extractable.
     pub protected: Option<bool>,
+    /// For private keys: whether it may sign (false once `keys retire` disabled it).
+    pub can_sign: Option<bool>,
 }
 
 /// Every key object in the configured token (no key needs to exist yet).
@@ -236,11 +238,12 @@ fn list_in(s: &Session) -> Result<Vec<KeyInfo>, Fault> {
                         AttributeType::Modulus,
                         AttributeType::Sensitive,
                         AttributeType::NeverExtractable,
+                        AttributeType::Sign,
                     ],
                 )
                 .map_err(ck("reading a key"))?;
-            let (mut label, mut kind, mut bits, mut sensitive, mut never) =
-                (String::new(), String::from("?"), None, None, None);
+            let (mut label, mut kind, mut bits, mut sensitive, mut never, mut sign) =
+                (String::new(), String::from("?"), None, None, None, None);
             for a in attrs {
                 match a {
                     Attribute::Label(l) => label = String::from_utf8_lossy(&l).into_owned(),
@@ -251,6 +254,7 @@ fn list_in(s: &Session) -> Result<Vec<KeyInfo>, Fault> {
                     Attribute::Modulus(m) => bits = Some(strip_zeros(&m).len() * 8),
                     Attribute::Sensitive(b) => sensitive = Some(b),
                     Attribute::NeverExtractable(b) => never = Some(b),
+                    Attribute::Sign(b) if class == ObjectClass::PRIVATE_KEY => sign = Some(b),
                     _ => {}
                 }
             }
@@ -265,6 +269,7 @@ fn list_in(s: &Session) -> Result<Vec<KeyInfo>, Fault> {
                     (Some(a), Some(b)) => Some(a && b),
                     _ => None,
                 },
+                can_sign: sign,
             });
         }
     }
