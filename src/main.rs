@@ -8,7 +8,8 @@
 //! dependencies), the engine and its loop in `crates/engine`, the HTTP API in `crates/api`;
 //! this binary holds the commands and wires the crates together.
 //! - `cli`: the command line, one module a command (`serve`, `engine`, `api`, `keys` with
-//!   `cert`, `export`, `dev`; `verify`, `replay` and `import` run `lavabeacon_audit`'s code
+//!   `cert`, and `rotate` for keys over the years: rotate, switch, schedule, retire, the
+//!   switch on SIGHUP; `export`, `dev`; `verify`, `replay` and `import` run `lavabeacon_audit`'s code
 //!   in-process); `cli::engine` builds the engine from the configuration and gives it a
 //!   thread of its own; `cli::lifecycle`: reading the configuration, the runtime, the stop
 //!   signals, exit statuses.

@@ -41,6 +41,7 @@ async fn test_mode(store: &dyn Store) -> Option<String> {
 }
 
 pub fn run(args: Args) -> ExitCode {
+    super::lifecycle::ignore_hangup_while_starting();
     let c = match configure(args.common, None) {
         Ok(c) => c,
         Err(code) => return code,

@@ -36,6 +36,17 @@ pub fn configure(args: ConfigArgs, period: Option<String>) -> Result<Config, Exi
     Ok(c)
 }
 
+/// Ignores SIGHUP until a server's own handlers are in place (they replace this): a
+/// `systemctl reload` during start-up (migrations, the HSM, binding) must not stop it, as the
+/// signal's default action would. The first thing `serve`, `engine` and `api` do.
+pub fn ignore_hangup_while_starting() {
+    // SAFETY: setting a signal's disposition to SIG_IGN installs no handler code; nothing else
+    // in the process runs yet.
+    unsafe {
+        libc::signal(libc::SIGHUP, libc::SIG_IGN);
+    }
+}
+
 /// Keeps SIGHUP (`systemctl reload`) from stopping the process, as its default action would:
 /// what a reload does is each part's (the TLS and clients files reload themselves); here
 /// nothing more is to be done. Inside a runtime.
@@ -46,7 +57,7 @@ pub fn keep_alive_on_hangup() {
             return;
         };
         while hup.recv().await.is_some() {
-            tracing::info!("SIGHUP: an API node has no key or engine to reload");
+            tracing::info!("SIGHUP: an API node has no signing key to switch (TLS and clients files, if any, are read again)");
         }
     });
 }

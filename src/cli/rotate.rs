@@ -13,7 +13,7 @@ use lavabeacon_format::time::{format_time_stamp, parse_when, Slots};
 use lavabeacon_signer::cert::{CaFiles, Validity};
 use lavabeacon_signer::pkcs11::{retire_key, Pkcs11Key, Retire};
 use lavabeacon_signer::Signer;
-use lavabeacon_store::{key_switch_at, KeySwitch, Store};
+use lavabeacon_store::{key_switch_at, key_switch_followed, KeySwitch, Role, Store};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -39,9 +39,18 @@ pub struct ValidityArgs {
 
 impl ValidityArgs {
     pub fn validity(&self) -> Result<Validity, String> {
+        let max = lavabeacon_signer::cert::MAX_YEARS;
         match &self.valid_for {
+            None if self.years == 0 || u64::from(self.years) > max => {
+                Err(format!("--years {}: 1 to {max}", self.years))
+            }
             None => Ok(Validity::years(self.years)),
-            Some(text) => parse_length(text).map(Validity::from_now),
+            Some(text) => match parse_length(text)? {
+                d if d.as_secs() > max * 365 * 86_400 => {
+                    Err(format!("--valid-for {text}: at most {max}y"))
+                }
+                d => Ok(Validity::from_now(d)),
+            },
         }
     }
 }
@@ -95,8 +104,8 @@ impl CaArgs {
 /// When a switch takes effect, and in which chain.
 #[derive(clap::Args, Debug, Clone)]
 pub struct WhenArgs {
-    /// The first pulse time the key signs: a period boundary at least one period ahead
-    /// (RFC 3339 or Unix s/ms), or `next`: the first boundary at least two periods ahead.
+    /// The first pulse time the key signs: a period boundary at least two periods ahead
+    /// (RFC 3339 or Unix s/ms), or `next`: the first such boundary.
     #[arg(long, value_name = "TIME")]
     at: Option<String>,
     /// Start a new chain there (chainIndex + 1, statusCode 1): for a change of cipherSuite.
@@ -204,7 +213,15 @@ fn publish_and_schedule(
     cipher_suite: u32,
     when: &WhenArgs,
 ) -> ExitCode {
-    match schedule_switch(c, label, cert, cipher_suite, when, &|line| out!("{line}")) {
+    match schedule_switch(
+        c,
+        label,
+        cert,
+        cipher_suite,
+        when,
+        Some(&c.signer.key_label),
+        &|line| out!("{line}"),
+    ) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail("keys", e),
     }
@@ -217,9 +234,10 @@ fn schedule_switch(
     cert: &Certificate,
     cipher_suite: u32,
     when: &WhenArgs,
+    current_label: Option<&str>,
     say: &dyn Fn(String),
 ) -> Result<(), String> {
-    with_store(c, |store| async move {
+    with_store(c, Role::Engine, |store| async move {
         store
             .put_certificate(&cert.der)
             .await
@@ -243,6 +261,8 @@ fn schedule_switch(
         }
         let switches = store.key_switches().await.map_err(|e| e.to_string())?;
         let newest = store.last().await.map_err(|e| e.to_string())?;
+        // The chain at `at`; a new chain is one above every chain known or scheduled, so two
+        // new chains never share a number.
         let current = [
             Some(c.beacon.chain),
             newest.as_ref().map(|p| p.chain_index),
@@ -252,6 +272,12 @@ fn schedule_switch(
         .flatten()
         .max()
         .unwrap_or(1);
+        let highest = switches
+            .iter()
+            .map(|s| s.chain)
+            .chain([current])
+            .max()
+            .unwrap_or(current);
         if let Some(p) = &newest {
             if p.cipher_suite != cipher_suite && !when.new_chain {
                 return Err(format!(
@@ -260,7 +286,31 @@ fn schedule_switch(
                 ));
             }
         }
-        let chain = current + u64::from(when.new_chain);
+        let chain = if when.new_chain { highest + 1 } else { current };
+        // The first switch ever: the key signing now goes in the schedule too (from the newest
+        // pulse), so that before `at` every engine, restarted or standby, signs with it even
+        // if its configuration already names the new key.
+        if let (None, Some(p), Some(old)) = (
+            key_switch_followed(&switches, now_ms(), c.beacon.chain),
+            &newest,
+            current_label.filter(|old| *old != label),
+        ) {
+            let from = p.time_ms().map_err(|e| e.to_string())?;
+            store
+                .put_key_switch(&KeySwitch {
+                    at_ms: from,
+                    chain: p.chain_index,
+                    key_label: old.to_string(),
+                    certificate_id: p.certificate_id,
+                })
+                .await
+                .map_err(|e| format!("scheduling the key in use: {e}"))?;
+            say(format!(
+                "key {old:?} (certificate {}) recorded as signing since {}",
+                p.certificate_id.short(),
+                show(from)
+            ));
+        }
         store
             .put_key_switch(&KeySwitch {
                 at_ms: at,
@@ -297,7 +347,8 @@ pub fn spawn_switch_on_hangup(path: Option<PathBuf>, running: Config) {
             let (path, running) = (path.clone(), running.clone());
             std::thread::spawn(move || {
                 if let Err(e) = switch_to_configured(path.as_deref(), &running) {
-                    tracing::error!("SIGHUP: no key switch: {e}");
+                    // A database error may quote the URL: never with its password.
+                    tracing::error!("SIGHUP: no key switch: {}", crate::config::redact_urls(&e));
                 }
             });
         }
@@ -313,28 +364,6 @@ fn switch_to_configured(path: Option<&Path>, running: &Config) -> Result<(), Str
     if c.signer.kind != crate::config::SignerKind::Pkcs11 {
         return Ok(());
     }
-    let label = c.signer.key_label.clone();
-    let running_label = running.signer.key_label.clone();
-    let in_effect = with_store(&c, |store| async move {
-        let switches = store.key_switches().await.map_err(|e| e.to_string())?;
-        let now = now_ms();
-        let current = key_switch_at(&switches, now);
-        let scheduled = switches
-            .iter()
-            .any(|s| s.at_ms > now && s.key_label == label);
-        Ok(scheduled
-            || match current {
-                Some(s) => s.key_label == label,
-                None => running_label == label,
-            })
-    })?;
-    if in_effect {
-        tracing::info!(
-            "SIGHUP: key {:?} signs already (or is scheduled to): nothing to switch",
-            c.signer.key_label
-        );
-        return Ok(());
-    }
     let der = std::fs::read(&c.signer.certificate)
         .map_err(|e| e.to_string())
         .and_then(|b| lavabeacon_format::cert::pem_blocks(&b).map_err(|e| e.to_string()))
@@ -346,6 +375,33 @@ fn switch_to_configured(path: Option<&Path>, running: &Config) -> Result<(), Str
             }
         })
         .map_err(|e| format!("{}: {e}", c.signer.certificate.display()))?;
+    // Compared by certificate, not label: a certificate renewed for the same key is a switch
+    // too.
+    let id = lavabeacon_format::message::certificate_id(&der);
+    let chain = running.beacon.chain;
+    let in_effect = with_store(&c, Role::Audit, |store| async move {
+        let switches = store.key_switches().await.map_err(|e| e.to_string())?;
+        let now = now_ms();
+        let scheduled = switches
+            .iter()
+            .any(|s| s.at_ms > now && s.certificate_id == id);
+        let signing = match key_switch_followed(&switches, now, chain) {
+            Some(s) => s.certificate_id == id,
+            None => store
+                .last()
+                .await
+                .map_err(|e| e.to_string())?
+                .is_some_and(|p| p.certificate_id == id),
+        };
+        Ok(scheduled || signing)
+    })?;
+    if in_effect {
+        tracing::info!(
+            "SIGHUP: certificate {} signs already (or is scheduled to): nothing to switch",
+            id.short()
+        );
+        return Ok(());
+    }
     let signer = Pkcs11Key::open(&c.signer.pkcs11()?)
         .and_then(|k| k.into_signer(&der))
         .map_err(|e| format!("key {:?}: {e}", c.signer.key_label))?;
@@ -359,6 +415,7 @@ fn switch_to_configured(path: Option<&Path>, running: &Config) -> Result<(), Str
         signer.certificate(),
         PulseSigner::cipher_suite(&signer),
         &when,
+        Some(&running.signer.key_label),
         &|line| tracing::info!("SIGHUP: {line}"),
     )
 }
@@ -370,12 +427,13 @@ pub fn schedule(config: Option<&PathBuf>) -> ExitCode {
         Err(code) => return code,
     };
     let configured = &c.signer.key_label;
-    let done = with_store(&c, |store| async move {
+    let chain = c.beacon.chain;
+    let done = with_store(&c, Role::Audit, |store| async move {
         let switches = store.key_switches().await.map_err(|e| e.to_string())?;
         let now = now_ms();
-        let current = key_switch_at(&switches, now).map(|s| s.at_ms);
-        if switches.is_empty() {
-            out!("no switch scheduled: key {configured:?} of the configuration signs");
+        let current = key_switch_followed(&switches, now, chain).map(|s| s.at_ms);
+        if current.is_none() {
+            out!("no switch in effect: key {configured:?} of the configuration signs");
         }
         for s in &switches {
             let state = if Some(s.at_ms) == current {
@@ -414,10 +472,11 @@ pub fn retire(config: Option<&PathBuf>, label: &str, destroy: bool, yes: bool) -
         ));
     }
     let configured = &c.signer.key_label;
-    let in_use = with_store(&c, |store| async move {
+    let chain = c.beacon.chain;
+    let in_use = with_store(&c, Role::Audit, |store| async move {
         let switches = store.key_switches().await.map_err(|e| e.to_string())?;
         let now = now_ms();
-        Ok(match key_switch_at(&switches, now) {
+        Ok(match key_switch_followed(&switches, now, chain) {
             Some(s) if s.key_label == label => Some("it signs now".to_string()),
             None if configured == label => {
                 Some("it is the configured key and no other is scheduled".into())
@@ -475,9 +534,9 @@ fn switch_time(c: &Config, at: &str) -> Result<i64, String> {
             "--at {at}: not a period boundary (the pulse times are multiples of {period} ms)"
         ));
     }
-    if t < earliest {
+    if t < earliest + period {
         return Err(format!(
-            "--at {at}: at least one period from now, so that every engine sees it before that slot (or --at next)"
+            "--at {at}: at least two periods from now, so that every engine sees it before it starts on that slot (or --at next)"
         ));
     }
     Ok(t)
@@ -498,8 +557,9 @@ fn usage(e: String) -> ExitCode {
     ExitCode::from(EXIT_USAGE)
 }
 
-/// Runs `f` with the engine's store (it may write: certificates and the schedule).
-fn with_store<F, Fut, T>(c: &Config, f: F) -> Result<T, String>
+/// Runs `f` with the store, opened as `role`: the engine's to write certificates and the
+/// schedule (it migrates, as the engine would), an audit's only to read them (it never does).
+fn with_store<F, Fut, T>(c: &Config, role: Role, f: F) -> Result<T, String>
 where
     F: FnOnce(Arc<dyn Store>) -> Fut,
     Fut: std::future::Future<Output = Result<T, String>>,
@@ -509,7 +569,7 @@ where
         .build()
         .map_err(|e| e.to_string())?
         .block_on(async {
-            let store = lavabeacon_store::open(&c.database.url)
+            let store = lavabeacon_store::open_with(&c.database.url, role)
                 .await
                 .map_err(|e| format!("database: {e}"))?;
             f(store).await

@@ -34,6 +34,7 @@ pub struct Args {
 const API_STOP: Duration = Duration::from_secs(3);
 
 pub fn run(args: Args) -> ExitCode {
+    super::lifecycle::ignore_hangup_while_starting();
     let path = args.common.config.clone();
     let c = match configure(args.common, args.period) {
         Ok(c) => c,

@@ -8,7 +8,7 @@ use crate::error::ApiError;
 use crate::limits::StreamSlot;
 use crate::paged::Cursor;
 use crate::pulses::path_index;
-use crate::reply::{newest, newest_in_chain, wants_xml, Reply, IMMUTABLE, NO_STORE};
+use crate::reply::{newest, newest_in_chain, until_next, wants_xml, Reply, IMMUTABLE, NO_STORE};
 use crate::state::Beacon;
 use crate::xml::{self, List};
 use actix_web::http::header;
@@ -176,11 +176,11 @@ fn empty_window() -> HttpResponse {
         .finish()
 }
 
-/// A skip path asked from a later pulse to an earlier one: skip lists only point back, so
-/// there is no such path (the reverse of it is the one to ask for).
+/// A skip path or chain asked from a later pulse to an earlier one: they only run forward, so
+/// there is none (the reverse of it is the one to ask for).
 fn backwards(from: impl Display, to: impl Display) -> ApiError {
     ApiError::NotFound(format!(
-        "no skip path runs backwards, from {from} to {to}: skip paths go from the older pulse to the newer; swap them"
+        "nothing runs backwards, from {from} to {to}: skip paths and chains go from the older pulse to the newer; swap them"
     ))
 }
 
@@ -323,7 +323,12 @@ fn streamed(
 
 /// A skip path: a JSON array of bare pulses, or NIST's XML `<skipList>` (each pulse after the
 /// first with the `type` of the listValue that links it to the one before).
-fn skip_path_reply(beacon: &Beacon, req: &HttpRequest, path: Vec<Pulse>) -> HttpResponse {
+fn skip_path_reply(
+    beacon: &Beacon,
+    req: &HttpRequest,
+    path: Vec<Pulse>,
+    cache: &str,
+) -> HttpResponse {
     let (media_type, body) = if wants_xml(req.headers()) {
         let body = xml::skip_list_xml(&path, beacon.test_warning().as_deref());
         (xml::MEDIA_TYPE, body)
@@ -336,14 +341,30 @@ fn skip_path_reply(beacon: &Beacon, req: &HttpRequest, path: Vec<Pulse>) -> Http
         (Framing::Array.media_type(), body)
     };
     HttpResponse::Ok()
-        .insert_header((header::CACHE_CONTROL, IMMUTABLE))
+        .insert_header((header::CACHE_CONTROL, cache.to_string()))
         .insert_header((header::VARY, "Accept"))
         .content_type(media_type)
         .body(body)
 }
 
+/// `Cache-Control` of an answer that ends at the last public pulse at or before `t2`: final
+/// once a pulse after `t2` is out (nothing can come before it any more), until then cacheable
+/// until the next pulse is due.
+async fn until_final(beacon: &Beacon, t2: i64) -> Result<String, ApiError> {
+    Ok(match newest(beacon).await? {
+        Some(n) if n.time_ms > t2 => IMMUTABLE.to_string(),
+        Some(n) => until_next(beacon, n.time_ms),
+        None => NO_STORE.to_string(),
+    })
+}
+
 /// The skip path from pulse `p1` to pulse `p2` of `chain`, both public.
-async fn skip_path(beacon: &Beacon, req: &HttpRequest, chain: u64, p1: u64, p2: u64) -> Reply {
+async fn skip_path(
+    beacon: &Beacon,
+    req: &HttpRequest,
+    (chain, p1, p2): (u64, u64, u64),
+    cache: &str,
+) -> Reply {
     if p1 > p2 {
         return Err(backwards(p1, p2));
     }
@@ -354,7 +375,7 @@ async fn skip_path(beacon: &Beacon, req: &HttpRequest, chain: u64, p1: u64, p2: 
         .ask(lavabeacon_store::skip_path(beacon.store(), chain, p1, p2))
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no published pulse {p1} in chain {chain}")))?;
-    Ok(skip_path_reply(beacon, req, path))
+    Ok(skip_path_reply(beacon, req, path, cache))
 }
 
 /// `/beacon/2.0/skipList/{c}/{p1}/{p2}`.
@@ -366,7 +387,7 @@ pub(crate) async fn skip_list_by_index(
     let chain = path_index("chain", &path.0)?;
     let p1 = path_index("pulse", &path.1)?;
     let p2 = path_index("pulse", &path.2)?;
-    skip_path(&beacon, &req, chain, p1, p2).await
+    skip_path(&beacon, &req, (chain, p1, p2), IMMUTABLE).await
 }
 
 /// The ends of a span of one chain given by two times: the pulse at `t1` (or the first after
@@ -403,16 +424,11 @@ pub(crate) async fn skip_list_by_time(
     path: web::Path<(String, String)>,
     req: HttpRequest,
 ) -> Reply {
-    let (start, end) =
-        ends_between(&beacon, parse_millis(&path.0)?, parse_millis(&path.1)?).await?;
-    skip_path(
-        &beacon,
-        &req,
-        start.chain_index,
-        start.pulse_index,
-        end.pulse_index,
-    )
-    .await
+    let t2 = parse_millis(&path.1)?;
+    let (start, end) = ends_between(&beacon, parse_millis(&path.0)?, t2).await?;
+    let cache = until_final(&beacon, t2).await?;
+    let ends = (start.chain_index, start.pulse_index, end.pulse_index);
+    skip_path(&beacon, &req, ends, &cache).await
 }
 
 /// `/beacon/2.0/chain/time/{t1}/{t2}/previous`: every pulse from the one at t1 (or the first
@@ -448,7 +464,6 @@ pub(crate) async fn chain_between(
     Ok(HttpResponse::Ok()
         .content_type(framing.media_type())
         .insert_header((header::VARY, "Accept"))
-        // Both ends are public, so is everything between, and none of it ever changes.
-        .insert_header((header::CACHE_CONTROL, IMMUTABLE))
+        .insert_header((header::CACHE_CONTROL, until_final(&beacon, t2).await?))
         .streaming(streamed(beacon.into_inner(), slot, cursor, framing)))
 }

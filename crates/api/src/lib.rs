@@ -42,7 +42,7 @@
 //!   same news the streams get.
 //! - `client.rs`: who a request came from (the peer, or what trusted proxies say).
 //! - `state.rs`: [`Beacon`], the shared state (store calls bounded by a timeout, the newest
-//!   pulse in memory, what the engine said); `limits.rs`: open streams per client and in all;
+//!   pulse and its certificate in memory, what the engine said); `limits.rs`: open streams per client and in all;
 //!   `metrics.rs`: the counters; `settings.rs`: [`BeaconInfo`] and its defaults.
 //! - `error.rs`: [`ApiError`], the one place an error becomes a status and a body: JSON, or
 //!   NIST's XML `<error>` for a request that asked for XML (every error, by one middleware).

@@ -232,7 +232,7 @@ routes! {
     }
     "/beacon/2.0/skipList/{c}/{p1}/{p2}" => bulk::skip_list_by_index {
         "getSkipPathByIndex",
-        "A skip path from pulse p1 to pulse p2 of chain c: a JSON array of pulses, each linked to the one before by a skip-list value",
+        "A skip path from pulse p1 to pulse p2 of chain c: a JSON array of pulses (or NIST's XML <skipList>), each linked to the one before by a skip-list value",
         params: [C, P1, P2],
         answer: SkipPath, statuses: [200, 400, 404, 503],
     }
@@ -243,7 +243,7 @@ routes! {
     }
     "/beacon/2.0/pulses" => bulk::pulses {
         "getPulses",
-        "Pulses with from <= timeStamp <= to, oldest first, as JSON Lines; at most 20,000 periods per answer, then a Link header rel=next",
+        "Pulses with from <= timeStamp <= to, oldest first, as JSON Lines (or NIST's XML); at most 20,000 periods per answer, then a Link header rel=next",
         params: [query("from", true, Kind::AnyTime, "RFC 3339, Unix seconds or Unix milliseconds"), query("to", false, Kind::AnyTime, "same forms; default now")],
         answer: PulseLines, statuses: [200, 400, 404, 429, 503],
     }

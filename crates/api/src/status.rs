@@ -51,10 +51,13 @@ pub(crate) async fn health(beacon: web::Data<Beacon>) -> HttpResponse {
         beacon.cached_certificate()
     };
     let cert_state = certificate.as_ref().map(|c| {
-        let left = c.not_after - now.div_euclid(1000);
+        // As the engine and the verifier read it: valid up to and including the second
+        // not_after names, and not after it.
+        let left_ms = c.not_after.saturating_mul(1000) - now;
+        let left = left_ms.div_euclid(1000);
         let state = if now < c.not_before.saturating_mul(1000) {
             "not yet valid"
-        } else if left < 0 {
+        } else if left_ms < 0 {
             "expired"
         } else if left < beacon.info().certificate_warning_secs as i64 {
             "expiring"

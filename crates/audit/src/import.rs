@@ -92,7 +92,8 @@ fn certificates(args: &Args) -> Result<(CertificateSet, CertificateSet), String>
     Ok((checking, stored))
 }
 
-/// Loads the certificates, the pulses of `file` and the manifests beside it.
+/// Loads the certificates and external sources' descriptions, the pulses of `file` and the
+/// manifests beside it.
 async fn load(database: &str, certs: &CertificateSet, file: &Path) -> Result<Loaded, String> {
     let store = lavabeacon_store::open(database)
         .await

@@ -46,7 +46,8 @@ pub fn write_external_source(pulses: &Path, description: &str) -> std::io::Resul
 }
 
 /// The descriptions in `NAME.external-sources/` (none when there is no such folder), in name
-/// order.
+/// order; each file's name must be the SHA-512 of its bytes (a changed file is refused: the
+/// store keeps descriptions for ever).
 pub fn read_external_sources(pulses: &Path) -> Result<Vec<String>, String> {
     let dir = external_sources_dir(pulses);
     if !dir.is_dir() {
@@ -62,7 +63,19 @@ pub fn read_external_sources(pulses: &Path) -> Result<Vec<String>, String> {
     paths.sort();
     paths
         .iter()
-        .map(|p| std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display())))
+        .map(|p| {
+            let text = std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?;
+            let id = lavabeacon_format::hash::sha512(&[text.as_bytes()]);
+            let named = p.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
+            if !named.eq_ignore_ascii_case(&id.to_hex_upper()) {
+                return Err(format!(
+                    "{}: its SHA-512 is {}, not its name: the description was changed",
+                    p.display(),
+                    id.to_hex_upper()
+                ));
+            }
+            Ok(text)
+        })
         .collect()
 }
 

@@ -15,7 +15,7 @@ use lavabeacon_format::message::precommitment;
 use lavabeacon_format::time::Slots;
 use lavabeacon_format::Pulse;
 use lavabeacon_signer::Signer;
-use lavabeacon_store::{key_switch_at, KeySwitch, Leadership, Store, StoreError};
+use lavabeacon_store::{key_switch_followed, KeySwitch, Leadership, Store, StoreError};
 use std::sync::Arc;
 use std::time::Duration;
 use zeroize::Zeroizing;
@@ -96,8 +96,9 @@ pub struct Engine {
     expiry_warning: Duration,
     /// When the last expiry warning was logged, Unix ms.
     warned_expiry_ms: Option<i64>,
-    /// A new chain's first slot: after the newest pulse of any chain.
-    first_slot_after: Option<i64>,
+    /// With no pulse in this chain yet: the newest stored pulse's time (of any chain), which a
+    /// new chain's first slot must come after.
+    newest_stored_ms: Option<i64>,
     sources: SourceSet,
     cfg: EngineConfig,
     clock: Arc<dyn Clock>,
@@ -134,7 +135,7 @@ impl Engine {
             configured_chain: cfg.params.chain_index,
             expiry_warning: DEFAULT_EXPIRY_WARNING,
             warned_expiry_ms: None,
-            first_slot_after: None,
+            newest_stored_ms: None,
             signer,
             sources,
             cfg,
@@ -168,30 +169,35 @@ impl Engine {
     /// has said which chain (and key) is in effect now.
     async fn reload(&mut self) -> Result<(), EngineError> {
         let switches = self.store.key_switches().await?;
-        let now = self.clock.now_ms();
-        if let Some(s) = self.switch_at(&switches, now) {
-            let s = s.clone();
+        if let Some(s) = self.switch_at(&switches, self.clock.now_ms()).cloned() {
             self.signer = self.keys.signer_for(self.store.as_ref(), &s).await?;
             self.cfg.params.chain_index = s.chain;
         }
-        // Values pending may have been sealed by any key scheduled lately.
-        let recent: Vec<KeySwitch> = switches
-            .iter()
-            .filter(|s| s.at_ms >= now - 3 * i64::from(self.cfg.params.period_ms))
-            .cloned()
-            .collect();
-        self.keys.open_all(self.store.as_ref(), &recent).await;
-        if let Some(before) = switches.iter().filter(|s| s.at_ms <= now).nth_back(1) {
-            self.keys
-                .open_all(self.store.as_ref(), std::slice::from_ref(before))
-                .await;
-        }
-        let unsealing = self.keys.unsealing(&self.signer);
+        self.reload_state(&switches).await
+    }
+
+    /// Reads the state of the chain in `cfg` and its sealed next value, with the key already
+    /// chosen (a scheduled chain switch chooses it for a slot still ahead, so this must not
+    /// choose again for now).
+    async fn reload_state(&mut self, switches: &[KeySwitch]) -> Result<(), EngineError> {
         let (builder, last) =
             match resume_builder(self.store.as_ref(), self.cfg.params.clone()).await? {
                 Some((b, last)) => (b, Some(last)),
                 None => (ChainBuilder::new_chain(self.cfg.params.clone()), None),
             };
+        // What is pending was sealed by the key that signed the last pulse, or by one
+        // scheduled lately (an attempt for the slot after it): open those too.
+        let now = self.clock.now_ms();
+        let mut sealers: Vec<KeySwitch> = switches
+            .iter()
+            .filter(|s| s.at_ms >= now - 3 * i64::from(self.cfg.params.period_ms))
+            .cloned()
+            .collect();
+        if let Some(t) = last.as_ref().and_then(|l| l.time_ms().ok()) {
+            sealers.extend(self.switch_at(switches, t).cloned());
+        }
+        self.keys.open_all(self.store.as_ref(), &sealers).await;
+        let unsealing = self.keys.unsealing(&self.signer);
         let (next, commitment_lost) = match &last {
             None => (None, false),
             Some(l) => match recover_next(self.store.as_ref(), &unsealing, l).await? {
@@ -213,7 +219,7 @@ impl Engine {
             None
         };
         // A new chain starts after everything stored, whatever chain that is in.
-        self.first_slot_after = match &last {
+        self.newest_stored_ms = match &last {
             Some(_) => None,
             None => self.store.last().await?.and_then(|p| p.time_ms().ok()),
         };
@@ -270,6 +276,13 @@ impl Engine {
         self
     }
 
+    /// Also tries `key` when opening a sealed value (the configured key, when the schedule
+    /// names another: it may have sealed the value a restart finds).
+    pub fn with_unsealing_key(mut self, key: Arc<dyn Signer>) -> Self {
+        self.keys.add(key);
+        self
+    }
+
     /// Warns in the log (hourly) from `lead` before the signing certificate expires (default
     /// [`DEFAULT_EXPIRY_WARNING`]).
     pub fn with_expiry_warning(mut self, lead: Duration) -> Self {
@@ -280,7 +293,7 @@ impl Engine {
     /// The switch of `switches` in effect at `time_ms`, unless the configuration has moved on
     /// to a later chain than it names (the operator started one by configuration).
     fn switch_at<'s>(&self, switches: &'s [KeySwitch], time_ms: i64) -> Option<&'s KeySwitch> {
-        key_switch_at(switches, time_ms).filter(|s| s.chain >= self.configured_chain)
+        key_switch_followed(switches, time_ms, self.configured_chain)
     }
 
     /// Takes the key (and chain) the schedule names for slot `t`. Whether the chain changed
@@ -308,7 +321,7 @@ impl Engine {
                 self.cfg.params.chain_index
             );
             self.cfg.params.chain_index = s.chain;
-            self.reload().await?;
+            self.reload_state(&switches).await?;
             return Ok(true);
         }
         Ok(false)
@@ -361,7 +374,7 @@ impl Engine {
         let period = slots.period_ms();
         let first_free = slots.at_or_after(self.clock.now_ms());
         match &self.last {
-            None => match self.first_slot_after {
+            None => match self.newest_stored_ms {
                 Some(t) => first_free.max(t + period),
                 None => first_free,
             },

@@ -6,7 +6,8 @@
 //! or after a switch's time is signed with its key, the pulse before it with the old one, and
 //! the two link as any two pulses do (same chain, consecutive indexes); a switch that names a
 //! higher chain starts that chain there instead (statusCode 1). Keys are opened by label
-//! through a [`KeyRing`] the binary gives (the HSM); without one only the configured key signs.
+//! through a [`KeyRing`] the binary gives (the HSM); without one, a schedule that names another
+//! key stops the signing at its time (the development software key does not rotate).
 //!
 //! A value sealed for the next pulse was sealed by the key in effect when it was made, so a
 //! restart right after a switch opens it with [`Unsealing`]: every key this engine has opened,
@@ -29,18 +30,32 @@ pub trait KeyRing: Send + Sync {
     fn open(&self, label: &str, certificate_der: &[u8]) -> Result<Arc<dyn Signer>, SignerError>;
 }
 
+/// How long a key that would not open is not tried again (a retired one never will).
+const RETRY_OPEN_MS: u128 = 60_000;
+
 /// The keys an engine has opened, by certificate id, and the ring to open more.
 pub(crate) struct Keys {
     ring: Option<Arc<dyn KeyRing>>,
     opened: HashMap<Hash512, Arc<dyn Signer>>,
+    /// Keys that would not open, and when that was.
+    failed: HashMap<Hash512, std::time::Instant>,
 }
 
 impl Keys {
-    /// The configured key, and no ring yet.
-    pub(crate) fn new(configured: &Arc<dyn Signer>) -> Keys {
-        let mut opened = HashMap::new();
-        opened.insert(configured.certificate().id, configured.clone());
-        Keys { ring: None, opened }
+    /// The key the engine starts with, and no ring yet.
+    pub(crate) fn new(first: &Arc<dyn Signer>) -> Keys {
+        let mut keys = Keys {
+            ring: None,
+            opened: HashMap::new(),
+            failed: HashMap::new(),
+        };
+        keys.add(first.clone());
+        keys
+    }
+
+    /// A key opened elsewhere (tried for unsealing, used when the schedule names it).
+    pub(crate) fn add(&mut self, key: Arc<dyn Signer>) {
+        self.opened.insert(key.certificate().id, key);
     }
 
     pub(crate) fn set_ring(&mut self, ring: Arc<dyn KeyRing>) {
@@ -91,11 +106,21 @@ impl Keys {
     }
 
     /// Opens, as far as it can, the keys of `switches` (those that may have sealed a value
-    /// still pending); a key that will not open is left out (a retired one cannot).
+    /// still pending); a key that will not open is left out (a retired one cannot) and not
+    /// tried again for a minute.
     pub(crate) async fn open_all(&mut self, store: &dyn Store, switches: &[KeySwitch]) {
         for s in switches {
+            let recently_failed = self
+                .failed
+                .get(&s.certificate_id)
+                .is_some_and(|t| t.elapsed().as_millis() < RETRY_OPEN_MS);
+            if self.opened.contains_key(&s.certificate_id) || recently_failed {
+                continue;
+            }
             if let Err(e) = self.signer_for(store, s).await {
                 tracing::debug!("key {} not opened for unsealing: {e}", s.key_label);
+                self.failed
+                    .insert(s.certificate_id, std::time::Instant::now());
             }
         }
     }

@@ -95,7 +95,13 @@ pub async fn run(
                     tracing::info!("leading again");
                     continue;
                 }
-                let wait = backoff.next();
+                // A certificate outside its validity stays so until a key is rotated in: one
+                // look a period, not a retry every few seconds for days.
+                let wait = if matches!(e, EngineError::Certificate { .. }) {
+                    period
+                } else {
+                    backoff.next()
+                };
                 tokio::select! {
                     biased;
                     _ = &mut stop => return,

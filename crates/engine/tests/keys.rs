@@ -240,3 +240,26 @@ async fn an_expired_certificate_stops_the_signing_and_a_rotated_key_resumes_it()
         "the gap is marked, the commitment kept"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_chain_after_an_earlier_rotation_starts_exactly_at_its_slot() {
+    let w = world(None).await;
+    let mut e = w.engine(1);
+    e.step().await.unwrap();
+    // B from the third slot in chain 1; then A again, in chain 2, from the fifth.
+    w.schedule(T0 + 3 * PERIOD, 1, "key-b").await;
+    w.schedule(T0 + 5 * PERIOD, 2, "key-a").await;
+    for _ in 0..6 {
+        e.step().await.unwrap();
+    }
+    let one = w.verified(1).await;
+    let two = w.verified(2).await;
+    assert_eq!(w.signed_by(&one), ['A', 'A', 'B', 'B']);
+    assert_eq!(
+        two[0].time_ms().unwrap(),
+        T0 + 5 * PERIOD,
+        "chain 2 starts at its slot, not a period late"
+    );
+    assert_eq!(w.signed_by(&two), ['A', 'A', 'A']);
+    assert_eq!(statuses(&two), [1, 0, 0]);
+}

@@ -46,27 +46,36 @@ pub struct CaFiles {
 /// never signs outside it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Validity {
-    /// The first second it is valid (X.509 keeps whole seconds: later fractions are dropped).
+    /// When it starts (X.509 keeps whole seconds: a fraction is dropped).
     pub not_before: SystemTime,
-    /// The last second it is valid.
+    /// When it ends: pulses stamped up to this second, itself included, are inside it (the
+    /// engine and the verifier read it so); a fraction is dropped.
     pub not_after: SystemTime,
 }
 
 impl Validity {
-    /// From now, for `length`.
+    /// From now, for `length` (at most [`MAX_YEARS`]: X.509 times end in 9999).
     pub fn from_now(length: Duration) -> Validity {
         let now = SystemTime::now();
         Validity {
             not_before: now,
-            not_after: now + length,
+            not_after: now + length.min(Duration::from_secs(MAX_YEARS * YEAR)),
         }
     }
 
-    /// From now, for `years` years of 365 days.
+    /// From now, for `years` years of 365 days (1 to [`MAX_YEARS`]).
     pub fn years(years: u32) -> Validity {
-        Validity::from_now(Duration::from_secs(365 * 86_400 * u64::from(years.max(1))))
+        Validity::from_now(Duration::from_secs(YEAR * u64::from(years.max(1))))
     }
 }
+
+/// A year, as validity lengths count it: 365 days of seconds.
+const YEAR: u64 = 365 * 86_400;
+
+/// The longest validity issued, in years.
+pub const MAX_YEARS: u64 = 100;
+
+impl Validity {}
 
 /// Issues a certificate for `key`, valid as `validity` says: self-signed (inside the HSM for a
 /// PKCS#11 key), or signed by an operator CA. `test` puts `TEST ONLY - NOT FOR SECURITY USE` in

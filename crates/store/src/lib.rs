@@ -1,7 +1,7 @@
 //! # lavabeacon-store
 //!
-//! The pulse store: pulses, certificates, external sources' descriptions, source manifests and
-//! sealed pending secrets, in
+//! The pulse store: pulses, certificates, external sources' descriptions, source manifests,
+//! sealed pending secrets and the signing-key schedule, in
 //! SQLite (embedded, the default) or PostgreSQL (production, replicas, standby engines). The
 //! URL picks the backend at run time: [`open`] (for the engine) or [`open_with`] and a
 //! [`Role`] (the engine, an API node, an offline audit), which decides whether the store
@@ -44,7 +44,8 @@
 //!   a pulse and a row (the column table, encode, decode); `schema.rs`: the schema version
 //!   check; `redact.rs`: passwords out of every message.
 //! - `skip_path.rs`: [`skip_path`], planned with the trait's lookups, for any store.
-//! - [`KeySwitch`] and [`key_switch_at`] (here): the signing-key schedule every engine follows.
+//! - [`KeySwitch`], [`key_switch_at`] and [`key_switch_followed`] (here): the signing-key
+//!   schedule every engine follows, and the one rule for which switch it follows.
 //! - `fake/` (feature `fake`): `fake::FakeStore`, a store in memory, and `fake::FaultyStore`,
 //!   which injects faults around any store, for other crates' tests.
 
@@ -111,6 +112,18 @@ pub fn key_switch_at(switches: &[KeySwitch], time_ms: i64) -> Option<&KeySwitch>
         .iter()
         .filter(|s| s.at_ms <= time_ms)
         .max_by_key(|s| s.at_ms)
+}
+
+/// The switch an engine configured for chain `configured_chain` follows at `time_ms`: the one
+/// in effect, unless the configuration has moved on to a later chain than it names (the
+/// operator started one by configuration; then the configured key signs). The one rule the
+/// engine and the `keys` commands share.
+pub fn key_switch_followed(
+    switches: &[KeySwitch],
+    time_ms: i64,
+    configured_chain: u64,
+) -> Option<&KeySwitch> {
+    key_switch_at(switches, time_ms).filter(|s| s.chain >= configured_chain)
 }
 
 /// The store. Lookups return `Option`; appends check the chain rules in one transaction.

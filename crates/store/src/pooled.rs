@@ -307,9 +307,14 @@ where
             .map_err(self.fail())?;
         rows.into_iter()
             .map(|(at_ms, chain, key_label, id)| {
+                let corrupt =
+                    |what: &str| StoreError::corrupt(format!("key switch at {at_ms}: {what}"));
                 Ok(crate::KeySwitch {
                     at_ms,
-                    chain: u64::try_from(chain).unwrap_or(0),
+                    chain: u64::try_from(chain)
+                        .ok()
+                        .filter(|c| *c > 0)
+                        .ok_or_else(|| corrupt("a chain index below 1"))?,
                     key_label,
                     certificate_id: Hash512(id.try_into().map_err(|_| {
                         StoreError::corrupt(format!(

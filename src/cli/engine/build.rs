@@ -19,7 +19,7 @@ use lavabeacon_format::test_beacon::{self, TestMark};
 use lavabeacon_signer::pkcs11::{Pkcs11Config, Pkcs11Key};
 use lavabeacon_signer::software::SoftwareSigner;
 use lavabeacon_signer::{Signer, SignerError};
-use lavabeacon_store::{key_switch_at, Role};
+use lavabeacon_store::{key_switch_followed, Role};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -41,15 +41,19 @@ pub(super) async fn build(c: &Config) -> Result<BuiltEngine, (&'static str, Stri
         .await
         .map_err(|e| ("reading the key schedule", e.to_string()))?;
     let now = SystemClock.now_ms();
-    let scheduled = key_switch_at(&switches, now).filter(|s| s.chain >= c.beacon.chain);
+    let scheduled = key_switch_followed(&switches, now, c.beacon.chain);
     let ring = match c.signer.kind {
         SignerKind::Pkcs11 => Some(Arc::new(HsmKeys(
             c.signer.pkcs11().map_err(|e| ("signer", e))?,
         ))),
         SignerKind::Software => None,
     };
+    // With a scheduled key, the configured one is still opened if it can be: a restart soon
+    // after the first switch may find a value it sealed.
+    let mut configured = None;
     let signer = match (scheduled, &ring) {
         (Some(s), Some(ring)) => {
+            configured = signer(c).ok();
             let der = store
                 .certificate(&s.certificate_id)
                 .await
@@ -91,6 +95,9 @@ pub(super) async fn build(c: &Config) -> Result<BuiltEngine, (&'static str, Stri
         ));
     if let Some(ring) = ring {
         engine = engine.with_key_ring(ring);
+    }
+    if let Some(key) = configured {
+        engine = engine.with_unsealing_key(key);
     }
     if let Some(x) = external {
         engine = engine.with_external(x);

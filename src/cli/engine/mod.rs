@@ -30,6 +30,7 @@ pub struct Args {
 pub const ENGINE_STOP: Duration = Duration::from_secs(2);
 
 pub fn run(args: Args) -> ExitCode {
+    super::lifecycle::ignore_hangup_while_starting();
     let path = args.common.config.clone();
     let c = match configure(args.common, args.period) {
         Ok(c) => c,

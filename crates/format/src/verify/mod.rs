@@ -5,8 +5,10 @@
 //! chain and index.
 //!
 //! ## Layout
-//! - this file: the public API ([`Verifier`], [`Options`], [`CertLookup`], [`Input`]) and the
-//!   work's shape: a reading thread, chunks of pulses checked in parts on the rayon pool.
+//! - this file: the public API ([`Verifier`], [`Options`], [`CertLookup`], [`Input`]), the
+//!   work's shape (a reading thread, chunks of pulses checked in parts on the rayon pool), and
+//!   the `--ca` rule (each certificate's issuer checked once, then every pulse held to that
+//!   authority's validity).
 //! - `rules`: the rules for one pulse on its own, one function per group; [`PulseOutcome`].
 //! - `batch`: the queue of Ed25519 signatures each part checks as one batch.
 //! - `accumulate`: outcomes into a [`Report`], and the chain rules in one of three modes
