@@ -34,6 +34,26 @@ fn setup(hsm: &Path, database: Option<&str>) -> PathBuf {
     toml
 }
 
+/// A dev token and its configuration at one pulse a second over SQLite, in a new temporary
+/// folder, with the store opened; `None` (the test skipped) without SoftHSM2 outside CI.
+async fn sqlite_run() -> Option<(
+    tempfile::TempDir,
+    PathBuf,
+    PathBuf,
+    std::sync::Arc<dyn Store>,
+)> {
+    if !softhsm_present() {
+        return None;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let hsm = dir.path().join("hsm");
+    let toml = setup(&hsm, None);
+    let store = lavabeacon_store::open(&format!("sqlite:{}", hsm.join("lavabeacon.db").display()))
+        .await
+        .unwrap();
+    Some((dir, hsm, toml, store))
+}
+
 fn lavabeacon(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_lavabeacon"))
         .args(args)
@@ -131,15 +151,9 @@ fn no_missed_period(pulses: &[Pulse]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rotation_during_serve_misses_no_period_and_the_old_key_can_then_be_retired() {
-    if !softhsm_present() {
+    let Some((dir, hsm, toml, store)) = sqlite_run().await else {
         return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let hsm = dir.path().join("hsm");
-    let toml = setup(&hsm, None);
-    let store = lavabeacon_store::open(&format!("sqlite:{}", hsm.join("lavabeacon.db").display()))
-        .await
-        .unwrap();
+    };
     let beacon = Beacon::start("serve", &toml, &[]);
     wait_for(store.as_ref(), 3, 30).await;
     let old = certificate_id(&hsm.join("pulse-key.pem"));
@@ -255,12 +269,9 @@ async fn a_rotation_during_serve_misses_no_period_and_the_old_key_can_then_be_re
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_certificate_that_expires_stops_the_signing_until_a_new_key_is_rotated_in() {
-    if !softhsm_present() {
+    let Some((dir, hsm, toml, store)) = sqlite_run().await else {
         return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let hsm = dir.path().join("hsm");
-    let toml = setup(&hsm, None);
+    };
     // The configured key's certificate, issued now for 6 seconds.
     let o = lavabeacon(&[
         "cert",
@@ -274,9 +285,6 @@ async fn a_certificate_that_expires_stops_the_signing_until_a_new_key_is_rotated
     assert!(o.status.success(), "{}", output_text(&o));
     let short = std::fs::read(hsm.join("pulse-key.pem")).unwrap();
     let short_cert = parse_certificates(&short).unwrap().remove(0);
-    let store = lavabeacon_store::open(&format!("sqlite:{}", hsm.join("lavabeacon.db").display()))
-        .await
-        .unwrap();
     let beacon = Beacon::start("serve", &toml, &[]);
     wait_for(store.as_ref(), 1, 30).await;
     // Past its end: nothing more is signed, and /health says why.
@@ -374,15 +382,9 @@ fn now_ms() -> i64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_key_in_the_configuration_takes_over_at_the_next_boundary_on_sighup() {
-    if !softhsm_present() {
+    let Some((dir, hsm, toml, store)) = sqlite_run().await else {
         return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let hsm = dir.path().join("hsm");
-    let toml = setup(&hsm, None);
-    let store = lavabeacon_store::open(&format!("sqlite:{}", hsm.join("lavabeacon.db").display()))
-        .await
-        .unwrap();
+    };
     let beacon = Beacon::start("serve", &toml, &[]);
     wait_for(store.as_ref(), 2, 30).await;
     let old = certificate_id(&hsm.join("pulse-key.pem"));
@@ -427,4 +429,69 @@ async fn a_new_key_in_the_configuration_takes_over_at_the_next_boundary_on_sighu
         dir.path(),
     );
     no_missed_period(&pulses);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_suite_starts_a_new_chain_at_its_slot_and_both_chains_stay_served() {
+    let Some((dir, hsm, toml, store)) = sqlite_run().await else {
+        return;
+    };
+    let config = toml.to_str().unwrap();
+    let beacon = Beacon::start("serve", &toml, &[]);
+    wait_for(store.as_ref(), 2, 30).await;
+    // An RSA key for an Ed25519 chain: refused without --new-chain, before anything is made.
+    let rotate_rsa = [
+        "keys", "rotate", "--config", config, "--label", "rsa-key", "--suite", "rsa-3072",
+        "--test", "--at", "next",
+    ];
+    let o = lavabeacon(&rotate_rsa);
+    assert_eq!(o.status.code(), Some(2), "{}", output_text(&o));
+    assert!(
+        output_text(&o).contains("--new-chain"),
+        "{}",
+        output_text(&o)
+    );
+    let rsa_pem = hsm.join("rsa-key.pem");
+    assert!(!rsa_pem.exists());
+    let o = lavabeacon(&[&rotate_rsa[..], &["--new-chain"]].concat());
+    assert!(o.status.success(), "{}", output_text(&o));
+    assert!(output_text(&o).contains("chain 2"), "{}", output_text(&o));
+    let started = std::time::Instant::now();
+    while store
+        .last_in_chain(2)
+        .await
+        .unwrap()
+        .map_or(0, |p| p.pulse_index)
+        < 3
+    {
+        assert!(started.elapsed() < Duration::from_secs(30), "no chain 2");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (status, _, body) = get(
+        &format!("{}/beacon/2.0/chain/last/pulse/1", beacon.base),
+        &[],
+    );
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"chainIndex\":2,\"pulseIndex\":1"), "{body}");
+    let (status, _, _) = get(
+        &format!("{}/beacon/2.0/chain/1/pulse/last", beacon.base),
+        &[],
+    );
+    assert_eq!(status, 200, "the old chain stays served");
+    beacon.kill();
+
+    let one = chain(store.as_ref()).await;
+    let first_of_two = store.by_index(2, 1).await.unwrap().unwrap();
+    assert_eq!(first_of_two.status_code, 1);
+    assert_eq!(first_of_two.cipher_suite, 0, "RSA");
+    assert_eq!(
+        first_of_two.time_ms().unwrap() - one.last().unwrap().time_ms().unwrap(),
+        1000,
+        "no slot missed between the chains"
+    );
+    let mut both = one.clone();
+    for i in 1..=store.last_in_chain(2).await.unwrap().unwrap().pulse_index {
+        both.push(store.by_index(2, i).await.unwrap().unwrap());
+    }
+    verified(&both, &[hsm.join("pulse-key.pem"), rsa_pem], dir.path());
 }

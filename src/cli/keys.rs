@@ -36,6 +36,10 @@ pub enum KeysCommand {
         /// The new key's label (a label not used before).
         #[arg(long)]
         label: String,
+        /// Its suite: ed25519, rsa-3072 or rsa-4096 (default the configuration's); another
+        /// suite than the chain's needs --new-chain.
+        #[arg(long)]
+        suite: Option<String>,
         /// The certificate subject's common name.
         #[arg(long, default_value = "lavabeacon pulse signing key")]
         name: String,
@@ -150,12 +154,24 @@ pub fn keys(cmd: KeysCommand) -> ExitCode {
         KeysCommand::Rotate {
             config,
             label,
+            suite,
             name,
             test,
             validity,
             ca,
             when,
-        } => return rotate::rotate(config.as_ref(), label, name, *test, validity, ca, when),
+        } => {
+            return rotate::rotate(
+                config.as_ref(),
+                label,
+                suite.as_deref(),
+                name,
+                *test,
+                validity,
+                ca,
+                when,
+            )
+        }
         KeysCommand::Switch {
             config,
             label,

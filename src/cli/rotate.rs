@@ -114,9 +114,11 @@ pub struct WhenArgs {
 }
 
 /// `keys rotate`: a new key, its certificate, and (with `--at`) its switch.
+#[allow(clippy::too_many_arguments)] // one per flag of `keys rotate`
 pub fn rotate(
     config: Option<&PathBuf>,
     label: &str,
+    suite: Option<&str>,
     name: &str,
     test: bool,
     validity: &ValidityArgs,
@@ -141,6 +143,34 @@ pub fn rotate(
         ));
     }
     p.key_label = label.to_string();
+    if let Some(suite) = suite {
+        p.suite = match suite.parse() {
+            Ok(s) => s,
+            Err(e) => return usage(format!("--suite {suite}: {e}")),
+        };
+    }
+    // A change of suite is refused before anything is made, unless it starts a new chain.
+    let code = match p.suite {
+        lavabeacon_signer::Suite::Ed25519 => 2,
+        lavabeacon_signer::Suite::Rsa { .. } => 0,
+    };
+    let chain_suite = with_store(&c, Role::Audit, |store| async move {
+        Ok(store
+            .last()
+            .await
+            .map_err(|e| e.to_string())?
+            .map(|p| p.cipher_suite))
+    });
+    match chain_suite {
+        Ok(Some(have)) if have != code && !when.new_chain => {
+            return usage(format!(
+                "a {} key signs cipherSuite {code}, the chain's pulses have {have}: a change of suite starts a new chain; add --new-chain",
+                p.suite.name()
+            ))
+        }
+        Ok(_) => {}
+        Err(e) => return fail("keys rotate", e),
+    }
     let signer = match Pkcs11Key::generate(&p).and_then(|k| {
         let der = k.issue_certificate(name, test, validity, ca.as_ref())?;
         k.into_signer(&der)
@@ -182,19 +212,19 @@ pub fn switch(
     if when.at.is_none() {
         return usage("keys switch needs --at TIME (or --at next)".into());
     }
-    let der = match std::fs::read(certificate)
-        .map_err(|e| e.to_string())
-        .and_then(|b| lavabeacon_format::cert::pem_blocks(&b).map_err(|e| e.to_string()))
-    {
-        Ok(mut blocks) if !blocks.is_empty() => blocks.remove(0),
-        Ok(_) => return usage(format!("{}: no certificate", certificate.display())),
-        Err(e) => return usage(format!("{}: {e}", certificate.display())),
+    let der = match certificate_der(certificate) {
+        Ok(der) => der,
+        Err(e) => return usage(e),
     };
     let mut p = match pkcs11_before_loading(&c) {
         Ok(p) => p,
         Err(e) => return fail("configuration", e),
     };
     p.key_label = label.to_string();
+    p.suite = match super::engine::suite_of(&der) {
+        Ok(s) => s,
+        Err(e) => return usage(format!("{}: {e}", certificate.display())),
+    };
     // Opened and self-tested here, so a switch is never scheduled to a key that cannot sign.
     let signer = match Pkcs11Key::open(&p).and_then(|k| k.into_signer(&der)) {
         Ok(s) => s,
@@ -364,17 +394,7 @@ fn switch_to_configured(path: Option<&Path>, running: &Config) -> Result<(), Str
     if c.signer.kind != crate::config::SignerKind::Pkcs11 {
         return Ok(());
     }
-    let der = std::fs::read(&c.signer.certificate)
-        .map_err(|e| e.to_string())
-        .and_then(|b| lavabeacon_format::cert::pem_blocks(&b).map_err(|e| e.to_string()))
-        .and_then(|mut b| {
-            if b.is_empty() {
-                Err("no certificate".to_string())
-            } else {
-                Ok(b.remove(0))
-            }
-        })
-        .map_err(|e| format!("{}: {e}", c.signer.certificate.display()))?;
+    let der = certificate_der(&c.signer.certificate)?;
     // Compared by certificate, not label: a certificate renewed for the same key is a switch
     // too.
     let id = lavabeacon_format::message::certificate_id(&der);
@@ -540,6 +560,16 @@ fn switch_time(c: &Config, at: &str) -> Result<i64, String> {
         ));
     }
     Ok(t)
+}
+
+/// The first certificate in a PEM (or DER) file, as the engine reads its certificate.
+fn certificate_der(path: &Path) -> Result<Vec<u8>, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    lavabeacon_format::cert::pem_blocks(&bytes)
+        .map_err(|e| format!("{}: {e}", path.display()))?
+        .into_iter()
+        .next()
+        .ok_or_else(|| format!("{}: no certificate", path.display()))
 }
 
 fn show(ms: i64) -> String {

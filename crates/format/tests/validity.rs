@@ -3,25 +3,12 @@
 
 mod support;
 
-use ed25519_dalek::pkcs8::EncodePrivateKey;
 use lavabeacon_format::authority::Authorities;
 use lavabeacon_format::cert::Certificate;
 use lavabeacon_format::suite::Ed25519KeySigner;
 use lavabeacon_format::verify::{Options, Verifier};
 use lavabeacon_format::{Check, Pulse, Report};
-use support::{build_chain, cert_set};
-
-/// An Ed25519 key pair for rcgen, from a fixed seed, and the dalek key.
-fn key(seed: u8) -> (ed25519_dalek::SigningKey, rcgen::KeyPair) {
-    let key = ed25519_dalek::SigningKey::from_bytes(&[seed; 32]);
-    let pkcs8 = key.to_pkcs8_der().unwrap();
-    let kp = rcgen::KeyPair::from_pkcs8_der_and_sign_algo(
-        &rustls_pki_types::PrivatePkcs8KeyDer::from(pkcs8.as_bytes().to_vec()),
-        &rcgen::PKCS_ED25519,
-    )
-    .unwrap();
-    (key, kp)
-}
+use support::{build_chain, cert_set, ed25519_key};
 
 type Ymd = (i32, u8, u8);
 
@@ -54,7 +41,7 @@ fn ca(name: &str, from: Ymd, to: Ymd) -> Ca {
 
 /// A pulse key with a certificate valid `from..to`, issued by `ca` or self-signed.
 fn identity(seed: u8, from: Ymd, to: Ymd, ca: Option<&Ca>) -> (Ed25519KeySigner, Certificate) {
-    let (key, kp) = key(seed);
+    let (key, kp) = ed25519_key(seed);
     let p = params("lavabeacon pulse key", from, to);
     let der = match ca {
         Some(ca) => p.signed_by(&kp, &ca.cert, &ca.key).unwrap(),

@@ -18,7 +18,7 @@ use lavabeacon_format::cert::CertificateSet;
 use lavabeacon_format::test_beacon::{self, TestMark};
 use lavabeacon_signer::pkcs11::{Pkcs11Config, Pkcs11Key};
 use lavabeacon_signer::software::SoftwareSigner;
-use lavabeacon_signer::{Signer, SignerError};
+use lavabeacon_signer::{Signer, SignerError, Suite};
 use lavabeacon_store::{key_switch_followed, Role};
 use std::sync::Arc;
 use std::time::Duration;
@@ -135,10 +135,24 @@ impl KeyRing for HsmKeys {
     fn open(&self, label: &str, certificate_der: &[u8]) -> Result<Arc<dyn Signer>, SignerError> {
         let mut cfg = self.0.clone();
         cfg.key_label = label.to_string();
+        // The key's suite is its certificate's (a key for a new chain may be of another suite
+        // than the configuration's).
+        cfg.suite = suite_of(certificate_der)?;
         Ok(Arc::new(
             Pkcs11Key::open(&cfg)?.into_signer(certificate_der)?,
         ))
     }
+}
+
+/// The suite of the key a certificate carries.
+pub(crate) fn suite_of(certificate_der: &[u8]) -> Result<Suite, SignerError> {
+    use lavabeacon_format::cert::{Certificate, PublicKey};
+    let cert = Certificate::from_der(certificate_der)
+        .map_err(|e| SignerError::Certificate(e.to_string()))?;
+    Ok(match cert.key {
+        PublicKey::Ed25519(_) => Suite::Ed25519,
+        PublicKey::Rsa { bits, .. } => Suite::Rsa { bits: bits as u32 },
+    })
 }
 
 fn signer(c: &Config) -> Result<Arc<dyn Signer>, String> {

@@ -10,6 +10,7 @@
 mod build;
 mod thread;
 
+pub(crate) use build::suite_of;
 pub use thread::EngineThread;
 
 use super::lifecycle::{configure, multi_thread_runtime, stop_signal, ConfigArgs};

@@ -33,7 +33,7 @@ use batch::{check_queued, Pending};
 use rayon::prelude::*;
 use rules::bad_signature;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, RwLock};
 
 /// How to verify.
 #[derive(Debug, Clone, Copy, Default)]
@@ -82,7 +82,7 @@ pub struct Verifier<'c> {
     authorities: Option<&'c Authorities>,
     /// Per certificate (with authorities), once: the validity and name of the authority that
     /// issued it, or why none did.
-    issuers: Mutex<HashMap<Hash512, Issuer>>,
+    issuers: RwLock<HashMap<Hash512, Issuer>>,
 }
 
 /// What [`Authorities::issuer_of`] found for one certificate.
@@ -104,7 +104,7 @@ impl<'c> Verifier<'c> {
             certs,
             options,
             authorities: None,
-            issuers: Mutex::new(HashMap::new()),
+            issuers: RwLock::new(HashMap::new()),
         }
     }
 
@@ -299,17 +299,24 @@ impl<'c> Verifier<'c> {
         p: &Pulse,
         out: &mut PulseOutcome,
     ) {
-        let (issuer, first) = {
-            let mut issuers = self.issuers.lock().unwrap_or_else(|e| e.into_inner());
-            match issuers.get(&cert.id) {
-                Some(found) => (found.clone(), false),
-                None => {
-                    let found = authorities
-                        .issuer_of(cert)
-                        .map(|a| (a.not_before, a.not_after, a.subject.clone()));
-                    issuers.insert(cert.id, found.clone());
-                    (found, true)
-                }
+        // Read-mostly: every pulse reads; a certificate's first pulse checks its issuer
+        // outside the lock, and the first to record the verdict reports it.
+        let known = self
+            .issuers
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&cert.id)
+            .cloned();
+        let (issuer, first) = match known {
+            Some(found) => (found, false),
+            None => {
+                let found = authorities
+                    .issuer_of(cert)
+                    .map(|a| (a.not_before, a.not_after, a.subject.clone()));
+                let mut issuers = self.issuers.write().unwrap_or_else(|e| e.into_inner());
+                let first = !issuers.contains_key(&cert.id);
+                issuers.entry(cert.id).or_insert_with(|| found.clone());
+                (found, first)
             }
         };
         let location = out.facts.as_ref().and_then(|f| f.location.as_ref());

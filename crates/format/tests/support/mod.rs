@@ -11,8 +11,8 @@ use lavabeacon_format::suite::{Ed25519KeySigner, PulseSigner};
 use lavabeacon_format::time::parse_time_stamp;
 use lavabeacon_format::Pulse;
 
-/// An Ed25519 key from a fixed seed and a self-signed certificate for it.
-pub fn ed25519_identity(seed: u8) -> (Ed25519KeySigner, Certificate) {
+/// An Ed25519 key from a fixed seed, and the same key for rcgen to sign certificates with.
+pub fn ed25519_key(seed: u8) -> (ed25519_dalek::SigningKey, rcgen::KeyPair) {
     let key = ed25519_dalek::SigningKey::from_bytes(&[seed; 32]);
     let pkcs8 = key.to_pkcs8_der().unwrap();
     let kp = rcgen::KeyPair::from_pkcs8_der_and_sign_algo(
@@ -20,6 +20,12 @@ pub fn ed25519_identity(seed: u8) -> (Ed25519KeySigner, Certificate) {
         &rcgen::PKCS_ED25519,
     )
     .unwrap();
+    (key, kp)
+}
+
+/// An Ed25519 key from a fixed seed and a self-signed certificate for it.
+pub fn ed25519_identity(seed: u8) -> (Ed25519KeySigner, Certificate) {
+    let (key, kp) = ed25519_key(seed);
     let mut params = rcgen::CertificateParams::new(vec!["lavabeacon.test".into()]).unwrap();
     params.distinguished_name = rcgen::DistinguishedName::new();
     params.distinguished_name.push(
