@@ -320,8 +320,14 @@ impl Engine {
                 s.chain,
                 self.cfg.params.chain_index
             );
+            let ended = self.cfg.params.chain_index;
             self.cfg.params.chain_index = s.chain;
             self.reload_state(&switches).await?;
+            // The values the ended chain committed to will never be published: nothing needs
+            // them sealed any more. (A failure costs nothing but a row.)
+            if let Err(e) = self.store.drop_pending_secrets(ended, u64::MAX).await {
+                tracing::warn!("chain {ended}: dropping its sealed values: {e}");
+            }
             return Ok(true);
         }
         Ok(false)

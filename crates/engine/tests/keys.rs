@@ -207,6 +207,8 @@ async fn a_scheduled_higher_chain_starts_at_its_slot_and_the_old_one_ends_before
     assert_eq!(statuses(&two), [1, 0, 0]);
     assert_eq!(two[0].time_ms().unwrap(), T0 + 4 * PERIOD, "no slot missed");
     assert_eq!(w.signed_by(&two), ['B', 'B', 'B']);
+    // The value chain 1's last pulse committed to is never published: not kept sealed either.
+    assert_eq!(w.store.pending_secret(1, 4).await.unwrap(), None);
     // Restarted with the old configuration (chain 1), it goes on in chain 2.
     drop(e);
     w.engine(1).step().await.unwrap();
