@@ -127,7 +127,7 @@ pub(crate) async fn metrics(beacon: web::Data<Beacon>) -> HttpResponse {
         let _ = writeln!(gauges, "# HELP lavabeacon_last_pulse_index pulseIndex of the newest public pulse.\n# TYPE lavabeacon_last_pulse_index gauge\nlavabeacon_last_pulse_index{{chain=\"{}\"}} {}", s.pulse.chain_index, s.pulse.pulse_index);
     }
     if let Some(c) = beacon.newest_certificate().await {
-        let _ = writeln!(gauges, "# HELP lavabeacon_certificate_expiry_seconds Seconds until the certificate of the newest pulse expires (negative: expired).\n# TYPE lavabeacon_certificate_expiry_seconds gauge\nlavabeacon_certificate_expiry_seconds{{certificate=\"{}\"}} {}", c.id.short(), c.not_after - now_ms().div_euclid(1000));
+        let _ = writeln!(gauges, "# HELP lavabeacon_certificate_expiry_seconds Seconds until the certificate of the newest pulse expires (negative: expired).\n# TYPE lavabeacon_certificate_expiry_seconds gauge\nlavabeacon_certificate_expiry_seconds{{certificate=\"{}\"}} {}", &c.id.to_hex_lower()[..16], c.not_after - now_ms().div_euclid(1000));
     }
     let _ = writeln!(gauges, "# HELP lavabeacon_open_streams Streams (SSE, bulk) open now.\n# TYPE lavabeacon_open_streams gauge\nlavabeacon_open_streams {}", beacon.open_streams());
     if let Some(manifest) = beacon.engine_status().manifest {

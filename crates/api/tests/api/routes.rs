@@ -260,6 +260,14 @@ fn health_and_metrics_say_when_the_newest_pulses_certificate_expires() {
         .lines()
         .find(|l| l.starts_with("lavabeacon_certificate_expiry_seconds{"))
         .unwrap_or_else(|| panic!("no expiry gauge in {metrics}"));
+    // Labelled with the certificateId's first 16 hex digits, as Prometheus tools show them.
+    assert!(
+        line.contains(&format!(
+            "{{certificate=\"{}\"}}",
+            &cert.id.to_hex_lower()[..16]
+        )),
+        "{line}"
+    );
     let value: i64 = line.rsplit(' ').next().unwrap().parse().unwrap();
     assert!((value - expected).abs() <= 2, "{line}");
 }
