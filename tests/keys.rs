@@ -34,6 +34,10 @@ fn setup(hsm: &Path, database: Option<&str>) -> PathBuf {
     toml
 }
 
+/// One test of this file at a time: each runs beacons at one pulse a second on SoftHSM (and
+/// one makes an RSA key), which two at once on two cores make late.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// A dev token and its configuration at one pulse a second over SQLite, in a new temporary
 /// folder, with the store opened; `None` (the test skipped) without SoftHSM2 outside CI.
 async fn sqlite_run() -> Option<(
@@ -151,6 +155,7 @@ fn no_missed_period(pulses: &[Pulse]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rotation_during_serve_misses_no_period_and_the_old_key_can_then_be_retired() {
+    let _one = ONE_AT_A_TIME.lock().await;
     let Some((dir, hsm, toml, store)) = sqlite_run().await else {
         return;
     };
@@ -269,6 +274,7 @@ async fn a_rotation_during_serve_misses_no_period_and_the_old_key_can_then_be_re
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_certificate_that_expires_stops_the_signing_until_a_new_key_is_rotated_in() {
+    let _one = ONE_AT_A_TIME.lock().await;
     let Some((dir, hsm, toml, store)) = sqlite_run().await else {
         return;
     };
@@ -332,6 +338,7 @@ async fn a_certificate_that_expires_stops_the_signing_until_a_new_key_is_rotated
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_postgresql_a_standby_follows_the_rotation_when_it_takes_over() {
+    let _one = ONE_AT_A_TIME.lock().await;
     if !softhsm_present() {
         return;
     }
@@ -345,7 +352,20 @@ async fn on_postgresql_a_standby_follows_the_rotation_when_it_takes_over() {
     let leader = Beacon::start("serve", &toml, &[]);
     wait_for(store.as_ref(), 3, 30).await;
     // A standby engine with the same configuration (the old key's label), waiting for the lock.
-    let standby = Beacon::start("engine", &toml, &[]);
+    // Its log kept, to say why if it does not take over.
+    let standby_log = dir.path().join("standby.log");
+    let standby = Beacon::spawn(
+        Command::new(env!("CARGO_BIN_EXE_lavabeacon"))
+            .args([
+                "engine",
+                "--config",
+                toml.to_str().unwrap(),
+                "--period",
+                "1s",
+            ])
+            .stderr(std::fs::File::create(&standby_log).unwrap()),
+        None,
+    );
     let old = certificate_id(&hsm.join("pulse-key.pem"));
     rotate(&toml, "pulse-key-2", &[]);
     let new_pem = hsm.join("pulse-key-2.pem");
@@ -353,7 +373,15 @@ async fn on_postgresql_a_standby_follows_the_rotation_when_it_takes_over() {
     // The leader dies after the switch: the standby takes over with the new key.
     leader.kill();
     let n = store.counts().await.unwrap().pulses;
-    wait_for(store.as_ref(), n + 3, 60).await;
+    let started = std::time::Instant::now();
+    while store.counts().await.unwrap().pulses < n + 3 {
+        assert!(
+            started.elapsed() < Duration::from_secs(90),
+            "the standby made no 3 pulses in 90 s; its log:\n{}",
+            std::fs::read_to_string(&standby_log).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     standby.kill();
     let pulses = chain(store.as_ref()).await;
     verified(
@@ -382,6 +410,7 @@ fn now_ms() -> i64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_key_in_the_configuration_takes_over_at_the_next_boundary_on_sighup() {
+    let _one = ONE_AT_A_TIME.lock().await;
     let Some((dir, hsm, toml, store)) = sqlite_run().await else {
         return;
     };
@@ -433,6 +462,7 @@ async fn a_new_key_in_the_configuration_takes_over_at_the_next_boundary_on_sighu
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_suite_starts_a_new_chain_at_its_slot_and_both_chains_stay_served() {
+    let _one = ONE_AT_A_TIME.lock().await;
     let Some((dir, hsm, toml, store)) = sqlite_run().await else {
         return;
     };
