@@ -150,10 +150,7 @@ pub fn rotate(
         };
     }
     // A change of suite is refused before anything is made, unless it starts a new chain.
-    let code = match p.suite {
-        lavabeacon_signer::Suite::Ed25519 => 2,
-        lavabeacon_signer::Suite::Rsa { .. } => 0,
-    };
+    let code = p.suite.code();
     let chain_suite = with_store(&c, Role::Audit, |store| async move {
         Ok(store
             .last()
@@ -576,10 +573,10 @@ fn show(ms: i64) -> String {
     format_time_stamp(ms).unwrap_or_else(|| ms.to_string())
 }
 
+/// The wall clock, as the engine reads it.
 fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
+    use lavabeacon_engine::clock::Clock;
+    lavabeacon_engine::clock::SystemClock.now_ms()
 }
 
 fn usage(e: String) -> ExitCode {
