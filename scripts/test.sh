@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The full test suite. Installs and starts what the tests need on Debian (as root, or with
-# sudo): libclang (to build the camera support), the sqlite3 client, SoftHSM2, a PostgreSQL
+# sudo): libclang (to build the camera support), the sqlite3 client, Chromium (the explorer's
+# browser tests), SoftHSM2, a PostgreSQL
 # server, xmllint (NIST's XML schema) and, for the contract tests (scripts/conformance.sh), a
 # Python virtualenv with schemathesis from PyPI. Under CI=true a component that cannot be had fails the run;
 # elsewhere the tests that need it are skipped with a message.
@@ -18,6 +19,15 @@ if ! { need nodejs node && need npm npm; }; then
         exit 1
     fi
     say "node/npm not installed: the NIST client check will be skipped"
+fi
+# Chromium: the explorer's browser tests (tests/explorer.rs) drive Debian's /usr/bin/chromium with
+# playwright-core, which npm installs from tests/browser/package-lock.json.
+if [ ! -x /usr/bin/chromium ] && ! install_pkg chromium; then
+    if [ "${CI:-}" = true ]; then
+        say "CI=true and Chromium cannot be installed"
+        exit 1
+    fi
+    say "Chromium not installed: the explorer's browser tests will be skipped"
 fi
 # SoftHSM2: the signer's tests run against a real token (made in a temporary directory).
 if ! need softhsm2 softhsm2-util || [ ! -e /usr/lib/softhsm/libsofthsm2.so ]; then

@@ -9,41 +9,23 @@ mod common;
 use common::{get, softhsm_present, wait_for, Beacon};
 use std::io::{Read, Write};
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 /// node and npm, or a skip with a message (a failure under CI=true).
 fn node_present() -> bool {
-    let ok = |c: &str| {
-        Command::new(c)
-            .arg("--version")
-            .output()
-            .is_ok_and(|o| o.status.success())
-    };
-    common::present_or_skip(ok("node") && ok("npm"), "node with npm")
+    common::present_or_skip(common::runs("node") && common::runs("npm"), "node with npm")
 }
 
 /// The client installed (once) from the npm registry into the build's scratch directory.
 fn client() -> PathBuf {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/nist-client");
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("nist-client");
-    std::fs::create_dir_all(&dir).unwrap();
-    for f in ["package.json", "package-lock.json", "verify.js"] {
-        std::fs::copy(src.join(f), dir.join(f)).unwrap();
-    }
-    if !dir.join("node_modules/nist-randomness-beacon").exists() {
-        let out = Command::new("npm")
-            .args(["ci", "--no-audit", "--no-fund"])
-            .current_dir(&dir)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "npm ci: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    dir.join("verify.js")
+    common::npm_installed(
+        "scripts/nist-client",
+        "nist-client",
+        &["package.json", "package-lock.json", "verify.js"],
+        "nist-randomness-beacon",
+    )
+    .join("verify.js")
 }
 
 fn run_client(base: &str, specs: &[String]) -> (bool, String) {

@@ -22,6 +22,14 @@ pub fn present_or_skip(present: bool, what: &str) -> bool {
     present
 }
 
+/// Whether `command --version` runs and succeeds (the program is installed).
+pub fn runs(command: &str) -> bool {
+    Command::new(command)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
 /// Whether SoftHSM2 is installed (see [`present_or_skip`]).
 pub fn softhsm_present() -> bool {
     present_or_skip(
@@ -48,6 +56,28 @@ pub fn dev_token_with(dir: &Path, args: &[&str]) -> String {
     let text = output_text(&out);
     assert!(out.status.success(), "dev-token.sh failed: {text}");
     text
+}
+
+/// `files` of the directory `src` (relative to the repository) copied into `name` under the
+/// build's scratch directory, with their npm packages installed there (once) from the
+/// committed lockfile by `npm ci`; `installed` is a path under `node_modules` that shows they
+/// are. Returns the directory.
+pub fn npm_installed(src: &str, name: &str, files: &[&str], installed: &str) -> PathBuf {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join(src);
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    for f in files {
+        std::fs::copy(src.join(f), dir.join(f)).unwrap();
+    }
+    if !dir.join("node_modules").join(installed).exists() {
+        let out = Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund"])
+            .current_dir(&dir)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "npm ci: {}", output_text(&out));
+    }
+    dir
 }
 
 /// What a finished command printed, standard output then standard error.

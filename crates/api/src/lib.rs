@@ -29,7 +29,8 @@
 //!   by index; its manifest; certificates; external sources' descriptions), `bulk.rs`
 //!   (JSON Lines or XML windows with `Link: rel="next"`, skip paths, NIST's chain between two
 //!   times, each streamed in the form asked for), `stream.rs` (Server-Sent Events), `status.rs`
-//!   (`/health`, `/metrics`), `page.rs` (the web page), `private.rs` (private random bytes for
+//!   (`/health`, `/metrics`), `page.rs` (the explorer: `/` rendered with the
+//!   newest pulse, its files embedded from `web/` and served under `/assets/{version}/`, the icon), `private.rs` (private random bytes for
 //!   authenticated clients; the checks are `lavabeacon_private`'s).
 //! - What long answers share: `paged.rs` (the store read a page at a time, so no database
 //!   connection waits on a client) and `body.rs` (a streamed body that holds the client's
@@ -49,6 +50,10 @@
 //! - `clock.rs`: the wall clock (the one place it is read) and the rule that a pulse is public
 //!   once its time has come; below everything, because the shared state applies that rule
 //!   too.
+//! - `web/` (not Rust): the explorer's files, plain HTML, CSS and JavaScript modules with no
+//!   build step: `index.html` (the template `page.rs` fills), `explorer.js` (the page,
+//!   navigation, the stream, `/health`), `verify.js` (the checks, with WebCrypto), `x509.js`
+//!   (reading the certificate), `charts.js` (the SVG pictures), `explorer.css`, the icons.
 //! - `openapi.rs`: the description's types (typed parameters, kinds of answer) and the
 //!   OpenAPI 3.1 document made from them, with examples from the chain served;
 //!   `schemas.rs`: the JSON Schema of every body (the pulse from NIST's `beacon-2.0.xsd`).

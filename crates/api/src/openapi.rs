@@ -102,6 +102,10 @@ pub struct Param {
 pub enum Answer {
     /// The web page.
     Page,
+    /// One of the explorer's files: JavaScript, CSS or SVG.
+    Asset,
+    /// The icon (`image/x-icon`).
+    Icon,
     /// `/health`'s report (also the body of its 503).
     Health,
     /// Prometheus text.
@@ -245,6 +249,22 @@ fn success(answer: Answer, examples: &Examples) -> Value {
             "The web page",
             json!({"text/html": {"schema": {"type": "string"}}}),
             json!({}),
+            json!({}),
+        ),
+        Answer::Asset => (
+            "The file",
+            json!({
+                "text/javascript": {"schema": {"type": "string"}},
+                "text/css": {"schema": {"type": "string"}},
+                "image/svg+xml": {"schema": {"type": "string"}},
+            }),
+            json!({"ETag": header("The assets' version", json!({"type": "string"})), "Cache-Control": cache}),
+            json!({}),
+        ),
+        Answer::Icon => (
+            "The icon",
+            json!({"image/x-icon": {"schema": {"type": "string", "format": "binary"}}}),
+            json!({"Cache-Control": cache}),
             json!({}),
         ),
         Answer::Health => (

@@ -6,7 +6,7 @@ use crate::clock::{now_ms, public};
 use crate::error::ApiError;
 use crate::state::{etag_of, Beacon, Served};
 use actix_web::http::header;
-use actix_web::{HttpRequest, HttpResponse};
+use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder};
 use lavabeacon_format::Pulse;
 use std::sync::Arc;
 
@@ -71,16 +71,8 @@ pub(crate) fn pulse_reply(
     } else {
         json_etag
     };
-    let fresh = none_match(req, &etag);
-    let mut response = if fresh {
-        HttpResponse::NotModified()
-    } else {
-        HttpResponse::Ok()
-    };
-    response
-        .insert_header((header::ETAG, etag))
-        .insert_header((header::VARY, "Accept"))
-        .insert_header((header::CACHE_CONTROL, cache.to_string()));
+    let (mut response, fresh) = revalidated(req, etag, cache);
+    response.insert_header((header::VARY, "Accept"));
     // The body is only made when it is sent, in the form asked for.
     if fresh {
         response.finish()
@@ -95,6 +87,26 @@ pub(crate) fn pulse_reply(
         let body = made.map_or_else(|| beacon.envelope(pulse).into(), |s| s.body.clone());
         response.content_type("application/json").body(body)
     }
+}
+
+/// The start of an answer the client may already have: a 304 when its `If-None-Match` names
+/// `etag`, else a 200, with the ETag and `Cache-Control`. The flag says it is the 304, which
+/// gets no body.
+pub(crate) fn revalidated(
+    req: &HttpRequest,
+    etag: String,
+    cache: &str,
+) -> (HttpResponseBuilder, bool) {
+    let fresh = none_match(req, &etag);
+    let mut response = if fresh {
+        HttpResponse::NotModified()
+    } else {
+        HttpResponse::Ok()
+    };
+    response
+        .insert_header((header::ETAG, etag))
+        .insert_header((header::CACHE_CONTROL, cache.to_string()));
+    (response, fresh)
 }
 
 /// An answer for a pulse read from the store (its body is made now).

@@ -138,8 +138,18 @@ const PRIVATE_AUTH: [Param; 4] = [
 
 routes! {
     "/" => page::index {
-        "getPage", "The web page: the newest pulse and its sources", params: [],
-        answer: Page, statuses: [200],
+        "getPage", "The web page: the beacon explorer, with the newest pulse in it (readable without JavaScript); it verifies pulses in the browser", params: [],
+        answer: Page, statuses: [200, 304],
+    }
+    "/assets/{version}/{file}" => page::asset {
+        "getAsset", "One of the explorer's files (scripts, stylesheet, icon); kept for a year under the version the page names",
+        params: [path("version", Kind::Pattern("^[0-9a-f]{16}$"), "the assets' version, as the page names it (another version is answered with today's file, not kept)", Example::None),
+                 path("file", Kind::OneOf(page::ASSET_NAMES), "the file", Example::None)],
+        answer: Asset, statuses: [200, 304, 400, 404],
+    }
+    "/favicon.ico" => page::favicon {
+        "getFavicon", "The beacon's icon", params: [],
+        answer: Icon, statuses: [200, 304],
     }
     "/health" => status::health {
         "getHealth", "The pulse expected now against the newest, each source, the HSM and the database", params: [],

@@ -50,8 +50,9 @@ impl List {
     }
 }
 
-/// Text and attribute values with `&`, `<`, `>` and quotes escaped.
-fn escape(text: &str) -> String {
+/// Text and attribute values with `&`, `<`, `>` and quotes escaped (right for HTML too: the
+/// web page uses it).
+pub(crate) fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {

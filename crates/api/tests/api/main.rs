@@ -10,6 +10,7 @@
 mod bulk;
 mod http;
 mod nist;
+mod page;
 mod pulses;
 mod routes;
 mod stream;

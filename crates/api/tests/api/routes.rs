@@ -39,6 +39,8 @@ fn every_route_in_the_openapi_description_is_served_and_nothing_else_is() {
             .replace("{p1}", "2")
             .replace("{p2}", "200")
             .replace("{p}", &(PAST - 1).to_string())
+            .replace("{version}", &super::page::assets_version())
+            .replace("{file}", "explorer.js")
             .replace(
                 "{id}",
                 if r.path.contains("externalSource") {
