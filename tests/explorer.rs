@@ -76,6 +76,19 @@ fn beacon(dir: &Path, suite: &[&str], pulses: u64) -> Beacon {
     beacon
 }
 
+/// The dev token's configuration at one pulse a second (`serve` is told so by `--period`; the
+/// commands that read only the file, `api` and `keys rotate`, by this copy).
+fn one_second_config(dir: &Path) -> PathBuf {
+    let text = std::fs::read_to_string(common::dev_config(dir)).unwrap();
+    let config = dir.join("one-second.toml");
+    std::fs::write(
+        &config,
+        text.replace("period_ms = 60000", "period_ms = 1000"),
+    )
+    .unwrap();
+    config
+}
+
 fn lock() -> std::sync::MutexGuard<'static, ()> {
     ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -131,6 +144,41 @@ fn the_explorer_verifies_an_rsa_chain_in_the_browser() {
 }
 
 #[test]
+fn the_explorer_verifies_an_ed25519_chain_and_the_rsa_chain_after_it_and_selects_either() {
+    if !softhsm_present() || !browser_present() {
+        return;
+    }
+    let _one = lock();
+    let dir = tempfile::tempdir().unwrap();
+    let beacon = beacon(dir.path(), &[], 2);
+    // An RSA key on a new chain, from the next slot two periods ahead (docs/keys.md).
+    let config = one_second_config(dir.path());
+    let out = Command::new(env!("CARGO_BIN_EXE_lavabeacon"))
+        .args(["keys", "rotate", "--config"])
+        .arg(&config)
+        .args(["--label", "rsa-key", "--suite", "rsa-3072", "--test"])
+        .args(["--at", "next", "--new-chain"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", common::output_text(&out));
+    let started = Instant::now();
+    loop {
+        let (_, _, body) = get(&format!("{}/beacon/last", beacon.base), &[]);
+        let newest: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+        if newest["pulse"]["chainIndex"] == 2 && newest["pulse"]["pulseIndex"].as_u64() >= Some(3) {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no third pulse of chain 2: {body}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let out = scenario("chains", &beacon.base, &[]);
+    assert!(out.contains("chains: "), "{out}");
+}
+
+#[test]
 fn the_explorer_names_the_failing_check_when_a_proxy_changes_one_byte_of_a_pulse() {
     if let Some(out) = on_fresh_beacon(&[], 3, "tampered", &[]) {
         assert!(out.contains("FAILED"), "{out}");
@@ -168,14 +216,7 @@ fn the_explorer_warns_and_polls_slower_when_the_beacon_has_stalled() {
     // A chain made, its engine killed, and a read-only API node left serving it: the newest
     // pulse gets older by a period every second.
     beacon(dir.path(), &[], 3).kill();
-    let config = dir.path().join("api.toml");
-    let text = std::fs::read_to_string(common::dev_config(dir.path())).unwrap();
-    std::fs::write(
-        &config,
-        text.replace("period_ms = 60000", "period_ms = 1000"),
-    )
-    .unwrap();
-    let api = Beacon::start("api", &config, &[]);
+    let api = Beacon::start("api", &one_second_config(dir.path()), &[]);
     std::thread::sleep(Duration::from_secs(3));
     let (status, _, body) = get(&format!("{}/health", api.base), &[]);
     assert_eq!(status, 503, "the API node reports the stall: {body}");

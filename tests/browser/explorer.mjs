@@ -4,6 +4,7 @@
 //   node explorer.mjs SCENARIO BASE_URL [OPTIONS]
 //
 // Scenarios: verifies (expects data-state="ok" and a clean load; --suite N, --screenshots DIR),
+// chains (an Ed25519 chain then an RSA one: both verify, the chain selector),
 // tampered (through a proxy started here that changes one byte of every pulse: expects
 // "failed" and the check named), navigates (buttons, date, URL, back/forward), live (a new
 // pulse over SSE), stalled (the banner, polling slowed), nojs (the server-rendered pulse).
@@ -41,14 +42,12 @@ async function open(url, context = {}) {
   return { page, problems, requests, ctx };
 }
 
-/// Waits until the verification has a result, and returns it.
+/// Waits until the verification has a result, and returns it with the pulse it is about, read
+/// at the same moment (in live mode a new pulse may replace it right after).
 async function verdict(page) {
-  await page.waitForFunction(() => {
-    const s = document.getElementById("verification")?.dataset.state;
-    return s === "ok" || s === "failed";
-  }, null, { timeout: TIMEOUT });
-  return page.evaluate(() => {
+  const result = await page.waitForFunction(() => {
     const v = document.getElementById("verification");
+    if (v?.dataset.state !== "ok" && v?.dataset.state !== "failed") return false;
     return {
       state: v.dataset.state,
       text: v.textContent,
@@ -56,7 +55,8 @@ async function verdict(page) {
       title: document.getElementById("pulse-title").textContent,
       hash: location.hash,
     };
-  });
+  }, null, { timeout: TIMEOUT });
+  return result.jsonValue();
 }
 
 /// The pulse the page shows, as "chain-pulse", once its verification is done.
@@ -69,10 +69,13 @@ async function shownAfterCheck(page) {
 
 /// Waits until the page shows pulse c-p and has checked it.
 async function waitShown(page, c, p) {
-  await page.waitForFunction(([c, p]) =>
-    document.getElementById("pulse-title").textContent.startsWith(`Pulse ${c}-${p}`) &&
-    ["ok", "failed"].includes(document.getElementById("verification").dataset.state), [c, p], { timeout: TIMEOUT });
-  return shownAfterCheck(page);
+  const until = Date.now() + TIMEOUT;
+  for (;;) {
+    const v = await shownAfterCheck(page);
+    if (v.chain === c && v.pulse === p) return v;
+    assert.ok(Date.now() < until, `pulse ${c}-${p} not shown in ${TIMEOUT} ms; the page shows ${v.title}`);
+    await page.waitForTimeout(50);
+  }
 }
 
 async function field(page, name) {
@@ -84,7 +87,7 @@ async function field(page, name) {
 
 const scenarios = {
   async verifies() {
-    const { page, problems, requests } = await open(`${base}/`);
+    const { page, problems, requests, ctx } = await open(`${base}/`);
     const v = await shownAfterCheck(page);
     assert.equal(v.state, "ok", `verification: ${v.text}`);
     for (const id of ["certificateId", "certificateValidity", "signature", "outputValue", "timeStamp", "manifest"]) {
@@ -114,6 +117,8 @@ const scenarios = {
     if (shots) {
       await page.screenshot({ path: `${shots}/explorer-desktop.png`, fullPage: true });
     }
+    // Closed, so that the phone's page is the only one open (each holds a stream).
+    await ctx.close();
     // Phone width: nothing wider than the screen.
     const phone = await open(`${base}/`, { viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true, deviceScaleFactor: 2 });
     const pv = await shownAfterCheck(phone.page);
@@ -125,9 +130,10 @@ const scenarios = {
   },
 
   async tampered() {
+    // A pulse of its own, not the newest, which the stream (passed unchanged) would replace.
     const proxy = await tamperingProxy(base);
-    const { page } = await open(`${proxy}/`);
-    const v = await shownAfterCheck(page);
+    const { page } = await open(`${proxy}/#/chain/1/pulse/3`);
+    const v = await waitShown(page, 1, 3);
     assert.equal(v.state, "failed", `a changed pulse must fail: ${v.text}`);
     assert.equal(v.checks.signature, "failed");
     assert.equal(v.checks.outputValue, "failed");
@@ -180,6 +186,34 @@ const scenarios = {
     assert.ok(v.pulse >= newest.pulse);
     assert.deepEqual(problems, [], "navigation makes no failed request");
     console.log(`navigated to ${newest.chain}-1, 2, 3 and back to ${v.chain}-${v.pulse}`);
+  },
+
+  async chains() {
+    // Chain 2 (RSA, cipherSuite 0) followed chain 1 (Ed25519, cipherSuite 2).
+    const { page, problems } = await open(`${base}/`);
+    let v = await shownAfterCheck(page);
+    assert.equal(v.chain, 2);
+    assert.equal(v.state, "ok", v.text);
+    assert.equal(await field(page, "cipherSuite"), "0");
+    assert.deepEqual(await page.locator("#chain option").allTextContents(), ["chain 1", "chain 2 (newest)"]);
+    // The selector goes to chain 1's last pulse, named exactly in the URL.
+    await page.selectOption("#chain", "1");
+    await page.waitForFunction(() => /^#\/chain\/1\/pulse\/\d+$/.test(location.hash), null, { timeout: TIMEOUT });
+    const last1 = Number((await page.evaluate(() => location.hash)).split("/").pop());
+    v = await waitShown(page, 1, last1);
+    assert.equal(v.state, "ok", v.text);
+    assert.equal(await field(page, "cipherSuite"), "2");
+    assert.ok(await page.locator("#next").isDisabled(), "nothing after the last pulse of an ended chain");
+    // Back to chain 2, and to its first pulse: a chain's start verifies on its own.
+    await page.selectOption("#chain", "2");
+    await page.waitForFunction(() => location.hash === "#/", null, { timeout: TIMEOUT });
+    await page.click("#first");
+    v = await waitShown(page, 2, 1);
+    assert.equal(v.state, "ok", v.text);
+    assert.equal(v.checks.previous, "ok", "a first pulse's previous values are all zero");
+    assert.equal(await field(page, "statusCode"), "1");
+    assert.deepEqual(problems, [], "no failed request across chains");
+    console.log(`chains: 1-${last1} (Ed25519) and 2-1 (RSA) verified`);
   },
 
   async live() {
