@@ -238,6 +238,11 @@ const scenarios = {
     assert.match(text, /behind/);
     const again = Number(text.match(/again in (\d+) s/)?.[1]);
     assert.ok(again > 15, `polling is slowed while the beacon is behind (next check in ${again} s)`);
+    // The timeline runs to the pulse expected now: the missing periods show as gaps.
+    await page.waitForFunction(() => {
+      const marks = [...document.querySelectorAll("#timeline svg rect")];
+      return marks.length && marks[marks.length - 1].classList.contains("cell-gap");
+    }, null, { timeout: TIMEOUT });
     const v = await shownAfterCheck(page);
     assert.equal(v.state, "ok", "what it has published still verifies");
     await page.waitForTimeout(3000);

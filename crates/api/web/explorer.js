@@ -40,6 +40,7 @@ const state = {
   pulses: new Map(), // "chain-pulse" -> pulse, the last few seen (a pulse never changes)
   manifests: [], // the newest chain's recent manifests, oldest first (sources over the day)
   healthDelay: HEALTH_MS,
+  expectedMs: 0, // while the beacon is behind: the time of the pulse it should have published
   healthDrawnAt: 0,
 };
 
@@ -193,10 +194,10 @@ function drawSources(manifest) {
   $("sources").replaceChildren(...rows);
 }
 
-function drawCertificate(pem, id, error) {
+function drawCertificate(pem, id) {
   const link = `/beacon/2.0/certificate/${id}`;
   if (!pem) {
-    $("certificate").replaceChildren(row("certificate", "not available", error ?? `the beacon does not serve ${link}`));
+    $("certificate").replaceChildren(row("certificate", "not available", `the beacon does not serve ${link}`));
     return;
   }
   try {
@@ -277,7 +278,8 @@ async function check(p, generation) {
   ]);
   if (generation !== state.generation) return;
   drawSources(manifest);
-  drawCertificate(pem, p.certificateId, trouble ?? undefined);
+  drawCertificate(pem, p.certificateId);
+  if (trouble) say(trouble);
   const result = await verify({ pulse: p, certificate: pem, previous, manifest });
   if (generation !== state.generation) return;
   drawChecks(result, p);
@@ -388,7 +390,9 @@ function wire() {
 
 function drawTimeline() {
   if (!state.newest) return;
-  const end = Date.parse(state.newest.timeStamp);
+  // While the beacon is behind, the timeline runs to the pulse expected now, so the missing
+  // periods show (from /health, not this computer's clock, which may be off).
+  const end = Math.max(Date.parse(state.newest.timeStamp), state.expectedMs);
   timeline($("timeline"), state.recent, {
     period: state.newest.period,
     endMs: end,
@@ -518,6 +522,11 @@ async function health() {
       t.textContent = h.test;
       t.hidden = false;
       $("test-why").hidden = false;
+    }
+    const expected = h.status === "ok" ? 0 : Date.parse(h.expectedTimeStamp) || 0;
+    if (expected !== state.expectedMs) {
+      state.expectedMs = expected;
+      drawTimeline();
     }
     if (h.status === "ok") {
       banner.hidden = true;
