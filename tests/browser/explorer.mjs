@@ -104,6 +104,8 @@ const scenarios = {
     if (suite !== undefined) assert.equal(await field(page, "cipherSuite"), suite);
     // The pictures and the certificate are drawn from what the API served.
     await page.waitForSelector("#timeline svg rect.cell", { timeout: TIMEOUT });
+    // The day's manifests are fetched once their panel is in view.
+    await page.locator("#source-health").scrollIntoViewIfNeeded();
     await page.waitForSelector("#source-health svg rect.h-ok", { timeout: TIMEOUT });
     const subject = await page.locator("#certificate th", { hasText: "subject" }).locator("xpath=..").textContent();
     assert.match(subject, /TEST ONLY/, "the dev token's certificate says TEST ONLY");

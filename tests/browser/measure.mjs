@@ -15,25 +15,27 @@ const browser = await chromium.launch({ executablePath: process.env.CHROMIUM ?? 
 
 async function visit(ctx) {
   const page = await ctx.newPage();
-  let requests = 0;
-  let bytes = 0;
-  const sizes = [];
-  page.on("requestfinished", (r) => {
-    requests++;
-    sizes.push(r.sizes().then((s) => { bytes += s.responseBodySize + s.responseHeadersSize; }));
-  });
   await page.goto(`${base}/`);
   await page.waitForFunction(() => ["ok", "failed"].includes(document.getElementById("verification").dataset.state));
-  const timing = await page.evaluate(() => {
-    const nav = performance.getEntriesByType("navigation")[0];
-    return { readable: nav.domContentLoadedEventEnd, verified: performance.now() };
-  });
-  // Requests still running when the result came (the timeline, the day's manifests) count too.
-  await page.waitForTimeout(500);
-  await Promise.all(sizes);
+  const verified = await page.evaluate(() => performance.now());
   const state = await page.locator("#verification").getAttribute("data-state");
+  // Requests still running when the result came (the timeline, the day's manifests) count too.
+  await page.waitForTimeout(1000);
+  // Resource Timing: transferSize is what crossed the network (0 for a cache hit); the SSE
+  // stream, never finished, is not among the entries.
+  const r = await page.evaluate(() => {
+    const all = [performance.getEntriesByType("navigation")[0], ...performance.getEntriesByType("resource")];
+    const net = all.filter((e) => e.transferSize > 0);
+    return {
+      readable: all[0].domContentLoadedEventEnd,
+      requests: all.length,
+      network: net.length,
+      bytes: net.reduce((a, e) => a + e.transferSize, 0),
+      cached: all.filter((e) => e.transferSize === 0).map((e) => e.name.replace(/^https?:\/\/[^/]+/, "")),
+    };
+  });
   await page.close();
-  return { ...timing, requests, bytes, state };
+  return { ...r, verified, state };
 }
 
 function summary(name, values, unit) {
@@ -57,6 +59,7 @@ await browser.close();
 console.log(`${fresh.length} fresh visits of ${base}/, all ${[...new Set(fresh.map((f) => f.state))].join("/")}`);
 console.log(summary("readable (DOMContentLoaded, server-rendered pulse)", fresh.map((f) => f.readable), "ms"));
 console.log(summary("verified (data-state set)", fresh.map((f) => f.verified), "ms"));
-console.log(summary("requests finished", fresh.map((f) => f.requests), ""));
-console.log(summary("bytes received (headers and bodies)", fresh.map((f) => f.bytes), "B"));
-console.log(`repeat visit in the same context: ${repeat.requests} requests, ${repeat.bytes} B, verified at ${repeat.verified.toFixed(0)} ms`);
+console.log(summary("requests", fresh.map((f) => f.requests), ""));
+console.log(summary("bytes over the network", fresh.map((f) => f.bytes), "B"));
+console.log(`repeat visit in the same context: ${repeat.requests} requests, ${repeat.network} over the network ` +
+  `(${repeat.bytes} B), verified at ${repeat.verified.toFixed(0)} ms; from the cache: ${repeat.cached.join(" ")}`);

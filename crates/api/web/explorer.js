@@ -40,6 +40,7 @@ const state = {
   pulses: new Map(), // "chain-pulse" -> pulse, the last few seen (a pulse never changes)
   manifests: [], // the newest chain's recent manifests, oldest first (sources over the day)
   healthDelay: HEALTH_MS,
+  healthWanted: false, // the day's manifests are fetched once their panel is in view
   expectedMs: 0, // while the beacon is behind: the time of the pulse it should have published
   healthDrawnAt: 0,
 };
@@ -422,7 +423,7 @@ function addRecent(p) {
 /// most once a minute; only those not yet fetched are asked for.
 async function loadSourceHealth() {
   const n = state.newest;
-  if (!n || Date.now() - state.healthDrawnAt < 60_000) return;
+  if (!n || !state.healthWanted || Date.now() - state.healthDrawnAt < 60_000) return;
   state.healthDrawnAt = Date.now();
   const count = Math.min(HEALTH_PULSES, Math.ceil(86_400_000 / n.period));
   const oldest = Math.max(1, n.pulseIndex - count + 1);
@@ -558,10 +559,15 @@ async function start() {
   await route();
   health();
   follow();
-  if (state.newest) {
-    loadRecent().catch((e) => say(`Recent pulses: ${e.message}`));
+  if (state.newest) loadRecent().catch((e) => say(`Recent pulses: ${e.message}`));
+  // A day of manifests is a megabyte at the default period: fetched only for someone who
+  // scrolls to the panel, not on every visit.
+  new IntersectionObserver((entries, observer) => {
+    if (!entries.some((e) => e.isIntersecting)) return;
+    observer.disconnect();
+    state.healthWanted = true;
     loadSourceHealth().catch((e) => say(`Sources over the last day: ${e.message}`));
-  }
+  }).observe($("source-health"));
 }
 
 start();
