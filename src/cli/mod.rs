@@ -1,5 +1,5 @@
 //! The command line. Each subcommand is a module here, or, for the auditor's tools (`verify`,
-//! `replay`, `export`, `import`, `dev generate-chain`), the `lavabeacon-audit` crate's code run
+//! `replay`, `export`, `import`, `dev generate-chain`, `draw`), the `lavabeacon-audit` crate's code run
 //! in-process. `run` parses arguments and maps outcomes to exit statuses, declared once in
 //! `lavabeacon_audit::exit`: 0 success, 1 a check failed, 2 usage or I/O error, 3 a replay
 //! stopped by `--stop-after`.
@@ -17,7 +17,7 @@ mod secure;
 mod serve;
 
 use clap::{Parser, Subcommand};
-use lavabeacon_audit::{import, replay, verify};
+use lavabeacon_audit::{draw, import, replay, verify};
 use std::process::ExitCode;
 
 #[derive(Parser)]
@@ -71,6 +71,9 @@ enum Command {
     /// Manage the clients of the private-bytes service (credentials are printed once).
     #[command(subcommand)]
     Clients(clients::ClientsCommand),
+    /// Verifiable draws: RFC 3797 from its inputs, a spec's id, a spec's result from its
+    /// pulse, and its offline check (docs/draws.md).
+    Draw(draw::Args),
 }
 
 pub use lavabeacon_audit::exit::{EXIT_FAILED, EXIT_USAGE};
@@ -91,5 +94,6 @@ pub fn run() -> ExitCode {
         Command::Cert(cmd) => keys::cert(cmd),
         Command::Clients(cmd) => clients::run(cmd),
         Command::Bytes(args) => bytes::run(args),
+        Command::Draw(args) => draw::run(args),
     }
 }

@@ -19,9 +19,12 @@
 //!   resumable position (`checkpoint`) and the progress line (`progress`).
 //! - [`export`] and [`import`]: a store to an export and back; [`layout`]: how an export lies
 //!   on disk.
+//! - [`draw`]: verifiable draws: RFC 3797 from its own inputs, a draw spec's id, the result of
+//!   a spec from its pulse, and its offline check (the methods are `lavabeacon_draw`'s).
 //! - [`generate`]: test chains signed by a fresh TEST ONLY key, with planted faults.
 //! - [`output`]: the commands' own output (reports), as opposed to their logs (`tracing`).
 
+pub mod draw;
 pub mod exit;
 pub mod export;
 pub mod generate;

@@ -3,7 +3,7 @@
 //! same code.
 
 use clap::{Parser, Subcommand};
-use lavabeacon_audit::{export, generate, import, replay, verify};
+use lavabeacon_audit::{draw, export, generate, import, replay, verify};
 use std::process::ExitCode;
 
 /// mimalloc instead of the system's allocator: a replay allocates a few dozen small blocks a
@@ -37,6 +37,8 @@ enum Command {
     Import(import::Args),
     /// Generate a valid test chain (marked TEST), optionally with planted faults.
     GenerateChain(generate::Args),
+    /// Verifiable draws: RFC 3797 from its inputs, a spec's id, a spec's result, its check.
+    Draw(draw::Args),
 }
 
 #[derive(clap::Args)]
@@ -58,6 +60,7 @@ fn main() -> ExitCode {
         Command::Export(args) => export::run(&args.database, args.export),
         Command::Import(args) => import::run(args),
         Command::GenerateChain(args) => generate::run(args),
+        Command::Draw(args) => draw::run(args),
     }
 }
 

@@ -1,0 +1,238 @@
+//! `lavabeacon draw`: RFC 3797's worked example from its own files, and a draw end to end on a
+//! real beacon (SoftHSM2 dev token, 1 s period): a spec fixed before its pulse, its result
+//! fetched and verified, then verified offline; a changed spec, selection or pulse fails with
+//! the reason.
+
+mod common;
+
+use common::{get, output_text, softhsm_present, Beacon};
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+fn lavabeacon(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_lavabeacon"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn vectors(file: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/vectors/rfc3797")
+        .join(file)
+        .display()
+        .to_string()
+}
+
+#[test]
+fn draw_run_reproduces_the_rfc_3797_worked_example_from_its_files() {
+    let (names, seeds) = (vectors("names.txt"), vectors("seeds.txt"));
+    let out = lavabeacon(&[
+        "draw", "run", "--method", "rfc3797", "--names", &names, "--seeds", &seeds, "--count",
+        "16", "--json",
+    ]);
+    assert!(out.status.success(), "{}", output_text(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let indexes: Vec<u64> = v["picks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["index"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        indexes,
+        [17, 7, 2, 16, 25, 23, 8, 24, 19, 13, 22, 5, 18, 9, 1, 4]
+    );
+    assert_eq!(v["picks"][0]["position"], 1);
+    assert_eq!(v["picks"][0]["name"], "Lee");
+    assert_eq!(v["picks"][10]["name"], "Sloth");
+    assert_eq!(v["key"], "9319./2.5.8.10.12./9.18.26.34.41.45./");
+    // Text form, and a pool too small for the picks asked.
+    let text = lavabeacon(&[
+        "draw", "run", "--names", &names, "--seeds", &seeds, "--count", "2",
+    ]);
+    assert!(String::from_utf8_lossy(&text.stdout).contains("17  Lee"));
+    let refused = lavabeacon(&[
+        "draw", "run", "--names", &names, "--seeds", &seeds, "--count", "26",
+    ]);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(output_text(&refused).contains("cannot pick 26 from a pool of 25"));
+}
+
+/// Waits until the beacon at `base` has published the pulse of `time_ms`.
+fn wait_published(base: &str, time_ms: i64) {
+    let started = Instant::now();
+    while get(&format!("{base}/beacon/2.0/pulse/time/{time_ms}"), &[]).0 != 200 {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no pulse at {time_ms}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_draw_fixed_before_its_pulse_is_computed_from_the_beacon_and_verified_offline() {
+    if !softhsm_present() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    common::dev_token(dir.path());
+    let beacon = Beacon::start("serve", &common::dev_config(dir.path()), &[]);
+    let (_, _, body) = {
+        let started = Instant::now();
+        loop {
+            let r = get(&format!("{}/beacon/last", beacon.base), &[]);
+            if r.0 == 200 {
+                break r;
+            }
+            assert!(started.elapsed() < Duration::from_secs(30));
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    let last: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let certificate_id = last["pulse"]["certificateId"].as_str().unwrap().to_string();
+    let newest_ms =
+        lavabeacon_format::time::parse_time_stamp(last["pulse"]["timeStamp"].as_str().unwrap())
+            .unwrap();
+    // Three periods ahead of the newest pulse: the spec exists before its pulse does.
+    let target_ms = newest_ms + 3000;
+    let target = lavabeacon_format::time::format_time_stamp(target_ms).unwrap();
+    let spec = serde_json::json!({
+        "version": 1,
+        "title": "End-to-end test draw",
+        "method": "lavabeacon-v1",
+        "operation": "pick",
+        "pool": {"entries": ["Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Frances"]},
+        "count": 3,
+        "beacon": {"baseUri": "http://localhost:8080/beacon/2.0", "chainIndex": 1, "certificateId": certificate_id},
+        "targetTime": target,
+    });
+    let spec_file = dir.path().join("spec.json");
+    std::fs::write(&spec_file, spec.to_string()).unwrap();
+    let spec_path = spec_file.to_str().unwrap();
+    let id = lavabeacon(&["draw", "spec", spec_path, "--json"]);
+    assert!(id.status.success(), "{}", output_text(&id));
+    let id: serde_json::Value = serde_json::from_slice(&id.stdout).unwrap();
+    let draw_id = id["drawId"].as_str().unwrap().to_string();
+    assert_eq!(draw_id.len(), 128);
+
+    // Before its pulse: not yet, and said so.
+    let early = lavabeacon(&["draw", "result", "--spec", spec_path, "--url", &beacon.base]);
+    if early.status.success() {
+        panic!("a result before the target time: {}", output_text(&early));
+    }
+    assert!(
+        output_text(&early).contains("not yet published") || output_text(&early).contains("404"),
+        "{}",
+        output_text(&early)
+    );
+
+    wait_published(&beacon.base, target_ms);
+    let result = lavabeacon(&["draw", "result", "--spec", spec_path, "--url", &beacon.base]);
+    assert!(result.status.success(), "{}", output_text(&result));
+    let result_file = dir.path().join("result.json");
+    std::fs::write(&result_file, &result.stdout).unwrap();
+    let r: serde_json::Value = serde_json::from_slice(&result.stdout).unwrap();
+    assert_eq!(r["drawId"], draw_id.as_str());
+    assert_eq!(r["pulse"]["timeStamp"], target.as_str());
+    assert_eq!(r["selection"]["picks"].as_array().unwrap().len(), 3);
+    beacon.kill();
+
+    // Offline, with the certificate the dev token wrote.
+    let cert = dir.path().join("pulse-key.pem");
+    let cert = cert.to_str().unwrap();
+    let result_path = result_file.to_str().unwrap();
+    let ok = lavabeacon(&[
+        "draw",
+        "verify",
+        "--spec",
+        spec_path,
+        "--result",
+        result_path,
+        "--cert",
+        cert,
+    ]);
+    assert!(ok.status.success(), "{}", output_text(&ok));
+    assert!(String::from_utf8_lossy(&ok.stdout).starts_with("OK: draw "));
+
+    // A changed spec: another id.
+    let mut changed = spec.clone();
+    changed["count"] = 2.into();
+    let changed_spec = dir.path().join("changed-spec.json");
+    std::fs::write(&changed_spec, changed.to_string()).unwrap();
+    let out = lavabeacon(&[
+        "draw",
+        "verify",
+        "--spec",
+        changed_spec.to_str().unwrap(),
+        "--result",
+        result_path,
+        "--cert",
+        cert,
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        output_text(&out).contains("the spec was changed"),
+        "{}",
+        output_text(&out)
+    );
+
+    // A changed selection: made again, it differs.
+    let mut tampered = r.clone();
+    let picks = tampered["selection"]["picks"].as_array_mut().unwrap();
+    picks.swap(0, 1);
+    for (i, p) in picks.iter_mut().enumerate() {
+        p["position"] = (i + 1).into();
+    }
+    let tampered_file = dir.path().join("tampered.json");
+    std::fs::write(&tampered_file, tampered.to_string()).unwrap();
+    let out = lavabeacon(&[
+        "draw",
+        "verify",
+        "--spec",
+        spec_path,
+        "--result",
+        tampered_file.to_str().unwrap(),
+        "--cert",
+        cert,
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        output_text(&out).contains("the selection is not the one"),
+        "{}",
+        output_text(&out)
+    );
+
+    // A changed pulse: its signature fails.
+    let mut forged = r.clone();
+    let lrv = forged["pulse"]["localRandomValue"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let flipped = format!(
+        "{}{}",
+        if lrv.starts_with('0') { '1' } else { '0' },
+        &lrv[1..]
+    );
+    forged["pulse"]["localRandomValue"] = flipped.into();
+    let forged_file = dir.path().join("forged.json");
+    std::fs::write(&forged_file, forged.to_string()).unwrap();
+    let out = lavabeacon(&[
+        "draw",
+        "verify",
+        "--spec",
+        spec_path,
+        "--result",
+        forged_file.to_str().unwrap(),
+        "--cert",
+        cert,
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        output_text(&out).contains("the pulse does not verify"),
+        "{}",
+        output_text(&out)
+    );
+}
