@@ -109,6 +109,13 @@ if [ -n "$server_deps" ]; then
     say "crates/format depends on server crates: $server_deps"
     exit 1
 fi
+# The draws crate is for auditors too: no server stack either.
+draw_deps=$(cargo tree -p lavabeacon-draw -e normal --prefix none --locked | sed 's/ .*//' | sort -u |
+    grep -E '^(tokio|sqlx|actix-web|actix-rt|cryptoki|nokhwa)$' || true)
+if [ -n "$draw_deps" ]; then
+    say "crates/draw depends on server crates: $draw_deps"
+    exit 1
+fi
 # The private-bytes crate holds secrets and no server: no web server, database, HSM or camera.
 private_deps=$(cargo tree -p lavabeacon-private -e normal --prefix none --locked | sed 's/ .*//' | sort -u |
     grep -E '^(tokio|sqlx|actix-web|actix-rt|cryptoki|nokhwa)$' || true)

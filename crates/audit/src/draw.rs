@@ -5,6 +5,7 @@
 //! certificate, that it is the pulse of the target time) and the selection, made again.
 
 use crate::exit::{EXIT_FAILED, EXIT_USAGE};
+use lavabeacon_draw::receipt::Receipt;
 use lavabeacon_draw::{rfc3797, select, DrawSpec, Selection};
 use lavabeacon_format::cert::{parse_certificates, CertificateSet};
 use lavabeacon_format::json::{parse_pulse, to_json_line};
@@ -100,6 +101,10 @@ struct VerifyArgs {
     /// The certificate the pulse must verify against (PEM or DER; repeat for several).
     #[arg(long = "cert", value_name = "FILE", required = true)]
     certs: Vec<PathBuf>,
+    /// The registry's receipt for the spec (JSON): its signature (by a key of --cert), the
+    /// spec's id, and that it was registered at least two periods before the target time.
+    #[arg(long, value_name = "FILE")]
+    receipt: Option<PathBuf>,
     /// Print the checks as JSON.
     #[arg(long)]
     json: bool,
@@ -380,6 +385,11 @@ fn verify(a: VerifyArgs) -> Result<ExitCode, String> {
             result.draw_id,
             spec.id_hex()
         ));
+    }
+    if let Some(path) = &a.receipt {
+        let receipt: Receipt = serde_json::from_str(&read(path)?)
+            .map_err(|e| format!("{}: not a receipt: {e}", path.display()))?;
+        problems.extend(receipt.problems(&spec, &certs));
     }
     let parse = |v: &serde_json::Value| {
         parse_pulse(&v.to_string()).map_err(|e| format!("the result's pulse: {e}"))

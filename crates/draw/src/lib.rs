@@ -18,10 +18,13 @@
 //! - `rfc3797.rs`: RFC 3797's key string, its selection, and its seeds files.
 //! - `v1.rs`: `lavabeacon-v1`'s stream and its operations.
 //! - `draw.rs`: a spec's selection from a pulse's outputValue, with either method.
+//! - `receipt.rs`: the registry's receipt: its signed message (domain-separated from pulses)
+//!   and its checks (the spec's id, two periods ahead, the signature).
 
 #![warn(missing_docs)]
 
 pub mod draw;
+pub mod receipt;
 pub mod rfc3797;
 pub mod spec;
 pub mod v1;
