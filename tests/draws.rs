@@ -17,6 +17,15 @@ fn lavabeacon(args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// `lavabeacon draw verify --spec SPEC --result RESULT --cert CERT` and `extra`.
+fn verify(spec: &str, result: &str, cert: &str, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "draw", "verify", "--spec", spec, "--result", result, "--cert", cert,
+    ];
+    args.extend(extra);
+    lavabeacon(&args)
+}
+
 fn vectors(file: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/vectors/rfc3797")
@@ -144,16 +153,7 @@ fn a_draw_fixed_before_its_pulse_is_computed_from_the_beacon_and_verified_offlin
     let cert = dir.path().join("pulse-key.pem");
     let cert = cert.to_str().unwrap();
     let result_path = result_file.to_str().unwrap();
-    let ok = lavabeacon(&[
-        "draw",
-        "verify",
-        "--spec",
-        spec_path,
-        "--result",
-        result_path,
-        "--cert",
-        cert,
-    ]);
+    let ok = verify(spec_path, result_path, cert, &[]);
     assert!(ok.status.success(), "{}", output_text(&ok));
     assert!(String::from_utf8_lossy(&ok.stdout).starts_with("OK: draw "));
 
@@ -162,16 +162,7 @@ fn a_draw_fixed_before_its_pulse_is_computed_from_the_beacon_and_verified_offlin
     changed["count"] = 2.into();
     let changed_spec = dir.path().join("changed-spec.json");
     std::fs::write(&changed_spec, changed.to_string()).unwrap();
-    let out = lavabeacon(&[
-        "draw",
-        "verify",
-        "--spec",
-        changed_spec.to_str().unwrap(),
-        "--result",
-        result_path,
-        "--cert",
-        cert,
-    ]);
+    let out = verify(changed_spec.to_str().unwrap(), result_path, cert, &[]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
         output_text(&out).contains("the spec was changed"),
@@ -188,16 +179,7 @@ fn a_draw_fixed_before_its_pulse_is_computed_from_the_beacon_and_verified_offlin
     }
     let tampered_file = dir.path().join("tampered.json");
     std::fs::write(&tampered_file, tampered.to_string()).unwrap();
-    let out = lavabeacon(&[
-        "draw",
-        "verify",
-        "--spec",
-        spec_path,
-        "--result",
-        tampered_file.to_str().unwrap(),
-        "--cert",
-        cert,
-    ]);
+    let out = verify(spec_path, tampered_file.to_str().unwrap(), cert, &[]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
         output_text(&out).contains("the selection is not the one"),
@@ -219,19 +201,151 @@ fn a_draw_fixed_before_its_pulse_is_computed_from_the_beacon_and_verified_offlin
     forged["pulse"]["localRandomValue"] = flipped.into();
     let forged_file = dir.path().join("forged.json");
     std::fs::write(&forged_file, forged.to_string()).unwrap();
-    let out = lavabeacon(&[
-        "draw",
-        "verify",
-        "--spec",
-        spec_path,
-        "--result",
-        forged_file.to_str().unwrap(),
-        "--cert",
-        cert,
-    ]);
+    let out = verify(spec_path, forged_file.to_str().unwrap(), cert, &[]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
         output_text(&out).contains("the pulse does not verify"),
+        "{}",
+        output_text(&out)
+    );
+}
+
+#[test]
+fn a_draw_registered_before_its_pulse_gets_a_signed_receipt_and_its_result_verifies_offline() {
+    if !softhsm_present() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    common::dev_token(dir.path());
+    // A client of the registry (the private-bytes credentials), from this host only.
+    let clients_file = dir.path().join("clients.json");
+    let out = lavabeacon(&[
+        "clients",
+        "add",
+        "lottery",
+        "--clients-file",
+        clients_file.to_str().unwrap(),
+        "--allow-ip",
+        "127.0.0.1",
+    ]);
+    assert!(out.status.success(), "{}", output_text(&out));
+    let creds = dir.path().join("lottery.json");
+    std::fs::write(&creds, &out.stdout).unwrap();
+    let config = common::dev_config(dir.path());
+    let mut toml = std::fs::read_to_string(&config).unwrap();
+    toml.push_str(&format!("\n[private]\nclients_file = {clients_file:?}\n"));
+    std::fs::write(&config, toml).unwrap();
+    let beacon = Beacon::start("serve", &config, &[]);
+    let base = beacon.base.clone();
+    let newest = {
+        let started = Instant::now();
+        loop {
+            let (status, _, body) = get(&format!("{base}/beacon/last"), &[]);
+            if status == 200 {
+                break serde_json::from_str::<serde_json::Value>(&body).unwrap();
+            }
+            assert!(started.elapsed() < Duration::from_secs(30));
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    let newest_ms =
+        lavabeacon_format::time::parse_time_stamp(newest["pulse"]["timeStamp"].as_str().unwrap())
+            .unwrap();
+    let spec_for = |target_ms: i64, title: &str| {
+        serde_json::json!({
+            "version": 1, "title": title, "method": "rfc3797", "operation": "pick",
+            "pool": {"entries": ["Ada", "Grace", "Alan", "Edsger", "Barbara"]}, "count": 2,
+            "sources": [["9319"], ["2", "5", "12", "8", "10"]],
+            "beacon": {"baseUri": "http://localhost:8080/beacon/2.0", "chainIndex": 1,
+                       "certificateId": newest["pulse"]["certificateId"]},
+            "targetTime": lavabeacon_format::time::format_time_stamp(target_ms).unwrap(),
+        })
+    };
+    let creds_path = creds.to_str().unwrap();
+    let register = |spec: &str| {
+        lavabeacon(&[
+            "draw",
+            "register",
+            "--url",
+            &base,
+            "--credentials",
+            creds_path,
+            "--spec",
+            spec,
+        ])
+    };
+
+    // Registered four periods ahead: a receipt signed by the beacon's key.
+    let target_ms = newest_ms + 4000;
+    let spec = spec_for(target_ms, "registered in time");
+    let spec_file = dir.path().join("spec.json");
+    std::fs::write(&spec_file, spec.to_string()).unwrap();
+    let spec_path = spec_file.to_str().unwrap();
+    let out = register(spec_path);
+    assert!(out.status.success(), "{}", output_text(&out));
+    let registered: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let id = registered["drawId"].as_str().unwrap().to_string();
+    let receipt_file = dir.path().join("receipt.json");
+    std::fs::write(&receipt_file, registered["receipt"].to_string()).unwrap();
+    assert_eq!(registered["receipt"]["drawId"], id.as_str());
+
+    // Anyone reads it back; its result is not there before its pulse.
+    let (status, _, body) = get(&format!("{base}/draws/{id}"), &[]);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&body).unwrap()["receipt"],
+        registered["receipt"]
+    );
+    let (status, headers, _) = get(&format!("{base}/draws/{id}/result"), &["Retry-After"]);
+    assert_eq!(status, 425);
+    assert!(headers[0].is_some(), "425 comes with Retry-After");
+
+    // Too late: less than two periods ahead; and no credentials at all.
+    let late = spec_for(newest_ms + 1000, "too late");
+    let late_file = dir.path().join("late.json");
+    std::fs::write(&late_file, late.to_string()).unwrap();
+    let out = register(late_file.to_str().unwrap());
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        output_text(&out).contains("too late"),
+        "{}",
+        output_text(&out)
+    );
+    let anonymous = ureq::post(&format!("{base}/draws"))
+        .set("Content-Type", "application/json")
+        .send_string(&spec.to_string());
+    match anonymous {
+        // Without the client's custom header: refused before anything else (docs/private-bytes.md).
+        Err(ureq::Error::Status(403, _)) => {}
+        other => panic!("an unsigned registration: {other:?}"),
+    }
+
+    // After its pulse: the result, verified offline with the receipt.
+    wait_published(&base, target_ms);
+    let (status, _, body) = get(&format!("{base}/draws/{id}/result"), &[]);
+    assert_eq!(status, 200, "{body}");
+    let result_file = dir.path().join("result.json");
+    std::fs::write(&result_file, &body).unwrap();
+    beacon.kill();
+    let cert = dir.path().join("pulse-key.pem");
+    let (cert, result_path, receipt_path) = (
+        cert.to_str().unwrap(),
+        result_file.to_str().unwrap(),
+        receipt_file.to_str().unwrap(),
+    );
+    let ok = verify(spec_path, result_path, cert, &["--receipt", receipt_path]);
+    assert!(ok.status.success(), "{}", output_text(&ok));
+
+    // A receipt changed after signing fails on its signature.
+    let mut forged = registered["receipt"].clone();
+    forged["registeredAt"] = lavabeacon_format::time::format_time_stamp(newest_ms - 60_000)
+        .unwrap()
+        .into();
+    std::fs::write(&receipt_file, forged.to_string()).unwrap();
+    let out = verify(spec_path, result_path, cert, &["--receipt", receipt_path]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        output_text(&out).contains("the receipt's signature"),
         "{}",
         output_text(&out)
     );

@@ -55,27 +55,45 @@ fn agent(ca: Option<&PathBuf>) -> Result<ureq::Agent, String> {
 }
 
 fn fetch(args: &Args) -> Result<Vec<u8>, (u8, String)> {
+    let query = format!("n={}&format={}", args.n, args.format);
+    signed_call(
+        &args.url,
+        &args.credentials,
+        args.ca.as_ref(),
+        ("GET", "/private/v1/bytes", &query),
+        b"",
+    )
+}
+
+/// A request signed with a client's credentials (`lavabeacon_private::protocol`): `call` is
+/// the method, path and query; the answer's body when it is a success, else the exit status
+/// and why.
+pub(super) fn signed_call(
+    url: &str,
+    credentials: &PathBuf,
+    ca: Option<&PathBuf>,
+    (method, path, query): (&str, &str, &str),
+    body: &[u8],
+) -> Result<Vec<u8>, (u8, String)> {
     let usage = |e: String| (EXIT_USAGE, e);
-    let text = std::fs::read_to_string(&args.credentials)
-        .map_err(|e| usage(format!("{}: {e}", args.credentials.display())))?;
+    let text = std::fs::read_to_string(credentials)
+        .map_err(|e| usage(format!("{}: {e}", credentials.display())))?;
     let creds: Credentials = serde_json::from_str(&text).map_err(|_| {
         usage(format!(
             "{}: not the credentials `lavabeacon clients add` printed",
-            args.credentials.display()
+            credentials.display()
         ))
     })?;
     let key = creds
         .key()
         .ok_or_else(|| usage("the credentials' hmacKey is not base64url".into()))?;
-    let base = args.url.trim_end_matches('/');
+    let base = url.trim_end_matches('/');
     let (scheme, rest) = base.split_once("://").ok_or_else(|| {
         usage(format!(
             "{base:?} is not a URL such as https://beacon.example.org"
         ))
     })?;
     let host = rest.split('/').next().unwrap_or(rest).to_ascii_lowercase();
-    let path = "/private/v1/bytes";
-    let query = format!("n={}&format={}", args.n, args.format);
     let date = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -83,27 +101,37 @@ fn fetch(args: &Args) -> Result<Vec<u8>, (u8, String)> {
         .to_string();
     let nonce = protocol::new_nonce();
     let signed = Signed {
-        method: "GET",
+        method,
         host: &host,
         path,
-        query: &query,
+        query,
         date: &date,
         nonce: &nonce,
         key_id: &creds.key_id,
-        body: b"",
+        body,
     };
     let signature = protocol::sign(&key, &signed);
-    let url = format!("{scheme}://{host}{path}?{query}");
-    let answer = agent(args.ca.as_ref())
+    let url = if query.is_empty() {
+        format!("{scheme}://{host}{path}")
+    } else {
+        format!("{scheme}://{host}{path}?{query}")
+    };
+    let request = agent(ca)
         .map_err(usage)?
-        .get(&url)
+        .request(method, &url)
         .set("Host", &host)
         .set(&creds.header.name, &creds.header.value)
         .set(protocol::KEY_ID, &creds.key_id)
         .set(protocol::DATE, &date)
         .set(protocol::NONCE, &nonce)
-        .set(protocol::SIGNATURE, &signature)
-        .call();
+        .set(protocol::SIGNATURE, &signature);
+    let answer = if body.is_empty() {
+        request.call()
+    } else {
+        request
+            .set("Content-Type", "application/json")
+            .send_bytes(body)
+    };
     let read = |r: ureq::Response| -> Result<Vec<u8>, String> {
         let mut body = Vec::new();
         std::io::Read::read_to_end(&mut r.into_reader(), &mut body).map_err(|e| e.to_string())?;

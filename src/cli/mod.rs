@@ -8,6 +8,7 @@ mod api;
 mod bytes;
 mod clients;
 mod dev;
+mod draw;
 mod engine;
 mod export;
 mod keys;
@@ -17,7 +18,7 @@ mod secure;
 mod serve;
 
 use clap::{Parser, Subcommand};
-use lavabeacon_audit::{draw, import, replay, verify};
+use lavabeacon_audit::{import, replay, verify};
 use std::process::ExitCode;
 
 #[derive(Parser)]
@@ -71,9 +72,10 @@ enum Command {
     /// Manage the clients of the private-bytes service (credentials are printed once).
     #[command(subcommand)]
     Clients(clients::ClientsCommand),
-    /// Verifiable draws: RFC 3797 from its inputs, a spec's id, a spec's result from its
-    /// pulse, and its offline check (docs/draws.md).
-    Draw(draw::Args),
+    /// Verifiable draws: RFC 3797 from its inputs, a spec's id, its registration with a
+    /// beacon, its result from its pulse, and its offline check (docs/draws.md).
+    #[command(subcommand)]
+    Draw(draw::DrawCommand),
 }
 
 pub use lavabeacon_audit::exit::{EXIT_FAILED, EXIT_USAGE};
@@ -94,6 +96,6 @@ pub fn run() -> ExitCode {
         Command::Cert(cmd) => keys::cert(cmd),
         Command::Clients(cmd) => clients::run(cmd),
         Command::Bytes(args) => bytes::run(args),
-        Command::Draw(args) => draw::run(args),
+        Command::Draw(cmd) => draw::run(cmd),
     }
 }

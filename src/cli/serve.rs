@@ -59,6 +59,7 @@ pub fn run(args: Args) -> ExitCode {
                 Ok(x) => x,
                 Err(code) => return code,
             };
+        register_draws(&c, &beacon).await;
         engine.run(Arc::new(ApiObserver(beacon.clone(), private)));
         super::rotate::spawn_switch_on_hangup(path, c.clone());
         stop_signal().await;
@@ -138,6 +139,43 @@ fn widen_backlog(listener: &std::net::TcpListener) {
             "could not raise the listen backlog to {BACKLOG}: {}",
             std::io::Error::last_os_error()
         );
+    }
+}
+
+/// Draw receipts, signed by the configured key through a handle of their own (its own HSM
+/// session), so a registration never waits on, or holds, the session the engine signs pulses
+/// with. Without private-bytes clients nobody can register, and nothing is opened.
+/// Draws are written through a store handle of the engine's role: the API's is read-only.
+async fn register_draws(c: &Config, beacon: &Arc<lavabeacon_api::Beacon>) {
+    if c.private.clients_file.is_none() {
+        return;
+    }
+    let signer = match super::engine::build::signer(c) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(
+                "draw registration is off: the signing key cannot be opened for receipts: {e}"
+            );
+            return;
+        }
+    };
+    match lavabeacon_store::open_with(&c.database.url, Role::Engine).await {
+        Ok(writer) => beacon.register_draws(Arc::new(KeyReceipts(signer)), writer),
+        Err(e) => tracing::warn!(
+            "draw registration is off: the database cannot be opened to write draws: {e}"
+        ),
+    }
+}
+
+/// The beacon's key as the API's receipt signer.
+struct KeyReceipts(Arc<dyn lavabeacon_signer::Signer>);
+
+impl lavabeacon_api::ReceiptSigner for KeyReceipts {
+    fn key(&self) -> (lavabeacon_format::Hash512, u32) {
+        (self.0.certificate_id(), self.0.cipher_suite())
+    }
+    fn sign_receipt(&self, message: &[u8]) -> Result<Vec<u8>, String> {
+        self.0.sign(message).map_err(|e| e.to_string())
     }
 }
 

@@ -40,6 +40,10 @@ pub enum ApiError {
     /// ([`crate::BeaconInfo::store_timeout_ms`]).
     #[error("the pulse store is unavailable")]
     Unavailable(#[source] StoreError),
+    /// The beacon cannot do this now (its key does not sign): 503 with `Retry-After`. The
+    /// message is the public one; the cause goes to the log.
+    #[error("{0}")]
+    NotNow(String),
     /// The server is shutting down ([`crate::Beacon::begin_shutdown`]): no new streams.
     #[error("the server is shutting down")]
     ShuttingDown,
@@ -99,7 +103,9 @@ impl ResponseError for ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::TooEarly { .. } => StatusCode::from_u16(425).expect("425 is a status code"),
             ApiError::TooManyStreams { .. } => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::Unavailable(_) | ApiError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) | ApiError::ShuttingDown | ApiError::NotNow(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
         }
     }
 
@@ -116,7 +122,7 @@ impl ResponseError for ApiError {
             | ApiError::TooManyStreams { retry_after, .. } => {
                 response.insert_header((header::RETRY_AFTER, retry_after.to_string()));
             }
-            ApiError::Unavailable(_) | ApiError::ShuttingDown => {
+            ApiError::Unavailable(_) | ApiError::ShuttingDown | ApiError::NotNow(_) => {
                 response.insert_header((header::RETRY_AFTER, "1"));
             }
             _ => {}

@@ -30,7 +30,7 @@
 //!   (JSON Lines or XML windows with `Link: rel="next"`, skip paths, NIST's chain between two
 //!   times, each streamed in the form asked for), `stream.rs` (Server-Sent Events), `status.rs`
 //!   (`/health`, `/metrics`), `page.rs` (the explorer: `/` rendered with the
-//!   newest pulse, its files embedded from `web/` and served under `/assets/{version}/`, the icon), `private.rs` (private random bytes for
+//!   newest pulse, its files embedded from `web/` and served under `/assets/{version}/`, the icon), `draws.rs` (the draw registry: `POST /draws` with a signed receipt, the draw, its result), `private.rs` (private random bytes for
 //!   authenticated clients; the checks are `lavabeacon_private`'s).
 //! - What long answers share: `paged.rs` (the store read a page at a time, so no database
 //!   connection waits on a client) and `body.rs` (a streamed body that holds the client's
@@ -41,6 +41,8 @@
 //!   `beacon-2.0.xsd` (a `<response>` of pulses, a `<chain>`, a `<skipList>`, an `<error>`).
 //! - `wait.rs`: long-polls (`?wait=true`): a request held until its pulse is published, on the
 //!   same news the streams get.
+//! - (`draws.rs` is a handler file like those above; its checks and formats are
+//!   `lavabeacon_draw`'s, its authentication `lavabeacon_private`'s.)
 //! - `client.rs`: who a request came from (the peer, or what trusted proxies say).
 //! - `state.rs`: [`Beacon`], the shared state (store calls bounded by a timeout, the newest
 //!   pulse and its certificate in memory, what the engine said); `limits.rs`: open streams per client and in all;
@@ -67,6 +69,7 @@ mod body;
 mod bulk;
 mod client;
 mod clock;
+mod draws;
 pub mod error;
 mod limits;
 pub mod metrics;
@@ -90,8 +93,9 @@ pub mod xml;
 /// Stops a running server ([`serve`]).
 pub use actix_web::dev::ServerHandle;
 pub use client::client_addr;
+pub use draws::ReceiptSigner;
 pub use error::ApiError;
-pub use openapi::{openapi, Answer, Example, Examples, Kind, Location, Param, RouteDoc};
+pub use openapi::{openapi, Answer, Example, Examples, Kind, Location, Param, RouteDoc, Verb};
 pub use routes::ROUTES;
 pub use server::{serve, serve_on, serve_redirect, HSTS, SHUTDOWN_TIMEOUT_SECS};
 pub use settings::{

@@ -17,6 +17,8 @@ use serde_json::{json, Map, Value};
 pub struct RouteDoc {
     /// The path, with `{name}` for path parameters.
     pub path: &'static str,
+    /// GET (with HEAD), or POST with a JSON body.
+    pub method: Verb,
     /// Its OpenAPI `operationId` (what links name).
     pub operation_id: &'static str,
     /// What it answers.
@@ -97,6 +99,15 @@ pub struct Param {
     pub example: Example,
 }
 
+/// A route's method.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verb {
+    /// GET and HEAD.
+    Get,
+    /// POST, with a JSON body (a draw spec).
+    Post,
+}
+
 /// The kind of a route's successful answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Answer {
@@ -134,6 +145,10 @@ pub enum Answer {
     PrivateBytes,
     /// Private random integers.
     PrivateIntegers,
+    /// A registered draw: its spec and the beacon's signed receipt.
+    Draw,
+    /// A draw's result: the pulse that decided it and the selection.
+    DrawResult,
 }
 
 /// Values from the chain being served, for the document's examples.
@@ -264,6 +279,18 @@ fn success(answer: Answer, examples: &Examples) -> Value {
         Answer::Icon => (
             "The icon",
             json!({"image/x-icon": {"schema": {"type": "string", "format": "binary"}}}),
+            json!({"Cache-Control": cache}),
+            json!({}),
+        ),
+        Answer::Draw => (
+            "The draw: its spec and the receipt the beacon signed",
+            json!({"application/json": {"schema": {"$ref": "#/components/schemas/Draw"}}}),
+            json!({"Cache-Control": cache}),
+            json!({}),
+        ),
+        Answer::DrawResult => (
+            "The pulse that decided the draw, and what it selected",
+            json!({"application/json": {"schema": {"$ref": "#/components/schemas/DrawResult"}}}),
             json!({"Cache-Control": cache}),
             json!({}),
         ),
@@ -505,22 +532,31 @@ pub fn openapi(routes: &[RouteDoc], examples: &Examples) -> Value {
         statuses.sort_unstable();
         statuses.dedup();
         for s in statuses {
-            let resp = if s == 200 {
+            let resp = if s == 200 || s == 201 {
                 success(r.answer, examples)
             } else {
                 other(r, s)
             };
             responses.insert(s.to_string(), resp);
         }
-        paths.insert(
-            r.path.to_string(),
-            json!({"get": {
-                "operationId": r.operation_id,
-                "summary": r.summary,
-                "parameters": params,
-                "responses": responses,
-            }}),
-        );
+        let mut operation = json!({
+            "operationId": r.operation_id,
+            "summary": r.summary,
+            "parameters": params,
+            "responses": responses,
+        });
+        let verb = match r.method {
+            Verb::Get => "get",
+            Verb::Post => {
+                operation["requestBody"] = json!({
+                    "required": true,
+                    "description": "The draw spec (docs/draws.md), signed as private-bytes requests are (docs/private-bytes.md: the body's SHA-256 is in the string to sign)",
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/DrawSpec"}}},
+                });
+                "post"
+            }
+        };
+        paths.insert(r.path.to_string(), json!({ verb: operation }));
     }
     json!({
         "openapi": "3.1.0",

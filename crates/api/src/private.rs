@@ -22,7 +22,7 @@ use zeroize::Zeroizing;
 
 /// The request's headers as the checks want them: a header sent more than once, or not as
 /// text, counts as not sent.
-struct HeaderView<'a>(&'a actix_web::http::header::HeaderMap);
+pub(crate) struct HeaderView<'a>(pub(crate) &'a actix_web::http::header::HeaderMap);
 
 impl Headers for HeaderView<'_> {
     fn get(&self, name: &str) -> Option<&str> {
@@ -87,13 +87,7 @@ fn answer(route: Route, req: &HttpRequest, beacon: &Beacon) -> HttpResponse {
     let Some(peer) = client_addr(req, &beacon.info().trusted_proxies) else {
         return json_error(StatusCode::BAD_REQUEST, "no client address");
     };
-    // HTTP/1.1 sends Host; HTTP/2 the authority.
-    let host = req
-        .headers()
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .or_else(|| req.uri().authority().map(|a| a.as_str()))
-        .unwrap_or("");
+    let host = host_of(req);
     let headers = HeaderView(req.headers());
     let r = Request {
         method: req.method().as_str(),
@@ -110,21 +104,33 @@ fn answer(route: Route, req: &HttpRequest, beacon: &Beacon) -> HttpResponse {
             .insert_header(("Lavabeacon-Bytes-Left", a.bytes_left.to_string()))
             .content_type(a.content_type)
             .body(SecretBody(Some(a.body))),
-        Err(refusal) => {
-            let status =
-                StatusCode::from_u16(refusal.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            let mut res = json_error(status, &refusal.message);
-            let h = res.headers_mut();
-            if refusal.is_unauthenticated() {
-                h.insert(
-                    header::WWW_AUTHENTICATE,
-                    header::HeaderValue::from_static(SCHEME),
-                );
-            }
-            if let Some(secs) = refusal.retry_after {
-                h.insert(header::RETRY_AFTER, secs.into());
-            }
-            res
-        }
+        Err(refusal) => refused(refusal),
     }
+}
+
+/// The host a request was sent to, as signed: HTTP/1.1 sends Host; HTTP/2 the authority.
+pub(crate) fn host_of(req: &HttpRequest) -> &str {
+    req.headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| req.uri().authority().map(|a| a.as_str()))
+        .unwrap_or("")
+}
+
+/// The answer to a request the checks refused: its status, a JSON error, and
+/// `WWW-Authenticate` or `Retry-After` as the refusal asks.
+pub(crate) fn refused(refusal: lavabeacon_private::gate::Refusal) -> HttpResponse {
+    let status = StatusCode::from_u16(refusal.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut res = json_error(status, &refusal.message);
+    let h = res.headers_mut();
+    if refusal.is_unauthenticated() {
+        h.insert(
+            header::WWW_AUTHENTICATE,
+            header::HeaderValue::from_static(SCHEME),
+        );
+    }
+    if let Some(secs) = refusal.retry_after {
+        h.insert(header::RETRY_AFTER, secs.into());
+    }
+    res
 }

@@ -8,32 +8,54 @@
 //! (each handler has its own type) and a `const` description; it generates no handler logic.
 
 use crate::error::json_error;
-use crate::openapi::{Answer, Example, Examples, Kind, Location, Param, RouteDoc};
+use crate::openapi::{Answer, Example, Examples, Kind, Location, Param, RouteDoc, Verb};
 use crate::state::Beacon;
-use crate::{bulk, page, private, pulses, status, stream};
+use crate::{bulk, draws, page, private, pulses, status, stream};
 use actix_web::http::{header, Method, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse, Resource};
 
 /// One table makes both the routes and `/openapi.json`.
 macro_rules! routes {
     ($($path:literal => $handler:path {
+        $(method: $method:ident,)?
         $operation:literal, $summary:literal,
         params: [$($param:expr),* $(,)?],
         answer: $answer:ident,
         statuses: [$($status:literal),* $(,)?] $(,)?
     })*) => {
         fn register(cfg: &mut web::ServiceConfig) {
-            $( cfg.service(get($path, $handler)); )*
+            $( cfg.service(resource!($($method)?; $path, $handler)); )*
         }
         /// Every route the API serves, in the order they are matched.
         pub const ROUTES: &[RouteDoc] = &[$(RouteDoc {
             path: $path,
+            method: verb!($($method)?),
             operation_id: $operation,
             summary: $summary,
             params: &[$($param),*],
             answer: Answer::$answer,
             statuses: &[$($status),*],
         }),*];
+    };
+}
+
+/// The resource of a route: GET (and HEAD) unless the table says POST.
+macro_rules! resource {
+    (; $path:expr, $handler:path) => {
+        get($path, $handler)
+    };
+    (POST; $path:expr, $handler:path) => {
+        post($path, $handler)
+    };
+}
+
+/// The method a route's description names.
+macro_rules! verb {
+    () => {
+        Verb::Get
+    };
+    (POST) => {
+        Verb::Post
     };
 }
 
@@ -273,6 +295,23 @@ routes! {
                  PRIVATE_AUTH[0], PRIVATE_AUTH[1], PRIVATE_AUTH[2], PRIVATE_AUTH[3]],
         answer: PrivateIntegers, statuses: [200, 400, 401, 403, 404, 413, 429, 503],
     }
+    "/draws" => draws::register {
+        method: POST,
+        "registerDraw",
+        "Registers a draw spec before its pulse, for an authenticated client (HMAC-signed request, as /private/v1/bytes; docs/draws.md): 201 with the receipt the beacon's key signs (200 with the first receipt for a spec registered before); 400 when its target pulse is less than two periods away",
+        params: [PRIVATE_AUTH[0], PRIVATE_AUTH[1], PRIVATE_AUTH[2], PRIVATE_AUTH[3]],
+        answer: Draw, statuses: [200, 201, 400, 401, 403, 404, 413, 429, 503],
+    }
+    "/draws/{id}/result" => draws::result {
+        "getDrawResult", "A registered draw's result: the pulse that decided it and the selection; 425 with Retry-After before that pulse is published",
+        params: [path("id", Kind::Sha512Hex, "the draw's id: 128 hex digits", Example::None)],
+        answer: DrawResult, statuses: [200, 400, 404, 425, 503],
+    }
+    "/draws/{id}" => draws::get {
+        "getDraw", "A registered draw: its spec and the receipt the beacon signed",
+        params: [path("id", Kind::Sha512Hex, "the draw's id: 128 hex digits", Example::None)],
+        answer: Draw, statuses: [200, 400, 404, 503],
+    }
     "/beacon/2.0/stream" => stream::stream {
         "getStream", "Server-Sent Events: one event per new pulse (id chain-pulse); resumes after Last-Event-ID",
         params: [head("Last-Event-ID", false, Kind::EventId, "the id of the last event received, e.g. 1-42")],
@@ -300,13 +339,59 @@ where
         .default_service(web::to(method_not_allowed))
 }
 
-/// The methods every route takes.
+/// The methods every GET route takes.
 const ALLOWED: &str = "GET, HEAD, OPTIONS";
+
+/// The methods of a POST route.
+const ALLOWED_POST: &str = "POST, OPTIONS";
+
+/// A POST resource (a JSON body); other methods get a JSON 405.
+fn post<F, Args>(path: &str, handler: F) -> Resource
+where
+    F: actix_web::Handler<Args> + Clone,
+    Args: actix_web::FromRequest + 'static,
+    F::Output: actix_web::Responder + 'static,
+{
+    web::resource(path)
+        .route(web::post().to(handler))
+        .route(web::method(Method::OPTIONS).to(preflight_post))
+        .default_service(web::to(post_only))
+}
+
+/// `OPTIONS` of a POST route.
+async fn preflight_post() -> HttpResponse {
+    let mut response = preflight().await;
+    let h = response.headers_mut();
+    h.insert(
+        header::ALLOW,
+        header::HeaderValue::from_static(ALLOWED_POST),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        header::HeaderValue::from_static(ALLOWED_POST),
+    );
+    response
+}
+
+async fn post_only(req: HttpRequest) -> HttpResponse {
+    let mut response = json_error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        &format!(
+            "{} is not allowed here: draws are registered with POST",
+            req.method().as_str().chars().take(20).collect::<String>()
+        ),
+    );
+    response.headers_mut().insert(
+        header::ALLOW,
+        header::HeaderValue::from_static(ALLOWED_POST),
+    );
+    response
+}
 
 /// The request headers a script on another origin may send: content negotiation, revalidation,
 /// resuming a stream, and the private routes' signature headers (those requests are still
 /// checked against the client's allowed origins).
-const ALLOWED_HEADERS: &str = "Accept, If-None-Match, Last-Event-ID, Cache-Control, \
+const ALLOWED_HEADERS: &str = "Accept, Content-Type, If-None-Match, Last-Event-ID, Cache-Control, \
     Lavabeacon-Key-Id, Lavabeacon-Date, Lavabeacon-Nonce, Lavabeacon-Signature";
 
 /// `OPTIONS`: the CORS preflight a browser sends before a cross-origin `fetch` with headers of

@@ -84,6 +84,46 @@ fn test_notice() -> Value {
 /// Every component schema, by name.
 pub(crate) fn components() -> Value {
     json!({
+        "DrawSpec": {
+            "type": "object",
+            "description": "A draw spec (docs/draws.md); its id is SHA-512 of its RFC 8785 canonical bytes",
+            "required": ["version", "title", "method", "operation", "count", "beacon", "targetTime"],
+            "additionalProperties": false,
+            "properties": {
+                "version": {"const": 1},
+                "title": {"type": "string"},
+                "method": {"enum": ["rfc3797", "lavabeacon-v1"]},
+                "operation": {"enum": ["pick", "shuffle", "weighted", "integers"]},
+                "pool": {"type": "object"},
+                "count": {"type": "integer", "minimum": 0},
+                "weights": {"type": "array", "items": {"type": "string"}},
+                "range": {"type": "object"},
+                "sources": {"type": "array", "items": {"type": "array", "items": {"type": "string"}}},
+                "beacon": {"type": "object", "required": ["baseUri", "chainIndex", "certificateId"]},
+                "targetTime": {"type": "string"},
+            },
+        },
+        "Draw": {
+            "type": "object",
+            "required": ["drawId", "spec", "receipt"],
+            "additionalProperties": false,
+            "properties": {
+                "drawId": {"type": "string", "pattern": "^[0-9a-f]{128}$"},
+                "spec": {"$ref": "#/components/schemas/DrawSpec"},
+                "receipt": {"type": "object", "required": ["version", "drawId", "registeredAt", "targetTime", "periodMs", "newest", "certificateId", "cipherSuite", "signatureValue"]},
+            },
+        },
+        "DrawResult": {
+            "type": "object",
+            "required": ["drawId", "pulse", "selection"],
+            "additionalProperties": false,
+            "properties": {
+                "drawId": {"type": "string", "pattern": "^[0-9a-f]{128}$"},
+                "pulse": {"$ref": "#/components/schemas/Pulse"},
+                "previous": {"$ref": "#/components/schemas/Pulse"},
+                "selection": {"type": "object"},
+            },
+        },
         "Pulse": pulse(),
         "PulseAnswer": {
             "type": "object",

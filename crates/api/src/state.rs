@@ -58,6 +58,9 @@ pub(crate) struct Served {
     pub event: OnceLock<Bytes>,
 }
 
+/// What the draw registry needs: the receipt signer, and a store handle that may write.
+pub(crate) type DrawRegistry = (Arc<dyn crate::draws::ReceiptSigner>, Arc<dyn Store>);
+
 /// The API's shared state.
 pub struct Beacon {
     store: Arc<dyn Store>,
@@ -85,6 +88,9 @@ pub struct Beacon {
     probed_ms: AtomicI64,
     /// The private-bytes service, when this beacon serves it.
     private: OnceLock<Arc<lavabeacon_private::Service>>,
+    /// What signs draw receipts, and the store handle that may write draws (the API's own is
+    /// read-only), when this process runs the engine.
+    receipts: OnceLock<DrawRegistry>,
 }
 
 impl Beacon {
@@ -106,6 +112,7 @@ impl Beacon {
             db_ok: AtomicBool::new(false),
             probed_ms: AtomicI64::new(i64::MIN),
             private: OnceLock::new(),
+            receipts: OnceLock::new(),
         })
     }
 
@@ -113,6 +120,22 @@ impl Beacon {
     /// it those paths answer 404). Set once, before the server starts.
     pub fn serve_private(&self, service: Arc<lavabeacon_private::Service>) {
         let _ = self.private.set(service);
+    }
+
+    /// Registers draws (`POST /draws`), signing their receipts with `signer` (the beacon's
+    /// key, opened for this) and writing them through `writer` (a store opened to write: the
+    /// API's own is read-only). An API node without them refuses registrations.
+    pub fn register_draws(
+        &self,
+        signer: Arc<dyn crate::draws::ReceiptSigner>,
+        writer: Arc<dyn Store>,
+    ) {
+        let _ = self.receipts.set((signer, writer));
+    }
+
+    /// What signs draw receipts and writes draws, if this beacon registers them.
+    pub(crate) fn draw_registry(&self) -> Option<&DrawRegistry> {
+        self.receipts.get()
     }
 
     /// The private-bytes service, if this beacon serves it.

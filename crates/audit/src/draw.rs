@@ -6,12 +6,11 @@
 
 use crate::exit::{EXIT_FAILED, EXIT_USAGE};
 use lavabeacon_draw::receipt::Receipt;
-use lavabeacon_draw::{rfc3797, select, DrawSpec, Selection};
+use lavabeacon_draw::{rfc3797, select, DrawResult, DrawSpec};
 use lavabeacon_format::cert::{parse_certificates, CertificateSet};
 use lavabeacon_format::json::{parse_pulse, to_json_line};
 use lavabeacon_format::verify::{Options, Verifier};
 use lavabeacon_format::Pulse;
-use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -21,8 +20,10 @@ pub struct Args {
     command: Command,
 }
 
+/// The offline commands (the `lavabeacon` binary adds `register`, which talks to a beacon with
+/// a client's credentials).
 #[derive(clap::Subcommand)]
-enum Command {
+pub enum Command {
     /// An RFC 3797 selection from its own inputs: the names, the seeds (one source per line),
     /// and optionally a pulse whose outputValue is the last source.
     Run(RunArgs),
@@ -36,7 +37,7 @@ enum Command {
 }
 
 #[derive(clap::Args)]
-struct RunArgs {
+pub struct RunArgs {
     /// The method (RFC 3797's own inputs; specs bound to a pulse use `draw result`).
     #[arg(long, default_value = "rfc3797", value_parser = ["rfc3797"])]
     method: String,
@@ -60,7 +61,7 @@ struct RunArgs {
 }
 
 #[derive(clap::Args)]
-struct SpecArgs {
+pub struct SpecArgs {
     /// The spec (JSON).
     #[arg(value_name = "FILE")]
     spec: PathBuf,
@@ -70,7 +71,7 @@ struct SpecArgs {
 }
 
 #[derive(clap::Args)]
-struct ResultArgs {
+pub struct ResultArgs {
     /// The spec (JSON).
     #[arg(long, value_name = "FILE")]
     spec: PathBuf,
@@ -91,7 +92,7 @@ struct ResultArgs {
 }
 
 #[derive(clap::Args)]
-struct VerifyArgs {
+pub struct VerifyArgs {
     /// The spec (JSON).
     #[arg(long, value_name = "FILE")]
     spec: PathBuf,
@@ -110,23 +111,13 @@ struct VerifyArgs {
     json: bool,
 }
 
-/// A draw's result: what `draw result` prints and `draw verify` checks.
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct DrawResult {
-    /// SHA-512 of the spec's canonical bytes (hex).
-    pub draw_id: String,
-    /// The pulse that decided (its JSON).
-    pub pulse: serde_json::Value,
-    /// When that pulse is after the target time: the pulse before it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub previous: Option<serde_json::Value>,
-    /// What was selected.
-    pub selection: Selection,
+pub fn run(args: Args) -> ExitCode {
+    run_command(args.command)
 }
 
-pub fn run(args: Args) -> ExitCode {
-    let outcome = match args.command {
+/// Runs one of the offline commands.
+pub fn run_command(command: Command) -> ExitCode {
+    let outcome = match command {
         Command::Run(a) => run_rfc3797(a),
         Command::Spec(a) => spec(a),
         Command::Result(a) => result(a),

@@ -33,6 +33,23 @@ pub struct Selection {
     pub key: Option<String>,
 }
 
+/// A draw's result: the pulse that decided it and what it selected (what `lavabeacon draw
+/// result` prints, the registry's `/draws/{id}/result` answers, and `draw verify` checks).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DrawResult {
+    /// SHA-512 of the spec's canonical bytes (hex).
+    pub draw_id: String,
+    /// The pulse that decided (its JSON, as the beacon serves it).
+    pub pulse: serde_json::Value,
+    /// When that pulse is after the target time: the pulse before it, which shows that none
+    /// was published at the target time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous: Option<serde_json::Value>,
+    /// What was selected.
+    pub selection: Selection,
+}
+
 /// Makes the spec's selection from the deciding pulse's outputValue.
 pub fn select(spec: &DrawSpec, output_value: &[u8; 64]) -> Result<Selection, SpecError> {
     spec.check()?;

@@ -29,5 +29,5 @@ pub mod rfc3797;
 pub mod spec;
 pub mod v1;
 
-pub use draw::{select, Pick, Selection};
+pub use draw::{select, DrawResult, Pick, Selection};
 pub use spec::{DrawSpec, SpecError};

@@ -128,6 +128,33 @@ impl Service {
             .unhealthy(why);
     }
 
+    /// Authenticates a request that asks for no bytes (a draw's registration): every check of
+    /// the protocol, in its order, up to the nonce, and the client's request rate (no bytes are
+    /// taken from its day). The client's name, or the refusal; counted as [`Service::handle`]
+    /// counts.
+    pub fn authenticate<H: Headers + ?Sized>(
+        &self,
+        r: &Request<H>,
+        now_secs: i64,
+    ) -> Result<String, Refusal> {
+        let mut client = UNKNOWN_CLIENT.to_string();
+        let result = (|| -> Result<String, Refusal> {
+            let registry = self.registry();
+            let i = registry.identify(r.headers)?;
+            client = registry.clients()[i].name.clone();
+            let admitted = registry.admit(i, r, now_secs, &self.nonces)?;
+            self.quotas.take(&admitted.client, 0, now_secs)?;
+            Ok(client.clone())
+        })();
+        let mut counters = self.counters.lock().unwrap_or_else(|e| e.into_inner());
+        let c = counters.entry(client).or_default();
+        match &result {
+            Ok(_) => c.requests += 1,
+            Err(refusal) => *c.refused.entry(refusal.reason).or_default() += 1,
+        }
+        result
+    }
+
     /// Serves one request: every check in the protocol's order, then the bytes.
     pub fn handle<H: Headers + ?Sized>(
         &self,

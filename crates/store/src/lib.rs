@@ -106,6 +106,21 @@ pub struct KeySwitch {
     pub certificate_id: Hash512,
 }
 
+/// A draw registered with the beacon (docs/draws.md): its spec and the receipt signed for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredDraw {
+    /// The draw's id: SHA-512 of the spec's canonical bytes.
+    pub id: Hash512,
+    /// The spec's canonical JSON.
+    pub spec: String,
+    /// The signed receipt (JSON).
+    pub receipt: String,
+    /// The time of the pulse that decides it, Unix ms.
+    pub target_ms: i64,
+    /// When it was registered, Unix ms.
+    pub registered_ms: i64,
+}
+
 /// The switch in effect at `time_ms`: the latest one at or before it.
 pub fn key_switch_at(switches: &[KeySwitch], time_ms: i64) -> Option<&KeySwitch> {
     switches
@@ -179,6 +194,14 @@ pub trait Store: Send + Sync {
     async fn put_key_switch(&self, switch: &KeySwitch) -> Result<(), StoreError>;
     /// Every key switch, oldest first.
     async fn key_switches(&self) -> Result<Vec<KeySwitch>, StoreError>;
+
+    // --- Draws -------------------------------------------------------------------------------
+
+    /// Registers a draw. One already registered under the same id is kept as it was, and that
+    /// is what is returned: a spec registered twice keeps its first receipt.
+    async fn put_draw(&self, draw: &StoredDraw) -> Result<StoredDraw, StoreError>;
+    /// A registered draw.
+    async fn draw(&self, id: &Hash512) -> Result<Option<StoredDraw>, StoreError>;
 
     // --- Source manifests --------------------------------------------------------------------
 

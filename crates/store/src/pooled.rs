@@ -326,6 +326,40 @@ where
             .collect()
     }
 
+    pub async fn put_draw(&self, d: &crate::StoredDraw) -> Result<crate::StoredDraw, StoreError> {
+        self.role.refuse_writes()?;
+        sqlx::query(sql::PUT_DRAW)
+            .bind(d.id.0.to_vec())
+            .bind(d.spec.clone())
+            .bind(d.receipt.clone())
+            .bind(d.target_ms)
+            .bind(d.registered_ms)
+            .execute(&self.pool)
+            .await
+            .map_err(self.fail())?;
+        // The row as stored: this one, or the one registered first under the same id.
+        self.draw(&d.id)
+            .await?
+            .ok_or_else(|| StoreError::corrupt("a draw just stored is not there"))
+    }
+
+    pub async fn draw(&self, id: &Hash512) -> Result<Option<crate::StoredDraw>, StoreError> {
+        let row: Option<(String, String, i64, i64)> = sqlx::query_as(sql::DRAW)
+            .bind(id.0.to_vec())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(self.fail())?;
+        Ok(row.map(
+            |(spec, receipt, target_ms, registered_ms)| crate::StoredDraw {
+                id: *id,
+                spec,
+                receipt,
+                target_ms,
+                registered_ms,
+            },
+        ))
+    }
+
     pub async fn put_manifests(&self, manifests: &[(u64, u64, String)]) -> Result<(), StoreError> {
         self.role.refuse_writes()?;
         let mut conn = self.acquire().await?;

@@ -104,6 +104,9 @@ pub const PUT_EXTERNAL_SOURCE: &str = "INSERT INTO external_sources (source_id, 
 pub const EXTERNAL_SOURCE: &str = "SELECT description FROM external_sources WHERE source_id = $1";
 pub const ALL_EXTERNAL_SOURCES: &str =
     "SELECT description FROM external_sources ORDER BY added_ms, source_id";
+pub const PUT_DRAW: &str = "INSERT INTO draws (draw_id, spec, receipt, target_ms, registered_ms) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (draw_id) DO NOTHING";
+pub const DRAW: &str =
+    "SELECT spec, receipt, target_ms, registered_ms FROM draws WHERE draw_id = $1";
 pub const PUT_KEY_SWITCH: &str = "INSERT INTO key_switches (at_ms, chain_index, key_label, certificate_id, added_ms) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (at_ms) DO UPDATE SET chain_index = excluded.chain_index, key_label = excluded.key_label, certificate_id = excluded.certificate_id, added_ms = excluded.added_ms";
 pub const KEY_SWITCHES: &str =
     "SELECT at_ms, chain_index, key_label, certificate_id FROM key_switches ORDER BY at_ms";

@@ -417,6 +417,12 @@ impl Store for SqliteStore {
     async fn key_switches(&self) -> Result<Vec<crate::KeySwitch>, StoreError> {
         self.sql.key_switches().await
     }
+    async fn put_draw(&self, d: &crate::StoredDraw) -> Result<crate::StoredDraw, StoreError> {
+        self.sql.put_draw(d).await
+    }
+    async fn draw(&self, id: &Hash512) -> Result<Option<crate::StoredDraw>, StoreError> {
+        self.sql.draw(id).await
+    }
 
     async fn put_manifests(&self, manifests: &[(u64, u64, String)]) -> Result<(), StoreError> {
         self.sql.put_manifests(manifests).await

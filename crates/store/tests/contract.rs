@@ -38,6 +38,7 @@ contract!(
     ranges_stream_in_order,
     certificates_manifests_and_pending_secrets,
     external_sources_are_kept_by_their_sha512,
+    a_draw_is_registered_once_and_keeps_its_first_receipt,
     the_key_schedule_keeps_switches_in_time_order_and_a_future_one_can_be_replaced,
     two_writers_on_one_head_never_fork,
     only_the_leader_writes_and_a_standby_takes_over,
@@ -293,6 +294,29 @@ async fn certificates_manifests_and_pending_secrets(db: &Db) {
     );
     db.store.drop_pending_secrets(1, 2).await.unwrap();
     assert_eq!(db.store.pending_secret(1, 2).await.unwrap(), None);
+}
+
+async fn a_draw_is_registered_once_and_keeps_its_first_receipt(db: &Db) {
+    let first = lavabeacon_store::StoredDraw {
+        id: sha512(&[b"{\"title\":\"a draw\"}"]),
+        spec: "{\"title\":\"a draw\"}".into(),
+        receipt: "{\"registeredAt\":\"first\"}".into(),
+        target_ms: 1_800_000_120_000,
+        registered_ms: 1_800_000_000_000,
+    };
+    assert_eq!(db.store.put_draw(&first).await.unwrap(), first);
+    let again = lavabeacon_store::StoredDraw {
+        receipt: "{\"registeredAt\":\"second\"}".into(),
+        registered_ms: 1_800_000_060_000,
+        ..first.clone()
+    };
+    assert_eq!(
+        db.store.put_draw(&again).await.unwrap(),
+        first,
+        "a second registration gets the first receipt"
+    );
+    assert_eq!(db.store.draw(&first.id).await.unwrap(), Some(first));
+    assert_eq!(db.store.draw(&Hash512::ZERO).await.unwrap(), None);
 }
 
 async fn external_sources_are_kept_by_their_sha512(db: &Db) {

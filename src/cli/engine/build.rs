@@ -155,7 +155,7 @@ pub(crate) fn suite_of(certificate_der: &[u8]) -> Result<Suite, SignerError> {
     })
 }
 
-fn signer(c: &Config) -> Result<Arc<dyn Signer>, String> {
+pub(in crate::cli) fn signer(c: &Config) -> Result<Arc<dyn Signer>, String> {
     match c.signer.kind {
         SignerKind::Pkcs11 => {
             let key = Pkcs11Key::open(&c.signer.pkcs11()?).map_err(|e| e.to_string())?;

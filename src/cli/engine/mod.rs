@@ -7,7 +7,7 @@
 //! gives it a thread and a runtime of its own; the loop (schedule, retries, leadership, stop,
 //! the hand-off of each pulse) is `lavabeacon_engine::run`.
 
-mod build;
+pub(super) mod build;
 mod thread;
 
 pub(crate) use build::suite_of;

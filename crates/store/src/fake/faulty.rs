@@ -40,6 +40,10 @@ pub enum Call {
     ExternalSource,
     /// `external_sources`.
     ExternalSources,
+    /// `put_draw`.
+    PutDraw,
+    /// `draw`.
+    Draw,
     /// `put_key_switch`.
     PutKeySwitch,
     /// `key_switches`.
@@ -269,6 +273,14 @@ impl<S: Store + ?Sized> Store for FaultyStore<S> {
     async fn external_sources(&self) -> Result<Vec<String>, StoreError> {
         self.before(Call::ExternalSources).await?;
         self.inner.external_sources().await
+    }
+    async fn put_draw(&self, d: &crate::StoredDraw) -> Result<crate::StoredDraw, StoreError> {
+        self.before(Call::PutDraw).await?;
+        self.inner.put_draw(d).await
+    }
+    async fn draw(&self, id: &Hash512) -> Result<Option<crate::StoredDraw>, StoreError> {
+        self.before(Call::Draw).await?;
+        self.inner.draw(id).await
     }
     async fn put_key_switch(&self, s: &crate::KeySwitch) -> Result<(), StoreError> {
         self.before(Call::PutKeySwitch).await?;

@@ -38,6 +38,7 @@ struct State {
     certificates: Vec<(Hash512, Vec<u8>)>,
     external_sources: Vec<(Hash512, String)>,
     key_switches: Vec<crate::KeySwitch>,
+    draws: HashMap<Hash512, crate::StoredDraw>,
     secrets: HashMap<(u64, u64), Vec<u8>>,
 }
 
@@ -250,6 +251,18 @@ impl Store for FakeStore {
     }
     async fn key_switches(&self) -> Result<Vec<crate::KeySwitch>, StoreError> {
         Ok(self.state().key_switches.clone())
+    }
+
+    async fn put_draw(&self, d: &crate::StoredDraw) -> Result<crate::StoredDraw, StoreError> {
+        Ok(self
+            .state()
+            .draws
+            .entry(d.id)
+            .or_insert_with(|| d.clone())
+            .clone())
+    }
+    async fn draw(&self, id: &Hash512) -> Result<Option<crate::StoredDraw>, StoreError> {
+        Ok(self.state().draws.get(id).cloned())
     }
 
     async fn put_manifests(&self, manifests: &[(u64, u64, String)]) -> Result<(), StoreError> {
