@@ -6,6 +6,7 @@
 
 mod common;
 
+use common::browser::{present as browser_present, scenario};
 use common::{get, softhsm_present, Beacon};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -13,40 +14,6 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
-
-/// Chromium, node and npm, or a skip with a message (a failure under CI=true).
-fn browser_present() -> bool {
-    common::present_or_skip(
-        Path::new("/usr/bin/chromium").exists() && common::runs("node") && common::runs("npm"),
-        "Chromium (/usr/bin/chromium) with node and npm",
-    )
-}
-
-/// The scenarios and playwright-core, installed (once) from the committed lockfile into the
-/// build's scratch directory.
-fn driver() -> PathBuf {
-    common::npm_installed(
-        "tests/browser",
-        "browser",
-        &["package.json", "package-lock.json", "explorer.mjs"],
-        "playwright-core",
-    )
-    .join("explorer.mjs")
-}
-
-/// Runs one scenario against `base`; it must pass. Returns what it printed.
-fn scenario(name: &str, base: &str, options: &[&str]) -> String {
-    let out = Command::new("node")
-        .arg(driver())
-        .arg(name)
-        .arg(base)
-        .args(options)
-        .output()
-        .unwrap();
-    let text = common::output_text(&out);
-    assert!(out.status.success(), "scenario {name} failed:\n{text}");
-    text
-}
 
 /// The newest pulse's index, once the beacon at `base` has published `n` pulses.
 fn wait_pulses(base: &str, n: u64) -> u64 {

@@ -4,7 +4,8 @@
 //   node explorer.mjs SCENARIO BASE_URL [OPTIONS]
 //
 // Scenarios: verifies (expects data-state="ok" and a clean load; --suite N, --screenshots DIR),
-// chains (an Ed25519 chain then an RSA one: both verify, the chain selector),
+// chains (an Ed25519 chain then an RSA one: both verify, the chain selector), draw (a
+// registered draw verified at #/draw/ID: --id ID --selection ok|not-checked),
 // tampered (through a proxy started here that changes one byte of every pulse: expects
 // "failed" and the check named), navigates (buttons, date, URL, back/forward), live (a new
 // pulse over SSE), stalled (the banner, polling slowed), nojs (the server-rendered pulse).
@@ -216,6 +217,20 @@ const scenarios = {
     assert.equal(await field(page, "statusCode"), "1");
     assert.deepEqual(problems, [], "no failed request across chains");
     console.log(`chains: 1-${last1} (Ed25519) and 2-1 (RSA) verified`);
+  },
+
+  async draw() {
+    // A registered draw whose pulse is out: #/draw/ID checks it here.
+    const id = option("--id");
+    const { page, problems } = await open(`${base}/#/draw/${id}`);
+    const v = await verdict(page);
+    assert.equal(v.state, "ok", v.text);
+    for (const check of ["drawId", "receipt", "pulse"]) assert.equal(v.checks[check], "ok", `${check}: ${v.text}`);
+    const expected = option("--selection");
+    assert.equal(v.checks.selection, expected, `selection: ${v.text}`);
+    assert.match(v.title, /^Draw /);
+    assert.deepEqual(problems, [], "no failed request");
+    console.log(`draw: ${v.text}`);
   },
 
   async live() {

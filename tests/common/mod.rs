@@ -1,6 +1,7 @@
 //! Shared by the command-line tests that need SoftHSM2.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod faults;
 pub mod pg;
 pub mod tls;

@@ -55,7 +55,8 @@
 //! - `web/` (not Rust): the explorer's files, plain HTML, CSS and JavaScript modules with no
 //!   build step: `index.html` (the template `page.rs` fills), `explorer.js` (the page,
 //!   navigation, the stream, `/health`), `verify.js` (the checks, with WebCrypto), `x509.js`
-//!   (reading the certificate), `charts.js` (the SVG pictures), `explorer.css`, the icons.
+//!   (reading the certificate), `charts.js` (the SVG pictures), `draw.js` (a registered draw,
+//!   checked), `explorer.css`, the icons.
 //! - `openapi.rs`: the description's types (typed parameters, kinds of answer) and the
 //!   OpenAPI 3.1 document made from them, with examples from the chain served;
 //!   `schemas.rs`: the JSON Schema of every body (the pulse from NIST's `beacon-2.0.xsd`).

@@ -47,6 +47,7 @@ assets! {
     "verify.js" => "text/javascript; charset=utf-8",
     "x509.js" => "text/javascript; charset=utf-8",
     "charts.js" => "text/javascript; charset=utf-8",
+    "draw.js" => "text/javascript; charset=utf-8",
     "explorer.css" => "text/css; charset=utf-8",
     "favicon.svg" => "image/svg+xml",
 }

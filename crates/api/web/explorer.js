@@ -9,6 +9,7 @@
 import { verify } from "./verify.js";
 import { parseCertificate } from "./x509.js";
 import { timeline, sourceHealth, STATUS_WORDS } from "./charts.js";
+import { verifyDraw } from "./draw.js";
 
 document.documentElement.classList.add("js");
 
@@ -229,7 +230,7 @@ function drawCertificate(pem, id) {
 
 const STATE_WORDS = { ok: "passed", failed: "FAILED", "not-checked": "not checked" };
 
-function drawChecks(result, p) {
+function drawChecks(result, name) {
   $("checks").replaceChildren(...result.checks.map((c) => {
     const li = node("li", {},
       node("span", { className: "state", textContent: STATE_WORDS[c.state] ?? c.state }),
@@ -243,7 +244,6 @@ function drawChecks(result, p) {
   const failed = result.checks.filter((c) => c.state === "failed");
   const passed = result.checks.filter((c) => c.state === "ok").length;
   const unchecked = result.checks.length - passed - failed.length;
-  const name = `pulse ${p.chainIndex}-${p.pulseIndex}`;
   if (result.state === "ok") {
     v.dataset.state = "ok";
     v.textContent = `Verified: ${name} passed ${passed} checks (${unchecked} not checked, listed below).`;
@@ -283,7 +283,7 @@ async function check(p, generation) {
   if (trouble) say(trouble);
   const result = await verify({ pulse: p, certificate: pem, previous, manifest });
   if (generation !== state.generation) return;
-  drawChecks(result, p);
+  drawChecks(result, `pulse ${p.chainIndex}-${p.pulseIndex}`);
 }
 
 // ---- Navigation -------------------------------------------------------------------------
@@ -308,6 +308,8 @@ function say(text) {
 async function route() {
   const want = wanted();
   say();
+  const draw = location.hash.match(/^#\/draw\/([0-9a-f]{128})$/);
+  if (draw) return showDraw(draw[1]).catch((e) => say(`Cannot show draw: ${e.message}`));
   try {
     if (!want) {
       state.live = true;
@@ -346,6 +348,53 @@ async function show(p) {
     if (generation === state.generation) $("next").disabled = p.pulseIndex >= last;
   }, () => {});
   await check(p, generation);
+}
+
+/// A registered draw (#/draw/ID): its spec, receipt and result, checked here.
+async function showDraw(id) {
+  const generation = ++state.generation;
+  state.live = false;
+  $("live").dataset.live = "false";
+  $("live").textContent = "";
+  const v = $("verification");
+  v.dataset.state = "pending";
+  v.textContent = `Checking draw ${id.slice(0, 16)}…`;
+  $("checks").replaceChildren();
+  const draw = await getJson(`/draws/${id}`);
+  let result = null;
+  try {
+    result = await getJson(`/draws/${id}/result`);
+  } catch (e) {
+    if (e.status !== 425) throw e;
+  }
+  const receiptCert = await certificate(draw.receipt.certificateId);
+  const pulse = result?.pulse;
+  const pulseCert = pulse ? await certificate(pulse.certificateId) : null;
+  const previous = result?.previous ?? (pulse && pulse.pulseIndex > 1 ? await getPulse(pulse.chainIndex, pulse.pulseIndex - 1) : null);
+  if (generation !== state.generation) return;
+  const spec = draw.spec;
+  $("pulse-title").textContent = `Draw ${id.slice(0, 16)}…: ${spec.title}`;
+  document.title = `lavabeacon: draw ${id.slice(0, 16)}`;
+  const names = spec.pool?.entries;
+  const rows = [
+    row("drawId", id),
+    row("method", spec.method, spec.operation),
+    row("targetTime", spec.targetTime, "the pulse of this time decides"),
+    row("registeredAt", draw.receipt.registeredAt, `receipt signed by certificate ${draw.receipt.certificateId.slice(0, 16)}…`),
+  ];
+  if (result) {
+    rows.push(row("pulse", `${result.pulse.chainIndex}-${result.pulse.pulseIndex}`, result.pulse.outputValue));
+    for (const p of result.selection.picks ?? []) rows.push(row(`pick ${p.position}`, p.name ?? `entry ${p.index}`, `entry ${p.index}${names ? " of " + names.length : ""}`));
+    if (result.selection.integers?.length) rows.push(row("integers", result.selection.integers.join(", ")));
+  }
+  $("pulse").replaceChildren(...rows);
+  const checked = await verifyDraw({ draw, result, certificate: receiptCert, pulseCertificate: pulseCert, previous });
+  if (generation !== state.generation) return;
+  drawChecks(checked, `draw ${id.slice(0, 16)}…`);
+  if (!result) {
+    v.dataset.state = "pending";
+    v.textContent = `Draw ${id.slice(0, 16)}… waits for the pulse of ${spec.targetTime}; its spec and receipt are checked below.`;
+  }
 }
 
 function drawChains() {

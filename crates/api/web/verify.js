@@ -726,3 +726,37 @@ export async function verify({ pulse, certificate = null, previous = null, manif
   else state = "unverified";
   return { state, checks, certificate: c.cert || null };
 }
+
+/**
+ * Whether `signatureHex` is `cert`'s signature over `message` under cipher suite `suite`
+ * (0: RSASSA-PKCS1-v1_5 with SHA-512, 2: Ed25519), as pulses are signed: for the registry's
+ * draw receipts, whose message is domain-separated from any pulse's. Returns { state, detail }
+ * with state "ok", "failed" or "not-checked" (no WebCrypto, or the algorithm missing).
+ */
+export async function verifySignatureOver(suite, cert, message, signatureHex) {
+  let signature;
+  try {
+    signature = hexToBytes(signatureHex);
+  } catch (e) {
+    return { state: "failed", detail: `the signature is not hex: ${e.message}` };
+  }
+  const wanted = suite === 0 ? "RSA" : suite === 2 ? "Ed25519" : null;
+  if (!wanted) return { state: "failed", detail: `cipherSuite ${suite} is not 0 or 2` };
+  if (cert.keyAlgorithm !== wanted) {
+    return { state: "failed", detail: `cipherSuite ${suite} needs an ${wanted} key, the certificate's is ${keyName(cert)}` };
+  }
+  if (wanted === "Ed25519" && isSmallOrderEd25519(ed25519KeyBytes(cert.spki))) {
+    return { state: "failed", detail: "the certificate's Ed25519 key is of small order" };
+  }
+  const algorithm = wanted === "RSA" ? { name: "RSASSA-PKCS1-v1_5", hash: "SHA-512" } : { name: "Ed25519" };
+  try {
+    const subtle = globalThis.crypto && globalThis.crypto.subtle;
+    if (!subtle) throw new Error(NO_WEBCRYPTO);
+    const key = await subtle.importKey("spki", cert.spki, algorithm, false, ["verify"]);
+    return (await subtle.verify(algorithm, key, signature, message))
+      ? { state: "ok", detail: `verifies against the certificate's ${keyName(cert)} key` }
+      : { state: "failed", detail: `does not verify against the certificate's ${keyName(cert)} key` };
+  } catch (e) {
+    return { state: "not-checked", detail: `this browser could not check it: ${e && e.message ? e.message : e}` };
+  }
+}

@@ -73,6 +73,7 @@ fn assets_of_the_pages_version_are_kept_a_year_and_others_are_revalidated() {
         ("verify.js", "text/javascript; charset=utf-8"),
         ("x509.js", "text/javascript; charset=utf-8"),
         ("charts.js", "text/javascript; charset=utf-8"),
+        ("draw.js", "text/javascript; charset=utf-8"),
         ("explorer.css", "text/css; charset=utf-8"),
         ("favicon.svg", "image/svg+xml"),
     ] {
