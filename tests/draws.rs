@@ -147,7 +147,30 @@ fn a_draw_fixed_before_its_pulse_is_computed_from_the_beacon_and_verified_offlin
     assert_eq!(r["drawId"], draw_id.as_str());
     assert_eq!(r["pulse"]["timeStamp"], target.as_str());
     assert_eq!(r["selection"]["picks"].as_array().unwrap().len(), 3);
+    // A pulse trusted later, and the beacon's skip path from the deciding pulse to it.
+    let decides = r["pulse"]["pulseIndex"].as_u64().unwrap();
+    wait_published(&beacon.base, target_ms + 2000);
+    let (_, _, trusted) = get(
+        &format!("{}/beacon/2.0/chain/1/pulse/{}", beacon.base, decides + 2),
+        &[],
+    );
+    let (status, _, path) = get(
+        &format!(
+            "{}/beacon/2.0/skipList/1/{decides}/{}",
+            beacon.base,
+            decides + 2
+        ),
+        &[],
+    );
+    assert_eq!(status, 200, "{path}");
+    let (_, _, unrelated) = get(&format!("{}/beacon/2.0/chain/1/pulse/1", beacon.base), &[]);
     beacon.kill();
+    let trusted_file = dir.path().join("trusted.json");
+    std::fs::write(&trusted_file, &trusted).unwrap();
+    let path_file = dir.path().join("path.json");
+    std::fs::write(&path_file, &path).unwrap();
+    let unrelated_file = dir.path().join("unrelated.json");
+    std::fs::write(&unrelated_file, &unrelated).unwrap();
 
     // Offline, with the certificate the dev token wrote.
     let cert = dir.path().join("pulse-key.pem");
@@ -156,6 +179,31 @@ fn a_draw_fixed_before_its_pulse_is_computed_from_the_beacon_and_verified_offlin
     let ok = verify(spec_path, result_path, cert, &[]);
     assert!(ok.status.success(), "{}", output_text(&ok));
     assert!(String::from_utf8_lossy(&ok.stdout).starts_with("OK: draw "));
+    let (trusted_path, path_path) = (trusted_file.to_str().unwrap(), path_file.to_str().unwrap());
+    let linked = verify(
+        spec_path,
+        result_path,
+        cert,
+        &["--trusted", trusted_path, "--path", path_path],
+    );
+    assert!(linked.status.success(), "{}", output_text(&linked));
+    let other = verify(
+        spec_path,
+        result_path,
+        cert,
+        &[
+            "--trusted",
+            unrelated_file.to_str().unwrap(),
+            "--path",
+            path_path,
+        ],
+    );
+    assert_eq!(other.status.code(), Some(1));
+    assert!(
+        output_text(&other).contains("it must run between"),
+        "{}",
+        output_text(&other)
+    );
 
     // A changed spec: another id.
     let mut changed = spec.clone();
@@ -371,5 +419,50 @@ fn a_draw_registered_before_its_pulse_gets_a_signed_receipt_and_its_result_verif
         output_text(&out).contains("the receipt's signature"),
         "{}",
         output_text(&out)
+    );
+}
+
+#[test]
+fn the_draw_vectors_are_what_draw_result_makes_and_what_a_second_implementation_makes() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors/draws");
+    let suite2 = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors/lavabeacon-suite2");
+    let (pulse, cert) = (suite2.join("pulse-2.json"), suite2.join("certificate.pem"));
+    for name in ["v1-pick", "v1-weighted", "v1-integers", "rfc3797-pulse"] {
+        let spec = dir.join(format!("{name}.spec.json"));
+        let expected = dir.join(format!("{name}.result.json"));
+        let out = lavabeacon(&[
+            "draw",
+            "result",
+            "--spec",
+            spec.to_str().unwrap(),
+            "--pulse",
+            pulse.to_str().unwrap(),
+            "--cert",
+            cert.to_str().unwrap(),
+        ]);
+        assert!(out.status.success(), "{name}: {}", output_text(&out));
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            std::fs::read_to_string(&expected).unwrap(),
+            "{name}"
+        );
+        let ok = verify(
+            spec.to_str().unwrap(),
+            expected.to_str().unwrap(),
+            cert.to_str().unwrap(),
+            &[],
+        );
+        assert!(ok.status.success(), "{name}: {}", output_text(&ok));
+    }
+    // docs/draws.md, implemented again in Python (standard library only).
+    let out = Command::new("python3")
+        .arg("check.py")
+        .current_dir(&dir)
+        .output()
+        .expect("python3 (scripts/test.sh installs it)");
+    assert!(out.status.success(), "{}", output_text(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).matches(" ok ").count(),
+        4
     );
 }

@@ -106,6 +106,15 @@ pub struct VerifyArgs {
     /// spec's id, and that it was registered at least two periods before the target time.
     #[arg(long, value_name = "FILE")]
     receipt: Option<PathBuf>,
+    /// A pulse you trust (JSON): one you checked yourself, or that others hold. With --path,
+    /// the pulse that decides must be linked to it.
+    #[arg(long, value_name = "FILE", requires = "path")]
+    trusted: Option<PathBuf>,
+    /// The pulses linking the pulse that decides and --trusted, oldest first: a skip path
+    /// (`/beacon/2.0/skipList/{c}/{p1}/{p2}`) or consecutive pulses, as a JSON array or JSON
+    /// Lines. Each must verify and name the one before it.
+    #[arg(long, value_name = "FILE", requires = "trusted")]
+    path: Option<PathBuf>,
     /// Print the checks as JSON.
     #[arg(long)]
     json: bool,
@@ -364,6 +373,59 @@ fn deciding_pulse(
     problems
 }
 
+/// Pulses from a JSON array or JSON Lines.
+fn read_pulses(path: &Path) -> Result<Vec<Pulse>, String> {
+    let text = read(path)?;
+    let items: Vec<String> = if text.trim_start().starts_with('[') {
+        serde_json::from_str::<Vec<serde_json::Value>>(&text)
+            .map_err(|e| format!("{}: {e}", path.display()))?
+            .iter()
+            .map(|v| v.to_string())
+            .collect()
+    } else {
+        text.lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(str::to_string)
+            .collect()
+    };
+    items
+        .iter()
+        .map(|t| parse_pulse(t).map_err(|e| format!("{}: not a pulse: {e}", path.display())))
+        .collect()
+}
+
+/// Why `path` does not link the pulse that decides with the trusted one (nothing when it
+/// does): its ends are those two pulses, and it verifies as a skip path (each pulse signed,
+/// each naming the one before in one of its listValues).
+fn linked(trusted: &Pulse, path: &[Pulse], decides: &Pulse, certs: &CertificateSet) -> Vec<String> {
+    let (Some(first), Some(last)) = (path.first(), path.last()) else {
+        return vec!["the path is empty".into()];
+    };
+    let same = |a: &Pulse, b: &Pulse| a.output_value == b.output_value;
+    let mut problems = Vec::new();
+    let ends_ok = (same(first, decides) && same(last, trusted))
+        || (same(first, trusted) && same(last, decides));
+    if !ends_ok {
+        problems.push(format!(
+            "the path runs from {}-{} to {}-{}: it must run between the pulse that decides ({}-{}) and the trusted one ({}-{})",
+            first.chain_index, first.pulse_index, last.chain_index, last.pulse_index,
+            decides.chain_index, decides.pulse_index, trusted.chain_index, trusted.pulse_index
+        ));
+    }
+    let options = Options {
+        skip_path: true,
+        ..Options::default()
+    };
+    let report = Verifier::new(certs, options).verify_pulses(path);
+    if !report.passed() {
+        problems.push(format!(
+            "the path to the trusted pulse does not verify:\n{}",
+            report.render_text()
+        ));
+    }
+    problems
+}
+
 fn verify(a: VerifyArgs) -> Result<ExitCode, String> {
     let spec = read_spec(&a.spec)?;
     let result: DrawResult = serde_json::from_str(&read(&a.result)?)
@@ -388,6 +450,14 @@ fn verify(a: VerifyArgs) -> Result<ExitCode, String> {
     let pulse = parse(&result.pulse)?;
     let previous = result.previous.as_ref().map(parse).transpose()?;
     problems.extend(deciding_pulse(&spec, &pulse, previous.as_ref(), &certs));
+    if let (Some(trusted), Some(path)) = (&a.trusted, &a.path) {
+        problems.extend(linked(
+            &read_pulse(trusted)?,
+            &read_pulses(path)?,
+            &pulse,
+            &certs,
+        ));
+    }
     match select(&spec, pulse.output_value.as_bytes()) {
         Ok(again) if again == result.selection => {}
         Ok(_) => problems.push(
