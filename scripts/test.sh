@@ -116,6 +116,13 @@ if [ -n "$draw_deps" ]; then
     say "crates/draw depends on server crates: $draw_deps"
     exit 1
 fi
+# The transparency log's formats are for witnesses and auditors too: no server stack.
+tlog_deps=$(cargo tree -p lavabeacon-tlog -e normal --prefix none --locked | sed 's/ .*//' | sort -u |
+    grep -E '^(tokio|sqlx|actix-web|actix-rt|cryptoki|nokhwa)$' || true)
+if [ -n "$tlog_deps" ]; then
+    say "crates/tlog depends on server crates: $tlog_deps"
+    exit 1
+fi
 # The private-bytes crate holds secrets and no server: no web server, database, HSM or camera.
 private_deps=$(cargo tree -p lavabeacon-private -e normal --prefix none --locked | sed 's/ .*//' | sort -u |
     grep -E '^(tokio|sqlx|actix-web|actix-rt|cryptoki|nokhwa)$' || true)

@@ -192,14 +192,27 @@ fn the_explorer_warns_and_polls_slower_when_the_beacon_has_stalled() {
 }
 
 #[test]
+fn the_explorer_checks_each_pulse_is_in_the_signed_transparency_log() {
+    let Some(out) = on_fresh_beacon(&[], 3, "log", &[]) else {
+        return;
+    };
+    assert!(out.contains("log: entry "), "{out}");
+}
+
+#[test]
 fn the_browser_verifier_checks_real_nist_and_lavabeacon_vectors_and_refuses_changed_ones() {
     // verify.js and x509.js, as served to browsers, run by Node's test runner on the vectors in
-    // tests/vectors (Node's WebCrypto is the same API the page uses).
+    // tests/vectors (Node's WebCrypto is the same API the page uses); log.js on trees, notes
+    // and cosignatures made by node:crypto and on RFC 6962's published vectors.
     if !browser_present() {
         return;
     }
     let out = Command::new("node")
-        .args(["--test", "tests/browser/verify-vectors.mjs"])
+        .args([
+            "--test",
+            "tests/browser/verify-vectors.mjs",
+            "tests/browser/log-vectors.mjs",
+        ])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .unwrap();

@@ -61,10 +61,11 @@ pub fn run(args: Args) -> ExitCode {
         if let Some(why) = &test {
             tracing::warn!("{}", test_beacon::warning(why));
         }
-        let (beacon, handle, _) = match start_api(&c, store, test, listener, false) {
-            Ok(x) => x,
-            Err(code) => return code,
-        };
+        let (beacon, handle, _) =
+            match start_api(&c, store, test, c.log.vkey.clone(), listener, false) {
+                Ok(x) => x,
+                Err(code) => return code,
+            };
         super::lifecycle::keep_alive_on_hangup();
         stop_signal().await;
         beacon.begin_shutdown();

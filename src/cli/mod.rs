@@ -13,6 +13,8 @@ mod engine;
 mod export;
 mod keys;
 mod lifecycle;
+mod log;
+mod notekeys;
 mod rotate;
 mod secure;
 mod serve;
@@ -76,6 +78,10 @@ enum Command {
     /// beacon, its result from its pulse, and its offline check (docs/draws.md).
     #[command(subcommand)]
     Draw(draw::DrawCommand),
+    /// The transparency log of pulses: its key and this beacon's witness key
+    /// (docs/transparency.md).
+    #[command(subcommand)]
+    Log(log::LogCommand),
 }
 
 pub use lavabeacon_audit::exit::{EXIT_FAILED, EXIT_USAGE};
@@ -97,5 +103,6 @@ pub fn run() -> ExitCode {
         Command::Clients(cmd) => clients::run(cmd),
         Command::Bytes(args) => bytes::run(args),
         Command::Draw(cmd) => draw::run(cmd),
+        Command::Log(cmd) => log::run(cmd),
     }
 }

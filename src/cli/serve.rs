@@ -54,12 +54,19 @@ pub fn run(args: Args) -> ExitCode {
             Ok(s) => s,
             Err(e) => return fail("database (API)", e),
         };
-        let (beacon, handle, private) =
-            match start_api(&c, store, engine.test_reason.clone(), listener, true) {
-                Ok(x) => x,
-                Err(code) => return code,
-            };
+        let (beacon, handle, private) = match start_api(
+            &c,
+            store,
+            engine.test_reason.clone(),
+            engine.log_vkey.clone(),
+            listener,
+            true,
+        ) {
+            Ok(x) => x,
+            Err(code) => return code,
+        };
         register_draws(&c, &beacon).await;
+        register_witness(&c, &beacon).await;
         engine.run(Arc::new(ApiObserver(beacon.clone(), private)));
         super::rotate::spawn_switch_on_hangup(path, c.clone());
         stop_signal().await;
@@ -167,6 +174,70 @@ async fn register_draws(c: &Config, beacon: &Arc<lavabeacon_api::Beacon>) {
     }
 }
 
+/// The log as `/log/key` and `/log/witnesses` describe it.
+fn log_info(c: &Config, vkey: String) -> lavabeacon_api::LogInfo {
+    let witnesses: Vec<lavabeacon_api::WitnessInfo> = c
+        .log
+        .witnesses
+        .iter()
+        .map(|w| lavabeacon_api::WitnessInfo {
+            name: w.vkey.split('+').next().unwrap_or_default().to_string(),
+            vkey: w.vkey.clone(),
+            url: w.url.clone(),
+        })
+        .collect();
+    lavabeacon_api::LogInfo {
+        origin: c.log_origin(),
+        vkey,
+        required: c.log.witnesses_required.unwrap_or(witnesses.len()),
+        witnesses,
+    }
+}
+
+/// This beacon as a witness of the logs `[witness] logs` names: its key (made in the token on
+/// first start) through a handle of its own, and its state written through an engine-role
+/// store handle (the API's is read-only), so a restart never forgets what it cosigned.
+async fn register_witness(c: &Config, beacon: &Arc<lavabeacon_api::Beacon>) {
+    if c.witness.logs.is_empty() {
+        return;
+    }
+    let logs = match c
+        .witness
+        .logs
+        .iter()
+        .map(|v| lavabeacon_tlog::note::VerifierKey::parse(v).map_err(|e| format!("{v:?}: {e}")))
+        .collect::<Result<Vec<_>, _>>()
+    {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!("the witness is off: [witness] logs: {e}");
+            return;
+        }
+    };
+    let key = match super::notekeys::open(c, &c.witness.key_label) {
+        Ok(k) => k,
+        Err(e) => {
+            tracing::error!("the witness is off: its key cannot be opened: {e}");
+            return;
+        }
+    };
+    let writer = match lavabeacon_store::open_with(&c.database.url, Role::Engine).await {
+        Ok(w) => w,
+        Err(e) => {
+            tracing::error!("the witness is off: the database cannot be opened to write: {e}");
+            return;
+        }
+    };
+    let role = lavabeacon_api::WitnessRole {
+        name: c.witness_name(),
+        key,
+        logs,
+    };
+    if let Err(e) = beacon.register_witness(role, writer) {
+        tracing::error!("the witness is off: {e}");
+    }
+}
+
 /// The beacon's key as the API's receipt signer.
 struct KeyReceipts(Arc<dyn lavabeacon_signer::Signer>);
 
@@ -188,6 +259,7 @@ pub(super) fn start_api(
     c: &Config,
     store: Arc<dyn Store>,
     test: Option<String>,
+    log_vkey: Option<String>,
     listener: std::net::TcpListener,
     engine_feeds: bool,
 ) -> Result<ApiParts, ExitCode> {
@@ -196,6 +268,7 @@ pub(super) fn start_api(
     let secure = super::secure::load(c, test.is_some(), engine_feeds)?;
     let mut info = BeaconInfo::new(c.beacon.period_ms);
     info.test = test;
+    info.log = log_vkey.map(|vkey| log_info(c, vkey));
     info.trusted_proxies = c.api.trusted_proxies.clone();
     info.max_streams_per_client = c.api.max_streams_per_client;
     info.max_streams = c.api.max_streams;

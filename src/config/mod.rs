@@ -6,9 +6,10 @@
 //! side effect.
 //!
 //! This file: the whole [`Config`], `[beacon]`, `[database]`, `[api]`, and loading;
-//! [`engine`]: `[engine]`; [`signer`]: `[signer]`; [`redact`]: error messages without secrets.
+//! [`engine`]: `[engine]`; [`signer`]: `[signer]`; [`log`]: `[log]` and `[witness]`; [`redact`]: error messages without secrets.
 
 pub mod engine;
+pub mod log;
 pub mod redact;
 pub mod signer;
 
@@ -28,6 +29,8 @@ pub struct Config {
     pub engine: EngineSection,
     pub api: ApiSection,
     pub private: PrivateSection,
+    pub log: log::LogSection,
+    pub witness: log::WitnessSection,
 }
 
 /// `[api.tls]`: serve over HTTPS.
@@ -112,6 +115,24 @@ impl std::fmt::Debug for DatabaseConfig {
         f.debug_struct("DatabaseConfig")
             .field("url", &lavabeacon_store::redact(&self.url))
             .finish()
+    }
+}
+
+impl Config {
+    /// The transparency log's origin: configured, or `<base_uri host>/log`.
+    pub fn log_origin(&self) -> String {
+        self.log
+            .origin
+            .clone()
+            .unwrap_or_else(|| format!("{}/log", log::host_of(&self.beacon.base_uri)))
+    }
+
+    /// This beacon's name as a witness: configured, or `<base_uri host>/witness`.
+    pub fn witness_name(&self) -> String {
+        self.witness
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("{}/witness", log::host_of(&self.beacon.base_uri)))
     }
 }
 

@@ -8,7 +8,9 @@
 // registered draw verified at #/draw/ID: --id ID --selection ok|not-checked),
 // tampered (through a proxy started here that changes one byte of every pulse: expects
 // "failed" and the check named), navigates (buttons, date, URL, back/forward), live (a new
-// pulse over SSE), stalled (the banner, polling slowed), nojs (the server-rendered pulse).
+// pulse over SSE), stalled (the banner, polling slowed), nojs (the server-rendered pulse),
+// log (a beacon with its transparency log on: the log inclusion check passes, the log is asked
+// no more than needed; --cosigned N expects N witnesses' cosignatures).
 // Prints what it saw; exits 1 with the reason when an expectation fails.
 
 import { chromium } from "playwright-core";
@@ -265,6 +267,37 @@ const scenarios = {
     await page.waitForTimeout(3000);
     assert.equal(requests.filter((u) => u.endsWith("/health")).length, 1, "no faster polling while behind");
     console.log(`stalled: ${text}`);
+  },
+
+  async log() {
+    // Pulses 2 then 3, not the newest (which the stream would replace), both in the log by now.
+    const { page, problems, requests } = await open(`${base}/#/chain/1/pulse/2`);
+    let v = await waitShown(page, 1, 2);
+    assert.equal(v.state, "ok", v.text);
+    assert.equal(v.checks.logInclusion, "ok", `logInclusion is ${v.checks.logInclusion}: ${v.text}`);
+    const detail = () => page.locator('#checks li[data-check="logInclusion"] .detail').textContent();
+    const text = await detail();
+    assert.match(text, /^entry \d+ of \d+, log key \S+, (no witnesses configured|cosigned by \d+ of \d+ witnesses the beacon names)/);
+    const cosigned = option("--cosigned");
+    if (cosigned !== undefined) assert.match(text, new RegExp(`cosigned by ${cosigned} of `));
+    // The log's panel shows the checkpoint the proof leads to.
+    assert.ok(await page.locator("#log-panel").isVisible(), "the log's panel is shown");
+    assert.match(await page.locator("#log pre.checkpoint").textContent(), /\n\n\u2014 /);
+    await page.click("#next");
+    v = await waitShown(page, 1, 3);
+    assert.equal(v.checks.logInclusion, "ok", v.text);
+    // Back to pulse 2: its answer is kept, not asked again.
+    await page.goBack();
+    v = await waitShown(page, 1, 2);
+    assert.equal(v.checks.logInclusion, "ok", v.text);
+    await page.waitForTimeout(1500);
+    const count = (end) => requests.filter((u) => new URL(u).pathname.endsWith(end)).length;
+    assert.equal(count("/log/key"), 1, "the log's key is asked once per page");
+    assert.equal(count("/log/witnesses"), 1, "the witnesses are asked once per page");
+    assert.equal(count("/chain/1/pulse/2/inclusion"), 1, "pulse 2's inclusion is asked once");
+    assert.equal(count("/chain/1/pulse/3/inclusion"), 1, "pulse 3's inclusion is asked once");
+    assert.deepEqual(problems, [], "no failed request with the log on");
+    console.log(`log: ${text}`);
   },
 
   async nojs() {

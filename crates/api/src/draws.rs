@@ -2,6 +2,9 @@
 //! client (the private-bytes credentials and checks) and answers with a receipt the beacon's
 //! key signs; `GET /draws/{id}` serves the spec and receipt to anyone; `GET
 //! /draws/{id}/result` makes the selection once the deciding pulse is public (425 before).
+//! A new draw's entry in the transparency log (`lavabeacon_draw::receipt::log_entry`) is
+//! appended in the transaction that stores it; its inclusion proof is served by
+//! [`mod@crate::log`] at `/draws/{id}/inclusion`.
 //! The methods, the spec and the receipt are `lavabeacon_draw`'s; this module only translates.
 
 use crate::clock::{now_ms, public};
@@ -34,7 +37,7 @@ fn spec_and_receipt(d: &StoredDraw) -> serde_json::Value {
     serde_json::json!({"drawId": d.id.to_hex_lower(), "spec": spec, "receipt": receipt})
 }
 
-fn draw_id(text: &str) -> Result<Hash512, ApiError> {
+pub(crate) fn draw_id(text: &str) -> Result<Hash512, ApiError> {
     hex::decode(text)
         .ok()
         .and_then(|b| <[u8; 64]>::try_from(b).ok())
@@ -136,7 +139,7 @@ pub(crate) async fn register(req: HttpRequest, body: Bytes, beacon: web::Data<Be
             tracing::warn!("signing a draw receipt: {e}");
             ApiError::NotNow("the beacon's key cannot sign now; try again".into())
         })?;
-    receipt.signature_value = Some(hex::encode_upper(signature));
+    receipt.signature_value = Some(hex::encode_upper(&signature));
     let stored = StoredDraw {
         id,
         spec: String::from_utf8(spec.canonical()).expect("JSON is UTF-8"),
@@ -144,7 +147,10 @@ pub(crate) async fn register(req: HttpRequest, body: Bytes, beacon: web::Data<Be
         target_ms: target,
         registered_ms: now,
     };
-    let kept = beacon.ask(writer.put_draw(&stored)).await?;
+    // The draw's entry in the transparency log, appended with it in one transaction: the
+    // receipt as signed, so the log commits to exactly what the key signed.
+    let entry = lavabeacon_draw::receipt::log_entry(id.as_bytes(), &receipt.message(), &signature);
+    let kept = beacon.ask(writer.put_draw(&stored, &entry)).await?;
     Ok(HttpResponse::build(if kept == stored {
         StatusCode::CREATED
     } else {

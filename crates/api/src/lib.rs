@@ -30,8 +30,17 @@
 //!   (JSON Lines or XML windows with `Link: rel="next"`, skip paths, NIST's chain between two
 //!   times, each streamed in the form asked for), `stream.rs` (Server-Sent Events), `status.rs`
 //!   (`/health`, `/metrics`), `page.rs` (the explorer: `/` rendered with the
-//!   newest pulse, its files embedded from `web/` and served under `/assets/{version}/`, the icon), `draws.rs` (the draw registry: `POST /draws` with a signed receipt, the draw, its result), `private.rs` (private random bytes for
-//!   authenticated clients; the checks are `lavabeacon_private`'s).
+//!   newest pulse, its files embedded from `web/` and served under `/assets/{version}/`, the icon), `draws.rs` (the draw registry: `POST /draws` with a signed receipt, its entry
+//!   appended to the transparency log in the same transaction; the draw, its result),
+//!   `private.rs` (private random bytes for authenticated clients; the checks are
+//!   `lavabeacon_private`'s), `log.rs` (the transparency log, C2SP formats: `/log/key`,
+//!   `/log/checkpoint` with the stored cosignatures appended, `/log/tile/…` hash tiles and
+//!   entry bundles, `/log/consistency`, `/log/witnesses`, and a pulse's or a draw's
+//!   `…/inclusion`; everything within the newest checkpoint, 404 where no log is configured,
+//!   [`BeaconInfo::log`]), `witness.rs` (the beacon as a C2SP tlog-witness of other logs:
+//!   `POST /witness/add-checkpoint`, [`Beacon::register_witness`]; the checks are
+//!   `lavabeacon_tlog::witness`'s, the state is moved by compare-and-swap in the store before
+//!   anything is signed).
 //! - What long answers share: `paged.rs` (the store read a page at a time, so no database
 //!   connection waits on a client) and `body.rs` (a streamed body that holds the client's
 //!   place among the open streams and ends at shutdown).
@@ -42,11 +51,14 @@
 //! - `wait.rs`: long-polls (`?wait=true`): a request held until its pulse is published, on the
 //!   same news the streams get.
 //! - (`draws.rs` is a handler file like those above; its checks and formats are
-//!   `lavabeacon_draw`'s, its authentication `lavabeacon_private`'s.)
+//!   `lavabeacon_draw`'s, its authentication `lavabeacon_private`'s. `log.rs` and `witness.rs`
+//!   too: the log's formats, proofs and the witness's decision are `lavabeacon_tlog`'s, the
+//!   log's hashes and the witness's state the store's.)
 //! - `client.rs`: who a request came from (the peer, or what trusted proxies say).
 //! - `state.rs`: [`Beacon`], the shared state (store calls bounded by a timeout, the newest
-//!   pulse and its certificate in memory, what the engine said); `limits.rs`: open streams per client and in all;
-//!   `metrics.rs`: the counters; `settings.rs`: [`BeaconInfo`] and its defaults.
+//!   pulse and its certificate in memory, what the engine said, the draw registry and the
+//!   witness when this process has them); `limits.rs`: open streams per client and in all;
+//!   `metrics.rs`: the counters; `settings.rs`: [`BeaconInfo`] and its defaults, [`LogInfo`].
 //! - `error.rs`: [`ApiError`], the one place an error becomes a status and a body: JSON, or
 //!   NIST's XML `<error>` for a request that asked for XML (every error, by one middleware).
 //! - `clock.rs`: the wall clock (the one place it is read) and the rule that a pulse is public
@@ -56,7 +68,8 @@
 //!   build step: `index.html` (the template `page.rs` fills), `explorer.js` (the page,
 //!   navigation, the stream, `/health`), `verify.js` (the checks, with WebCrypto), `x509.js`
 //!   (reading the certificate), `charts.js` (the SVG pictures), `draw.js` (a registered draw,
-//!   checked), `explorer.css`, the icons.
+//!   checked), `log.js` (a pulse's inclusion in the transparency log, checked from
+//!   `/log/key`, `…/inclusion` and `/log/witnesses`), `explorer.css`, the icons.
 //! - `openapi.rs`: the description's types (typed parameters, kinds of answer) and the
 //!   OpenAPI 3.1 document made from them, with examples from the chain served;
 //!   `schemas.rs`: the JSON Schema of every body (the pulse from NIST's `beacon-2.0.xsd`).
@@ -73,6 +86,7 @@ mod clock;
 mod draws;
 pub mod error;
 mod limits;
+mod log;
 pub mod metrics;
 mod openapi;
 mod page;
@@ -89,6 +103,7 @@ mod status;
 mod stream;
 pub mod tls;
 mod wait;
+mod witness;
 pub mod xml;
 
 /// Stops a running server ([`serve`]).
@@ -100,9 +115,10 @@ pub use openapi::{openapi, Answer, Example, Examples, Kind, Location, Param, Rou
 pub use routes::ROUTES;
 pub use server::{serve, serve_on, serve_redirect, HSTS, SHUTDOWN_TIMEOUT_SECS};
 pub use settings::{
-    default_late_tolerance_ms, BeaconInfo, DEFAULT_BULK_PERIODS, DEFAULT_CERTIFICATE_WARNING_SECS,
-    DEFAULT_MAX_CHAIN_PULSES, DEFAULT_MAX_STREAMS, DEFAULT_STORE_TIMEOUT_MS,
-    DEFAULT_STREAMS_PER_CLIENT,
+    default_late_tolerance_ms, BeaconInfo, LogInfo, WitnessInfo, DEFAULT_BULK_PERIODS,
+    DEFAULT_CERTIFICATE_WARNING_SECS, DEFAULT_MAX_CHAIN_PULSES, DEFAULT_MAX_STREAMS,
+    DEFAULT_STORE_TIMEOUT_MS, DEFAULT_STREAMS_PER_CLIENT,
 };
 pub use state::{Beacon, EngineStatus, WATCH_DUE_MS};
 pub use tls::{Tls, TlsError};
+pub use witness::WitnessRole;

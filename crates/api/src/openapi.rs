@@ -104,7 +104,7 @@ pub struct Param {
 pub enum Verb {
     /// GET and HEAD.
     Get,
-    /// POST, with a JSON body (a draw spec).
+    /// POST, with a body: a draw spec (JSON), or a tlog-witness request (text).
     Post,
 }
 
@@ -149,6 +149,20 @@ pub enum Answer {
     Draw,
     /// A draw's result: the pulse that decided it and the selection.
     DrawResult,
+    /// The transparency log's verifier key, plain text.
+    LogKey,
+    /// A checkpoint: a signed note, plain text.
+    LogCheckpoint,
+    /// A tlog-tiles tile: hashes or an entry bundle, bytes.
+    LogTile,
+    /// An inclusion proof with its checkpoint.
+    LogInclusion,
+    /// A consistency proof.
+    LogConsistency,
+    /// The log's witnesses.
+    LogWitnesses,
+    /// A witness's cosignature line(s), plain text (tlog-witness).
+    Cosignature,
 }
 
 /// Values from the chain being served, for the document's examples.
@@ -235,10 +249,12 @@ fn status_text(s: u16) -> &'static str {
         304 => "Not Modified: If-None-Match matched the ETag (weak comparison, RFC 9110)",
         400 => "Bad input; the message says what a good value looks like",
         401 => "Not authenticated: the signature, key, date or nonce is missing or wrong",
-        403 => "Refused: this client may not ask from this address or origin",
+        403 => "Refused: this client may not ask from this address or origin (on /witness: the checkpoint is not signed by the log's key)",
         404 => "Nothing there, not public yet, or not served here",
-        405 => "Method not allowed: the beacon is read with GET (and HEAD); OPTIONS answers CORS preflights",
-        413 => "More than this client may ask for at once",
+        405 => "Method not allowed: the beacon is read with GET (and HEAD), except the paths that take POST; OPTIONS answers CORS preflights",
+        409 => "Conflict: the old size is not the size this witness last cosigned for the log; the body is that size and a newline",
+        413 => "More than this client may ask for at once (on /witness: a body over the limit)",
+        422 => "Unprocessable: the checkpoint is not consistent with what this witness cosigned (the proof fails, or the same size came with another root)",
         414 => "The URL is longer than the server reads (8 KiB)",
         425 => "Too Early: not published yet; see Retry-After",
         429 => "Too many requests or open streams from this client or in all; see Retry-After",
@@ -292,6 +308,48 @@ fn success(answer: Answer, examples: &Examples) -> Value {
             "The pulse that decided the draw, and what it selected",
             json!({"application/json": {"schema": {"$ref": "#/components/schemas/DrawResult"}}}),
             json!({"Cache-Control": cache}),
+            json!({}),
+        ),
+        Answer::LogKey => (
+            "The log's verifier key, <name>+<key id>+<base64 key>, and a newline",
+            json!({"text/plain": {"schema": {"type": "string", "pattern": "^[^+\\s]+\\+[0-9a-f]{8}\\+[A-Za-z0-9+/]+=*\n$"}}}),
+            json!({"Cache-Control": cache}),
+            json!({}),
+        ),
+        Answer::LogCheckpoint => (
+            "The checkpoint note (origin, tree size, base64 root hash), a blank line, the log's signature line and each witness's cosignature line",
+            json!({"text/plain": {"schema": {"type": "string"}}}),
+            json!({"ETag": header("The note's digest: send it back in If-None-Match", json!({"type": "string"})), "Cache-Control": cache}),
+            json!({}),
+        ),
+        Answer::LogTile => (
+            "The tile's bytes: 32-byte hashes, or entries each prefixed by its length (big-endian, 16 bits)",
+            json!({"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}),
+            json!({"Cache-Control": cache}),
+            json!({}),
+        ),
+        Answer::LogInclusion => (
+            "The entry's leaf index, the tree size, the proof (RFC 9162 2.1.3) and the signed checkpoint of that size",
+            json!({"application/json": {"schema": {"$ref": "#/components/schemas/LogInclusion"}}}),
+            json!({"ETag": header("The answer's digest: send it back in If-None-Match", json!({"type": "string"})), "Cache-Control": cache}),
+            json!({}),
+        ),
+        Answer::LogConsistency => (
+            "The consistency proof (RFC 9162 2.1.4)",
+            json!({"application/json": {"schema": {"$ref": "#/components/schemas/LogConsistency"}}}),
+            json!({"Cache-Control": cache}),
+            json!({}),
+        ),
+        Answer::LogWitnesses => (
+            "The witnesses and how many cosignatures a checkpoint needs",
+            json!({"application/json": {"schema": {"$ref": "#/components/schemas/LogWitnesses"}}}),
+            json!({"Cache-Control": cache}),
+            json!({}),
+        ),
+        Answer::Cosignature => (
+            "The witness's cosignature/v1 line(s) on the checkpoint, each \u{2014} <name> <base64>: append them to the checkpoint note",
+            json!({"text/plain": {"schema": {"type": "string"}}}),
+            json!({}),
             json!({}),
         ),
         Answer::Health => (
@@ -486,6 +544,16 @@ fn other(r: &RouteDoc, s: u16) -> Value {
             resp["content"] = error_body();
             resp["headers"] = retry;
         }
+        // tlog-witness: refusals are text, the 409's the witness's size; a beacon that is not a
+        // witness, and the server's own errors, answer JSON as everywhere.
+        409 if r.answer == Answer::Cosignature => {
+            resp["content"] = json!({"text/x.tlog.size": {"schema": {"type": "string", "pattern": "^(0|[1-9][0-9]*)\n$"}}});
+        }
+        400 | 403 | 404 | 413 | 422 if r.answer == Answer::Cosignature => {
+            let mut content = error_body();
+            content["text/plain"] = json!({"schema": {"type": "string"}});
+            resp["content"] = content;
+        }
         503 if r.answer == Answer::Health => {
             resp["description"] = "The beacon is degraded: late, or its database or HSM is failing; the report says which".into();
             resp["content"] =
@@ -522,6 +590,25 @@ fn parameter(p: &Param, examples: &Examples) -> Value {
 /// URL or headers too long to read (414, 431).
 const EVERY_ROUTE: [u16; 3] = [405, 414, 431];
 
+/// A route's path as OpenAPI writes it: `{name}` for a parameter the route table writes
+/// `{name:regex}` (a parameter that spans segments, such as a tile's path).
+fn doc_path(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    let mut in_regex = false;
+    for c in path.chars() {
+        match c {
+            ':' if !in_regex && out.rfind('{') > out.rfind('}') => in_regex = true,
+            '}' if in_regex => {
+                in_regex = false;
+                out.push(c);
+            }
+            _ if in_regex => {}
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
 /// The OpenAPI 3.1 document of every route.
 pub fn openapi(routes: &[RouteDoc], examples: &Examples) -> Value {
     let mut paths = Map::new();
@@ -548,15 +635,23 @@ pub fn openapi(routes: &[RouteDoc], examples: &Examples) -> Value {
         let verb = match r.method {
             Verb::Get => "get",
             Verb::Post => {
-                operation["requestBody"] = json!({
-                    "required": true,
-                    "description": "The draw spec (docs/draws.md), signed as private-bytes requests are (docs/private-bytes.md: the body's SHA-256 is in the string to sign)",
-                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/DrawSpec"}}},
-                });
+                operation["requestBody"] = if r.answer == Answer::Cosignature {
+                    json!({
+                        "required": true,
+                        "description": "C2SP tlog-witness: old <size>, up to 63 lines of base64 consistency proof hashes, a blank line, the signed checkpoint note",
+                        "content": {"text/plain": {"schema": {"type": "string", "pattern": "^old (0|[1-9][0-9]*)\n([A-Za-z0-9+/]{43}=\n){0,63}\n"}}},
+                    })
+                } else {
+                    json!({
+                        "required": true,
+                        "description": "The draw spec (docs/draws.md), signed as private-bytes requests are (docs/private-bytes.md: the body's SHA-256 is in the string to sign)",
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/DrawSpec"}}},
+                    })
+                };
                 "post"
             }
         };
-        paths.insert(r.path.to_string(), json!({ verb: operation }));
+        paths.insert(doc_path(r.path), json!({ verb: operation }));
     }
     json!({
         "openapi": "3.1.0",
@@ -565,9 +660,11 @@ pub fn openapi(routes: &[RouteDoc], examples: &Examples) -> Value {
             "version": env!("CARGO_PKG_VERSION"),
             "license": {"name": "Apache-2.0", "identifier": "Apache-2.0"},
             "description": "A public randomness beacon in the NIST Randomness Beacon 2.0 format. \
-                Every route is read with GET (HEAD too); OPTIONS answers CORS preflights with 204. \
+                Every route is read with GET (HEAD too) but POST /draws and POST \
+                /witness/add-checkpoint; OPTIONS answers CORS preflights with 204. \
                 Every error the server makes has the Error body, or NIST's XML <error> when \
-                Accept asks for application/xml; pulses, skip lists and chains are in NIST's \
+                Accept asks for application/xml (a witness's refusals are text, as C2SP \
+                tlog-witness says); pulses, skip lists and chains are in NIST's \
                 XML (beacon-2.0.xsd) when asked for too. Indexes in paths are written \
                 without sign or leading zeros (others are 404). NIST's time paths take Unix \
                 milliseconds: a number below 100,000,000,000 there is still read as milliseconds \

@@ -48,6 +48,7 @@ assets! {
     "x509.js" => "text/javascript; charset=utf-8",
     "charts.js" => "text/javascript; charset=utf-8",
     "draw.js" => "text/javascript; charset=utf-8",
+    "log.js" => "text/javascript; charset=utf-8",
     "explorer.css" => "text/css; charset=utf-8",
     "favicon.svg" => "image/svg+xml",
 }

@@ -1,8 +1,9 @@
 //! The route table: every path the API serves, its handler, and its description for
 //! `/openapi.json`, in one list, so that a route cannot be served without being described, or
 //! described without being served. Also the answers for unknown paths and methods. The
-//! handlers are in [`crate::pulses`], [`crate::bulk`], [`crate::stream`], [`crate::status`] and
-//! [`crate::page`].
+//! handlers are in [`crate::pulses`], [`crate::bulk`], [`crate::stream`], [`crate::status`],
+//! [`crate::page`], [`crate::draws`], [`crate::private`], [`mod@crate::log`] and
+//! [`crate::witness`].
 //!
 //! The table is a `macro_rules!` because one entry must become both a handler registration
 //! (each handler has its own type) and a `const` description; it generates no handler logic.
@@ -10,7 +11,7 @@
 use crate::error::json_error;
 use crate::openapi::{Answer, Example, Examples, Kind, Location, Param, RouteDoc, Verb};
 use crate::state::Beacon;
-use crate::{bulk, draws, page, private, pulses, status, stream};
+use crate::{bulk, draws, log, page, private, pulses, status, stream, witness};
 use actix_web::http::{header, Method, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse, Resource};
 
@@ -128,6 +129,12 @@ const T2: Param = path(
     Kind::Millis,
     "the end: Unix milliseconds (RFC 3339 also accepted)",
     Example::Time,
+);
+const SIZE: Param = query(
+    "size",
+    false,
+    Kind::Range(1, i64::MAX),
+    "the tree size of a checkpoint the log signed, to prove against (default: the newest checkpoint)",
 );
 const WAIT: Param = query("wait", false, Kind::Flag,
     "true: when the pulse is due within one period, hold the request until it is published (then 200) instead of answering at once");
@@ -248,6 +255,12 @@ routes! {
         params: [C, P],
         answer: Manifest, statuses: [200, 400, 404, 503],
     }
+    "/beacon/2.0/chain/{c}/pulse/{p}/inclusion" => log::pulse_inclusion {
+        "getPulseInclusion",
+        "The inclusion proof of pulse p's entry (its outputValue) in the transparency log, with the signed checkpoint (and its cosignatures) it leads to: the newest, or the one of tree size `size`; 404 until a checkpoint covers the pulse, or when the beacon keeps no log",
+        params: [C, P, SIZE],
+        answer: LogInclusion, statuses: [200, 304, 400, 404, 503],
+    }
     "/beacon/2.0/chain/{c}/pulse/{p}" => pulses::chain_pulse {
         "getPulse", "Pulse p of chain c", params: [C, P],
         answer: Pulse, statuses: [200, 304, 400, 404, 503],
@@ -307,10 +320,48 @@ routes! {
         params: [path("id", Kind::Sha512Hex, "the draw's id: 128 hex digits", Example::None)],
         answer: DrawResult, statuses: [200, 400, 404, 425, 503],
     }
+    "/draws/{id}/inclusion" => log::draw_inclusion {
+        "getDrawInclusion", "The inclusion proof of a registered draw's entry in the transparency log, as for a pulse",
+        params: [path("id", Kind::Sha512Hex, "the draw's id: 128 hex digits", Example::None), SIZE],
+        answer: LogInclusion, statuses: [200, 304, 400, 404, 503],
+    }
     "/draws/{id}" => draws::get {
         "getDraw", "A registered draw: its spec and the receipt the beacon signed",
         params: [path("id", Kind::Sha512Hex, "the draw's id: 128 hex digits", Example::None)],
         answer: Draw, statuses: [200, 400, 404, 503],
+    }
+    "/log/key" => log::key {
+        "getLogKey", "The transparency log's verifier key (a C2SP signed-note vkey) and a newline; 404 when the beacon keeps no log",
+        params: [],
+        answer: LogKey, statuses: [200, 404],
+    }
+    "/log/checkpoint" => log::checkpoint {
+        "getLogCheckpoint", "The log's newest checkpoint (C2SP tlog-checkpoint), a signed note with the witnesses' cosignatures as further signature lines",
+        params: [],
+        answer: LogCheckpoint, statuses: [200, 304, 404, 503],
+    }
+    "/log/tile/{path:.*}" => log::tile {
+        "getLogTile", "A C2SP tlog-tiles tile within the newest checkpoint's tree: hashes (<L>/<N>[.p/<W>], 32 bytes each) or an entry bundle (entries/<N>[.p/<W>]); kept for a year",
+        params: [path("path", Kind::Pattern(log::TILE_PATTERN), "the tile's path after tile/: <L>/<N>[.p/<W>] or entries/<N>[.p/<W>], N in groups of three digits, all but the last prefixed x", Example::None)],
+        answer: LogTile, statuses: [200, 400, 404, 503],
+    }
+    "/log/consistency" => log::consistency {
+        "getLogConsistency", "The consistency proof (RFC 9162) from the log's tree of `from` entries to its tree of `to`, for `to` within the newest checkpoint; 404 beyond it or for from > to",
+        params: [query("from", true, Kind::Range(0, i64::MAX), "the old tree size"),
+                 query("to", true, Kind::Range(0, i64::MAX), "the new tree size, at least from")],
+        answer: LogConsistency, statuses: [200, 400, 404, 503],
+    }
+    "/log/witnesses" => log::witnesses {
+        "getLogWitnesses", "The witnesses whose cosignatures the log's checkpoints carry (name, cosignature vkey, submission URL), and how many are required",
+        params: [],
+        answer: LogWitnesses, statuses: [200, 404],
+    }
+    "/witness/add-checkpoint" => witness::add_checkpoint {
+        method: POST,
+        "addCheckpoint",
+        "C2SP tlog-witness: a log's checkpoint with a consistency proof from the size this witness last cosigned; 200 with the witness's cosignature/v1 line, 409 with its size, 403, 404 (unknown log, or this beacon is no witness), 422 (inconsistent) as the spec says",
+        params: [],
+        answer: Cosignature, statuses: [200, 400, 403, 404, 409, 413, 422, 503],
     }
     "/beacon/2.0/stream" => stream::stream {
         "getStream", "Server-Sent Events: one event per new pulse (id chain-pulse); resumes after Last-Event-ID",
@@ -377,7 +428,7 @@ async fn post_only(req: HttpRequest) -> HttpResponse {
     let mut response = json_error(
         StatusCode::METHOD_NOT_ALLOWED,
         &format!(
-            "{} is not allowed here: draws are registered with POST",
+            "{} is not allowed here: this path takes POST",
             req.method().as_str().chars().take(20).collect::<String>()
         ),
     );

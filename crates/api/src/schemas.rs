@@ -81,8 +81,75 @@ fn test_notice() -> Value {
     })
 }
 
+/// A list of tree hashes, standard base64 of 32 bytes each (a proof has at most 64: one per
+/// level of a tree of 2^64 entries; RFC 9162 allows no more).
+fn proof_hashes(description: &str) -> Value {
+    json!({
+        "type": "array",
+        "maxItems": 64,
+        "description": description,
+        "items": {"type": "string", "pattern": "^[A-Za-z0-9+/]{43}=$"},
+    })
+}
+
+/// The transparency log's answers.
+fn log_schemas() -> Value {
+    json!({
+        "LogInclusion": {
+            "type": "object",
+            "additionalProperties": false,
+            "required": ["leafIndex", "treeSize", "inclusionProof", "checkpoint"],
+            "description": "An entry's inclusion in the transparency log (docs/transparency.md): the entry of a pulse is its 64-byte outputValue",
+            "properties": {
+                "leafIndex": whole(0),
+                "treeSize": whole(1),
+                "inclusionProof": proof_hashes("RFC 9162 2.1.3: from the leaf's hash, SHA-256(0x00 || entry), to the checkpoint's root"),
+                "checkpoint": {"type": "string", "description": "The signed checkpoint of treeSize (C2SP tlog-checkpoint in a signed note), with the witnesses' cosignature lines"},
+            },
+        },
+        "LogConsistency": {
+            "type": "object",
+            "additionalProperties": false,
+            "required": ["from", "to", "consistencyProof"],
+            "properties": {
+                "from": whole(0),
+                "to": whole(0),
+                "consistencyProof": proof_hashes("RFC 9162 2.1.4: that the tree of `from` entries is a prefix of the tree of `to` (empty when from is 0 or equals to)"),
+            },
+        },
+        "LogWitnesses": {
+            "type": "object",
+            "additionalProperties": false,
+            "required": ["witnesses", "required"],
+            "properties": {
+                "witnesses": {"type": "array", "items": {
+                    "type": "object",
+                    "additionalProperties": false,
+                    "required": ["name", "vkey", "url"],
+                    "properties": {
+                        "name": {"type": "string", "description": "The witness's key name, on its cosignature lines"},
+                        "vkey": {"type": "string", "description": "Its cosignature/v1 verifier key (signature type 0x04)"},
+                        "url": {"type": "string", "description": "Its tlog-witness submission prefix"},
+                    },
+                }},
+                "required": {"type": "integer", "minimum": 0, "description": "How many witnesses must cosign a checkpoint"},
+            },
+        },
+    })
+}
+
 /// Every component schema, by name.
 pub(crate) fn components() -> Value {
+    let mut all = every_but_the_logs();
+    if let (Some(all), Value::Object(log)) = (all.as_object_mut(), log_schemas()) {
+        all.extend(log);
+    }
+    all
+}
+
+/// Every component schema but [`log_schemas`] (one `json!` of them all is deeper than the
+/// macro's recursion limit).
+fn every_but_the_logs() -> Value {
     json!({
         "DrawSpec": {
             "type": "object",

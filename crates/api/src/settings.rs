@@ -41,6 +41,34 @@ pub struct BeaconInfo {
     /// Proxies whose `Forwarded` / `X-Forwarded-For` are believed for the client's address
     /// (default none: the peer's address is the client's).
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// The beacon's transparency log, when it keeps one (default `None`: every `/log/…` and
+    /// `…/inclusion` route answers 404).
+    pub log: Option<LogInfo>,
+}
+
+/// The beacon's transparency log, as the API describes it: what `/log/key` and
+/// `/log/witnesses` serve. The log's entries, checkpoints and cosignatures are in the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogInfo {
+    /// The log's origin, the first line of its checkpoints (and its key's name).
+    pub origin: String,
+    /// The log's verifier key (C2SP signed-note `vkey`), served at `/log/key`.
+    pub vkey: String,
+    /// The witnesses whose cosignatures the beacon asks for and serves.
+    pub witnesses: Vec<WitnessInfo>,
+    /// How many of them must cosign a checkpoint for a client to trust it.
+    pub required: usize,
+}
+
+/// A witness of the beacon's log, as `/log/witnesses` names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WitnessInfo {
+    /// The witness's key name, as on its cosignature lines.
+    pub name: String,
+    /// Its cosignature verifier key (`vkey`, signature type 0x04).
+    pub vkey: String,
+    /// Where it takes `add-checkpoint` requests (its submission prefix).
+    pub url: String,
 }
 
 impl BeaconInfo {
@@ -57,6 +85,7 @@ impl BeaconInfo {
             store_timeout_ms: DEFAULT_STORE_TIMEOUT_MS,
             trusted_proxies: Vec::new(),
             certificate_warning_secs: DEFAULT_CERTIFICATE_WARNING_SECS,
+            log: None,
         }
     }
 }

@@ -91,6 +91,8 @@ pub struct Beacon {
     /// What signs draw receipts, and the store handle that may write draws (the API's own is
     /// read-only), when this process runs the engine.
     receipts: OnceLock<DrawRegistry>,
+    /// The witness of other logs this beacon is, when it is one.
+    witness: OnceLock<Arc<crate::witness::Witness>>,
 }
 
 impl Beacon {
@@ -113,6 +115,7 @@ impl Beacon {
             probed_ms: AtomicI64::new(i64::MIN),
             private: OnceLock::new(),
             receipts: OnceLock::new(),
+            witness: OnceLock::new(),
         })
     }
 
@@ -131,6 +134,27 @@ impl Beacon {
         writer: Arc<dyn Store>,
     ) {
         let _ = self.receipts.set((signer, writer));
+    }
+
+    /// Makes this beacon a witness of the logs `role` names (C2SP tlog-witness, `POST
+    /// /witness/add-checkpoint`; without it that path answers 404), cosigning with `role.key`
+    /// and keeping what it cosigned through `writer` (a store opened to write: the API's own is
+    /// read-only). Set once, before the server starts. Refuses an invalid key name, a log key
+    /// that is not an Ed25519 note key, two keys for one origin, and a second registration.
+    pub fn register_witness(
+        &self,
+        role: crate::witness::WitnessRole,
+        writer: Arc<dyn Store>,
+    ) -> Result<(), String> {
+        let witness = crate::witness::Witness::new(role, writer)?;
+        self.witness
+            .set(Arc::new(witness))
+            .map_err(|_| "a witness is registered already".to_string())
+    }
+
+    /// The witness this beacon is, if it is one.
+    pub(crate) fn witness(&self) -> Option<&Arc<crate::witness::Witness>> {
+        self.witness.get()
     }
 
     /// What signs draw receipts and writes draws, if this beacon registers them.

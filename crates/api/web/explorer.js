@@ -10,10 +10,14 @@ import { verify } from "./verify.js";
 import { parseCertificate } from "./x509.js";
 import { timeline, sourceHealth, STATUS_WORDS } from "./charts.js";
 import { verifyDraw } from "./draw.js";
+import { logChecker } from "./log.js";
 
 document.documentElement.classList.add("js");
 
 const $ = (id) => document.getElementById(id);
+
+/// The pulse's log inclusion: /log/key and /log/witnesses are asked once for the page's life.
+const logInclusion = logChecker();
 
 const SUITES = {
   0: "RSA PKCS#1 v1.5 with SHA-512",
@@ -265,10 +269,41 @@ function pending(p) {
   $("checks").replaceChildren();
 }
 
+/// The log check among the others, before those never made here (a failed one fails the
+/// pulse: a beacon that shows a pulse its log does not hold is not to be believed).
+function withLog(result, log) {
+  const checks = [...result.checks];
+  const at = checks.findIndex((c) => c.id === "skipList");
+  checks.splice(at < 0 ? checks.length : at, 0, { id: log.id, label: log.label, state: log.state, detail: log.detail });
+  return { ...result, checks, state: log.state === "failed" ? "failed" : result.state };
+}
+
+/// What the log said about the pulse; the panel is hidden while there is nothing to show (no
+/// log, or the pulse not in it yet).
+function drawLog(check) {
+  const log = check.log;
+  $("log-panel").hidden = !log;
+  if (!log) return;
+  $("log-note").textContent =
+    "The pulse's entry in the beacon's transparency log is its outputValue. The keys are those the beacon serves (/log/key, /log/witnesses): compare them with keys published elsewhere.";
+  const witnesses = log.witnessesError ? `not checked (${log.witnessesError})`
+    : log.witnesses.length ? `${log.cosigners.length} of ${log.witnesses.length}: ${log.cosigners.join(", ") || "none"}`
+    : "no witnesses configured";
+  $("log").replaceChildren(
+    row("entry", log.leafIndex, `of ${log.treeSize} in the tree the checkpoint signs`),
+    row("log", log.origin, `key ${log.keyName}+${log.keyId}`),
+    row("root hash", log.rootHash),
+    row("cosigned by", witnesses),
+    node("tr", {}, node("th", { scope: "row" }, "checkpoint"),
+      node("td", {}, node("pre", { className: "checkpoint", textContent: log.checkpoint }))),
+  );
+}
+
 /// Checks the pulse shown with what the API serves about it; dropped if another pulse is
 /// shown meanwhile.
 async function check(p, generation) {
   pending(p);
+  const logged = logInclusion(p);
   const first = p.pulseIndex === 1;
   let previous = null, manifest = null, pem = null, trouble = null;
   await Promise.all([
@@ -282,8 +317,10 @@ async function check(p, generation) {
   drawCertificate(pem, p.certificateId);
   if (trouble) say(trouble);
   const result = await verify({ pulse: p, certificate: pem, previous, manifest });
+  const log = await logged;
   if (generation !== state.generation) return;
-  drawChecks(result, `pulse ${p.chainIndex}-${p.pulseIndex}`);
+  drawLog(log);
+  drawChecks(withLog(result, log), `pulse ${p.chainIndex}-${p.pulseIndex}`);
 }
 
 // ---- Navigation -------------------------------------------------------------------------

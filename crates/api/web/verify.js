@@ -56,7 +56,8 @@ export async function sha512(bytes) {
   return new Uint8Array(await subtle.digest("SHA-512", bytes));
 }
 
-function concat(parts) {
+/** The bytes of `parts`, one after the other. */
+export function concat(parts) {
   const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
   let offset = 0;
   for (const p of parts) {
@@ -66,7 +67,8 @@ function concat(parts) {
   return out;
 }
 
-function equalBytes(a, b) {
+/** Whether two byte arrays are equal (in time independent of where they differ). */
+export function equalBytes(a, b) {
   if (a.length !== b.length) return false;
   let diff = 0;
   for (let i = 0; i < a.length; i++) diff |= a[i] ^ b[i];

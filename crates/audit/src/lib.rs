@@ -12,11 +12,16 @@
 //!
 //! # Layout
 //! - [`exit`]: the exit statuses of every command, in one place.
-//! - [`verify`]: pulses in any order, held in memory.
+//! - [`verify`]: pulses in any order, held in memory; with `--checkpoint`, each pulse's
+//!   inclusion proof in the transparency log.
 //! - [`replay`]: a chain in order and in constant memory, with every source manifest
 //!   recombined; its submodules are the sources of pulses (`feed` for files and databases,
 //!   `remote` for a beacon's API), the manifests matched to their pulses (`manifests`), the
-//!   resumable position (`checkpoint`) and the progress line (`progress`).
+//!   resumable position (`checkpoint`) and the progress line (`progress`); with
+//!   `--log-checkpoint`, the log's entries beside the pulses.
+//! - [`log`]: the transparency log as an auditor checks it: a checkpoint's signature and
+//!   witnesses' cosignatures (here), inclusion proofs for `verify` (`inclusion`), every entry
+//!   replayed and hashed again to the root for `replay` (`entries`), the log's report line.
 //! - [`export`] and [`import`]: a store to an export and back; [`layout`]: how an export lies
 //!   on disk.
 //! - [`draw`]: verifiable draws: RFC 3797 from its own inputs, a draw spec's id, the result of
@@ -30,6 +35,7 @@ pub mod export;
 pub mod generate;
 pub mod import;
 pub mod layout;
+pub mod log;
 pub mod output;
 pub mod replay;
 pub mod verify;

@@ -1,14 +1,17 @@
 //! `verify`: the offline verifier anyone can run on pulses from us, NIST or any other
-//! NIST-format beacon, in any order (they are held in memory; `replay` streams a chain).
+//! NIST-format beacon, in any order (they are held in memory; `replay` streams a chain). With
+//! `--checkpoint`, each pulse must also be in the transparency log's tree ([`crate::log`]).
 
 use crate::exit::EXIT_USAGE;
 use crate::layout;
-use crate::output::{print_report, status};
+use crate::log::{self, inclusion};
+use crate::output::status;
 use lavabeacon_format::authority::Authorities;
 use lavabeacon_format::cert::CertificateSet;
+use lavabeacon_format::chain::Facts;
 use lavabeacon_format::input::{read_items, InputError, Item};
-use lavabeacon_format::verify::{Options, Verifier};
-use lavabeacon_format::{Check, Problem};
+use lavabeacon_format::verify::{FactsHook, Input as VerifyInput, Options, Verifier};
+use lavabeacon_format::{Check, Problem, Report};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -38,6 +41,22 @@ pub struct Args {
     /// consecutive pulses.
     #[arg(long)]
     skip_path: bool,
+    /// The transparency log's checkpoint (a C2SP signed note, witnesses' cosignature lines
+    /// included, as GET /log/checkpoint serves it): every pulse given must be in its tree,
+    /// shown by an inclusion proof (--inclusion, --url). Needs --log-key.
+    #[arg(long, value_name = "FILE")]
+    checkpoint: Option<PathBuf>,
+    #[command(flatten)]
+    trust: crate::log::TrustArgs,
+    /// Inclusion proofs: the beacon's answers to GET
+    /// /beacon/2.0/chain/{c}/pulse/{p}/inclusion?size=N (one JSON answer, an array, or JSON
+    /// Lines of them); repeat for several files.
+    #[arg(long = "inclusion", value_name = "FILE", requires = "checkpoint")]
+    inclusion: Vec<PathBuf>,
+    /// Or fetch each pulse's inclusion proof for the checkpoint's size from the beacon at this
+    /// base URL (e.g. https://beacon.example.org).
+    #[arg(long, value_name = "BASE", requires = "checkpoint")]
+    url: Option<String>,
     /// Files of pulses: JSON Lines, a JSON array, or JSON objects ({"pulse": …} or bare);
     /// `-` reads standard input.
     #[arg(value_name = "FILE", required = true)]
@@ -55,14 +74,100 @@ pub fn run(args: Args) -> ExitCode {
     let _command = tracing::info_span!("verify").entered();
     let prepared = certificates(&args).and_then(|c| {
         let cas = crate::load_authorities(args.ca.as_deref())?;
-        open(&args.files).map(|inputs| (c, cas, inputs))
+        let log = LogPlan::from_args(&args)?;
+        open(&args.files).map(|inputs| (c, cas, log, inputs))
     });
     match prepared {
-        Ok((certs, cas, inputs)) => check(&args, &certs, cas.as_ref(), inputs),
+        Ok((certs, cas, log, inputs)) => check(&args, &certs, cas.as_ref(), log, inputs),
         Err(e) => {
             tracing::error!("{e}");
             ExitCode::from(EXIT_USAGE)
         }
+    }
+}
+
+/// `--checkpoint` and what goes with it, read before any pulse is.
+struct LogPlan {
+    checked: log::CheckedCheckpoint,
+    trust: log::Trust,
+    proofs: Vec<inclusion::Proof>,
+    /// Answers in the files that could not be read.
+    problems: Vec<Problem>,
+}
+
+impl LogPlan {
+    /// `None` without `--checkpoint`; an error is a usage error (a file that cannot be read, a
+    /// malformed key).
+    fn from_args(args: &Args) -> Result<Option<LogPlan>, String> {
+        let Some(path) = &args.checkpoint else {
+            log::refuse_unused(&args.trust, "--checkpoint")?;
+            return Ok(None);
+        };
+        let trust = log::Trust::from_args(&args.trust, "--checkpoint")?;
+        if args.inclusion.is_empty() && args.url.is_none() {
+            return Err(
+                "--checkpoint: give the pulses' inclusion proofs with --inclusion FILE or --url BASE"
+                    .into(),
+            );
+        }
+        let checked = log::read_checkpoint(path, &trust)?;
+        let (proofs, problems) = inclusion::read_files(&args.inclusion)?;
+        Ok(Some(LogPlan {
+            checked,
+            trust,
+            proofs,
+            problems,
+        }))
+    }
+
+    /// Checks that every pulse is in the checkpoint's tree: the problems go into `report`.
+    /// An error is a beacon (`--url`) that cannot be reached.
+    fn check(
+        mut self,
+        url: Option<&str>,
+        pulses: &[inclusion::PulseRef],
+        report: &mut Report,
+    ) -> Result<log::LogSummary, String> {
+        let mut summary = log::LogSummary::of(&self.checked);
+        let mut problems = std::mem::take(&mut self.checked.problems);
+        problems.append(&mut self.problems);
+        let mut given: Vec<(u64, u64)> = pulses.iter().map(|p| (p.chain, p.index)).collect();
+        given.sort_unstable();
+        given.dedup();
+        summary.pulses_given = Some(given.len() as u64);
+        let Some(cp) = &self.checked.checkpoint else {
+            report.note("inclusion proofs not checked: the checkpoint cannot be read");
+            log::add_problems(report, problems);
+            return Ok(summary);
+        };
+        if let Some(base) = url {
+            // Pulses that --inclusion files already prove are not fetched again.
+            let mut wanted: Vec<(u64, u64)> = pulses
+                .iter()
+                .filter(|p| !inclusion::proven(p, &self.proofs, cp))
+                .map(|p| (p.chain, p.index))
+                .collect();
+            wanted.sort_unstable();
+            wanted.dedup();
+            let (mut fetched, mut unfetched) =
+                inclusion::fetch(base.trim_end_matches('/'), &wanted, cp.size)?;
+            self.proofs.append(&mut fetched);
+            problems.append(&mut unfetched);
+        }
+        let mut notes = Vec::new();
+        let (included, mut found) =
+            inclusion::check(pulses, &self.proofs, cp, &self.trust, &mut notes);
+        // A pulse whose fetch failed already has its problem: not a second one.
+        let failed: Vec<(Option<u64>, Option<u64>)> =
+            problems.iter().map(|p| (p.chain, p.pulse)).collect();
+        found.retain(|p| p.chain.is_none() || !failed.contains(&(p.chain, p.pulse)));
+        problems.append(&mut found);
+        for n in notes {
+            report.note(n);
+        }
+        summary.pulses_included = Some(included);
+        log::add_problems(report, problems);
+        Ok(summary)
     }
 }
 
@@ -101,6 +206,7 @@ fn check(
     args: &Args,
     certs: &CertificateSet,
     cas: Option<&Authorities>,
+    log_plan: Option<LogPlan>,
     inputs: Vec<Input>,
 ) -> ExitCode {
     // Records read from each input: one that gives none is an error, not "OK: 0 pulses".
@@ -127,7 +233,23 @@ fn check(
     if let Some(cas) = cas {
         verifier = verifier.with_authorities(cas);
     }
-    let mut report = match verifier.verify_items(items) {
+    // With a checkpoint, each pulse's chain, index and outputValue, for its inclusion proof.
+    let mut pulses: Vec<inclusion::PulseRef> = Vec::new();
+    let mut collect = |f: &Facts, _: &mut Vec<Problem>| {
+        pulses.push(inclusion::PulseRef {
+            chain: f.chain,
+            index: f.index,
+            output: f.output,
+            location: f.location.clone(),
+        })
+    };
+    let hook: Option<FactsHook> = if log_plan.is_some() {
+        Some(&mut collect)
+    } else {
+        None
+    };
+    let verified = verifier.verify_stream(items.map(|r| r.map(VerifyInput::Item)), hook);
+    let mut report = match verified {
         Ok(r) => r,
         Err(e) => {
             tracing::error!("{e}");
@@ -141,6 +263,14 @@ fn check(
         .map(|(name, _)| Problem::new(Check::Parse, format!("no pulses in {name}")))
         .collect();
     report.problems.splice(0..0, empty);
-    print_report(&report, args.json);
+    let mut summary = match log_plan.map(|l| l.check(args.url.as_deref(), &pulses, &mut report)) {
+        None => None,
+        Some(Ok(s)) => Some(s),
+        Some(Err(e)) => {
+            tracing::error!("{e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    log::print(&report, summary.as_mut(), args.json);
     status(&report)
 }

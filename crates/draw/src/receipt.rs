@@ -133,6 +133,29 @@ impl Receipt {
         }
         problems
     }
+
+    /// The draw's entry in the beacon's transparency log ([`log_entry`] of this receipt).
+    /// `None` when the receipt is unsigned, or its drawId or signatureValue is not the hex it
+    /// must be.
+    pub fn log_entry(&self) -> Option<Vec<u8>> {
+        let id = <[u8; 64]>::try_from(hex::decode(&self.draw_id).ok()?).ok()?;
+        let signature = hex::decode(self.signature_value.as_deref()?).ok()?;
+        Some(log_entry(&id, &self.message(), &signature))
+    }
+}
+
+/// A registered draw's entry in the beacon's transparency log (docs/transparency.md):
+/// `lavabeacon_tlog::entry::Entry::Draw` of the draw's id and SHA-512(`message` ‖ `signature`),
+/// the receipt's signed message ([`Receipt::message`]) and its signature bytes. Hashing the
+/// receipt as signed, rather than its JSON, makes the log commit to exactly what the key
+/// signed, whatever spelling the JSON is served in.
+pub fn log_entry(draw_id: &[u8; 64], message: &[u8], signature: &[u8]) -> Vec<u8> {
+    let receipt = *lavabeacon_format::hash::sha512(&[message, signature]).as_bytes();
+    lavabeacon_tlog::entry::Entry::Draw {
+        id: *draw_id,
+        receipt,
+    }
+    .to_bytes()
 }
 
 #[cfg(test)]
@@ -236,5 +259,24 @@ mod tests {
         let problems = r.problems(&s, &certs);
         assert_eq!(problems.len(), 1, "{problems:?}");
         assert!(problems[0].contains("less than two periods"));
+    }
+
+    #[test]
+    fn a_receipts_log_entry_commits_to_the_draw_and_the_signed_receipt() {
+        let s = spec(T + 120_000);
+        let (r, _) = signed(&s, T);
+        let entry = r.log_entry().unwrap();
+        let signature = hex::decode(r.signature_value.as_deref().unwrap()).unwrap();
+        let digest = lavabeacon_format::hash::sha512(&[&r.message(), &signature]);
+        assert_eq!(
+            lavabeacon_tlog::entry::Entry::parse(&entry),
+            Some(lavabeacon_tlog::entry::Entry::Draw {
+                id: s.id(),
+                receipt: *digest.as_bytes(),
+            })
+        );
+        let mut unsigned = r.clone();
+        unsigned.signature_value = None;
+        assert_eq!(unsigned.log_entry(), None);
     }
 }

@@ -114,6 +114,8 @@ pub struct Engine {
     stale: bool,
     /// The slot the last attempt was for, Unix ms.
     slot: Option<i64>,
+    /// The transparency log's checkpoints, when the log has a key.
+    log: Option<crate::log::LogHook>,
 }
 
 impl Engine {
@@ -147,6 +149,7 @@ impl Engine {
             commitment_lost: false,
             stale: true,
             slot: None,
+            log: None,
         }
     }
 
@@ -281,6 +284,27 @@ impl Engine {
     pub fn with_unsealing_key(mut self, key: Arc<dyn Signer>) -> Self {
         self.keys.add(key);
         self
+    }
+
+    /// Keeps the transparency log's checkpoints: one signed after each pulse. The receiver
+    /// is told the size of each checkpoint stored (for [`crate::log::submit`]).
+    pub fn with_log(
+        mut self,
+        checkpointer: crate::log::Checkpointer,
+    ) -> (Self, tokio::sync::watch::Receiver<u64>) {
+        let (stored, wake) = tokio::sync::watch::channel(0);
+        self.log = Some(crate::log::LogHook {
+            checkpointer,
+            stored,
+        });
+        (self, wake)
+    }
+
+    /// After a pulse: its checkpoint (when the log is on). Never fails the engine.
+    pub async fn after_pulse(&self) {
+        if let Some(hook) = &self.log {
+            hook.after_pulse(self.store.as_ref()).await;
+        }
     }
 
     /// Warns in the log (hourly) from `lead` before the signing certificate expires (default

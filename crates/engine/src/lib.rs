@@ -21,6 +21,8 @@
 //! - [`engine`]: one pulse, [`engine::Engine::step`] — gather, seal, sign, publish at its
 //!   timestamp or skip the slot if late; its state is a cache of the store, re-read after any
 //!   failure. [`error`]: why an attempt failed, as the loop and the public see it.
+//! - [`log`]: the transparency log's engine side — a checkpoint signed after each pulse (the
+//!   append already wrote its entry), and the task that takes checkpoints to the witnesses.
 //! - [`run`]: the loop around it — leader lock, retries with backoff, leadership regained after
 //!   a database restart, each pulse and each skipped slot told to an `Observer` (the API), stop
 //!   on request.
@@ -34,5 +36,6 @@ pub mod engine;
 pub mod error;
 pub mod health;
 pub mod keys;
+pub mod log;
 pub mod run;
 pub mod source;

@@ -70,6 +70,8 @@ pub async fn run(
                     p.pulse.time_stamp,
                     p.pulse.status_code
                 );
+                // The checkpoint before the hand-off: what the stream announces is in the log.
+                engine.after_pulse().await;
                 observer.published(&p);
             }
             Err(e) => {

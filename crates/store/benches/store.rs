@@ -1,6 +1,8 @@
 //! The store on a 1,000,000-pulse chain, for each backend: append latency (p50/p99), lookups
 //! by time per second from one process, and storage per pulse (issue #3's targets: p99 under
-//! 5 ms, ≥ 20,000 lookups/s, ≤ 1 KiB per suite-2 pulse).
+//! 5 ms, ≥ 20,000 lookups/s, ≤ 1 KiB per suite-2 pulse), and the transparency log's cost: its
+//! entry and hashes are in the append's figures and the storage; a checkpoint after each append
+//! (issue #17) is timed on its own.
 //!
 //! `cargo bench -p lavabeacon-store --bench store` (PostgreSQL from `LAVABEACON_TEST_POSTGRES`,
 //! default `postgres://postgres@127.0.0.1:5432/postgres`; a scratch database is made and
@@ -97,6 +99,8 @@ async fn measure(name: &str, store: &dyn Store, file: &PathBuf, n: u64) {
     let (signer, _) = support::ed25519_identity(1);
     let mut b = resume(store).await;
     let mut lat = Vec::new();
+    let mut cp = Vec::new();
+    let log_key = ed25519_dalek::SigningKey::from_bytes(&[5; 32]);
     for i in n + 1..=n + 1000 {
         let p = b
             .next(
@@ -114,13 +118,34 @@ async fn measure(name: &str, store: &dyn Store, file: &PathBuf, n: u64) {
             .await
             .unwrap();
         lat.push(s.elapsed().as_secs_f64() * 1e3);
+        // What the engine does next (crates/engine/src/log.rs): a signed checkpoint of the log.
+        let s = Instant::now();
+        let log = store.log().unwrap();
+        let size = log.size().await.unwrap();
+        let root = log.root(size).await.unwrap();
+        let body = format!("bench.test/log\n{size}\n{}\n", hex::encode(root));
+        let sig = ed25519_dalek::Signer::sign(&log_key, body.as_bytes());
+        log.put_checkpoint(
+            size,
+            &format!("{body}\n\u{2014} bench {}\n", hex::encode(sig.to_bytes())),
+        )
+        .await
+        .unwrap();
+        cp.push(s.elapsed().as_secs_f64() * 1e3);
     }
+    cp.sort_by(|a, b| a.partial_cmp(b).unwrap());
     lat.sort_by(|a, b| a.partial_cmp(b).unwrap());
     println!(
         "  append (1,000 on a {loaded}-pulse chain): p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
         percentile(&lat, 0.5),
         percentile(&lat, 0.99),
         lat[lat.len() - 1]
+    );
+    println!(
+        "  checkpoint after each append (root from stored hashes, Ed25519 signature, stored): p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        percentile(&cp, 0.5),
+        percentile(&cp, 0.99),
+        cp[cp.len() - 1]
     );
     // Lookups by time: random instants over the whole chain, 8 at a time from one process.
     let total = 100_000u64;

@@ -12,6 +12,8 @@ use std::time::Duration;
 
 /// The two keys of the leader's advisory lock: "LAVA", "BEAC".
 pub(crate) const LOCK_KEYS: (i32, i32) = (0x4C41_5641, 0x4245_4143);
+/// The transparency log's lock (transaction-scoped), "LAVA" "TLOG": other keys than the leader's.
+pub(crate) const LOG_LOCK_KEYS: (i32, i32) = (0x4C41_5641, 0x544C_4F47);
 
 /// Whether the calling session holds the leader lock (asked on the lock's own connection).
 pub(crate) const HOLDS_OWN_LOCK: &str = "SELECT EXISTS (SELECT 1 FROM pg_locks \

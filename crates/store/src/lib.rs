@@ -43,6 +43,9 @@
 //!   generic code over a sqlx pool. `sql.rs`: the SQL text; `row.rs`: the one mapping between
 //!   a pulse and a row (the column table, encode, decode); `schema.rs`: the schema version
 //!   check; `redact.rs`: passwords out of every message.
+//! - `log.rs`: the transparency log's tables ([`Log`]): entries and subtree hashes written in
+//!   the append's transaction under the log's lock, checkpoints, cosignatures, a witness's
+//!   state; proofs and roots made from stored hashes (`lavabeacon_tlog::merkle`).
 //! - `skip_path.rs`: [`skip_path`], planned with the trait's lookups, for any store.
 //! - [`KeySwitch`], [`key_switch_at`] and [`key_switch_followed`] (here): the signing-key
 //!   schedule every engine follows, and the one rule for which switch it follows.
@@ -54,6 +57,7 @@ mod error;
 #[cfg(feature = "fake")]
 pub mod fake;
 mod leader;
+mod log;
 mod lookup;
 mod pooled;
 mod postgres;
@@ -67,6 +71,7 @@ mod sqlite;
 
 pub use error::StoreError;
 pub use leader::Leadership;
+pub use log::Log;
 pub use lookup::{Lookup, Range};
 pub use postgres::PostgresStore;
 pub use redact::{redact, redact_urls};
@@ -199,9 +204,23 @@ pub trait Store: Send + Sync {
 
     /// Registers a draw. One already registered under the same id is kept as it was, and that
     /// is what is returned: a spec registered twice keeps its first receipt.
-    async fn put_draw(&self, draw: &StoredDraw) -> Result<StoredDraw, StoreError>;
+    /// With `log_entry`, its entry in the transparency log (appended in the same transaction
+    /// when the draw is new).
+    async fn put_draw(&self, draw: &StoredDraw, log_entry: &[u8])
+        -> Result<StoredDraw, StoreError>;
     /// A registered draw.
     async fn draw(&self, id: &Hash512) -> Result<Option<StoredDraw>, StoreError>;
+
+    // --- The transparency log --------------------------------------------------------------
+
+    /// The transparency log kept with the pulses (docs/transparency.md); each pulse's entry is
+    /// appended in the transaction that stores it. Stores that keep no log say so.
+    fn log(&self) -> Result<&dyn Log, StoreError> {
+        Err(StoreError::unsupported(format!(
+            "the {} store keeps no transparency log",
+            self.backend()
+        )))
+    }
 
     // --- Source manifests --------------------------------------------------------------------
 

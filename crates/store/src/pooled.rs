@@ -39,6 +39,19 @@ pub(crate) trait BeginAppend<DB: Database>: Sync {
         chain: u64,
         leader: Option<&'c Leadership>,
     ) -> impl std::future::Future<Output = Result<Transaction<'c, DB>, StoreError>> + Send + 'c;
+
+    /// Takes the transparency log's lock inside an append's transaction, so two writers (the
+    /// engine and a draw registration) never number two entries alike.
+    fn lock_log<'t>(
+        &'t self,
+        tx: &'t mut Transaction<'_, DB>,
+    ) -> impl std::future::Future<Output = Result<(), StoreError>> + Send + 't;
+
+    /// Begins a transaction that appends to the log alone (a draw), the log's lock held.
+    fn begin_log<'c>(
+        &'c self,
+        conn: &'c mut DB::Connection,
+    ) -> impl std::future::Future<Output = Result<Transaction<'c, DB>, StoreError>> + Send + 'c;
 }
 
 /// After a failed write transaction the connection is closed, never reused: its state is not
@@ -51,6 +64,14 @@ pub(crate) fn discard_if_failed<DB: Database, T>(
 ) {
     if result.is_err() {
         conn.close_on_drop();
+    }
+}
+
+impl<DB: Database> PooledStore<DB> {
+    /// The backend's mapping of a driver error.
+    pub(crate) fn fail(&self) -> impl Fn(sqlx::Error) -> StoreError + Copy + Send + Sync + 'static {
+        let backend = self.backend;
+        move |e| StoreError::from_sqlx(backend, e)
     }
 }
 
@@ -68,15 +89,14 @@ where
     for<'r> (i64, i64): FromRow<'r, DB::Row>,
     for<'r> (i64, i64, Vec<u8>): FromRow<'r, DB::Row>,
     for<'r> (i64, i64, String): FromRow<'r, DB::Row>,
+    for<'r> (i64, Vec<u8>): FromRow<'r, DB::Row>,
+    for<'r> (i64, String): FromRow<'r, DB::Row>,
+    for<'r> (String, String): FromRow<'r, DB::Row>,
     usize: sqlx::ColumnIndex<DB::Row>,
     DB::Row: ReadColumns,
     DB: row::Parameters,
+    DB::QueryResult: crate::log::RowsAffected,
 {
-    fn fail(&self) -> impl Fn(sqlx::Error) -> StoreError + Copy + Send + Sync + 'static {
-        let backend = self.backend;
-        move |e| StoreError::from_sqlx(backend, e)
-    }
-
     /// A connection of the pool, for a write transaction.
     async fn acquire(&self) -> Result<PoolConnection<DB>, StoreError> {
         self.pool.acquire().await.map_err(self.fail())
@@ -109,6 +129,16 @@ where
             let head = head.map(|h| head_of(chain, &h)).transpose()?;
             check_run(pulses, head, newest)?;
             self.insert(&mut tx, rows, per_statement, manifests).await?;
+            writer.lock_log(&mut tx).await?;
+            let entries = pulses
+                .iter()
+                .map(|p| crate::log::NewEntry {
+                    entry: p.output_value.0.to_vec(),
+                    pulse: Some((p.chain_index, p.pulse_index)),
+                    draw: None,
+                })
+                .collect();
+            self.log_append_in(&mut tx, entries).await?;
             self.commit(tx).await?;
             Ok(pulses.len() as u64)
         }
@@ -324,23 +354,6 @@ where
                 })
             })
             .collect()
-    }
-
-    pub async fn put_draw(&self, d: &crate::StoredDraw) -> Result<crate::StoredDraw, StoreError> {
-        self.role.refuse_writes()?;
-        sqlx::query(sql::PUT_DRAW)
-            .bind(d.id.0.to_vec())
-            .bind(d.spec.clone())
-            .bind(d.receipt.clone())
-            .bind(d.target_ms)
-            .bind(d.registered_ms)
-            .execute(&self.pool)
-            .await
-            .map_err(self.fail())?;
-        // The row as stored: this one, or the one registered first under the same id.
-        self.draw(&d.id)
-            .await?
-            .ok_or_else(|| StoreError::corrupt("a draw just stored is not there"))
     }
 
     pub async fn draw(&self, id: &Hash512) -> Result<Option<crate::StoredDraw>, StoreError> {

@@ -2,7 +2,7 @@
 //! the leader lock (a session advisory lock held on a dedicated connection).
 
 use crate::error::StoreError;
-use crate::leader::{self, LeaderLock, Leadership, CONNECT_TIMEOUT, LOCK_KEYS};
+use crate::leader::{self, LeaderLock, Leadership, CONNECT_TIMEOUT, LOCK_KEYS, LOG_LOCK_KEYS};
 use crate::lookup::{Lookup, Range};
 use crate::pooled::{BeginAppend, PooledStore};
 use crate::redact::{redact, scrub};
@@ -254,6 +254,30 @@ impl BeginAppend<Postgres> for PostgresStore {
         }
         Ok(tx)
     }
+    /// Begins the transaction and takes the log's lock.
+    async fn begin_log<'c>(
+        &'c self,
+        conn: &'c mut sqlx::PgConnection,
+    ) -> Result<sqlx::Transaction<'c, Postgres>, StoreError> {
+        let mut tx = sqlx::Connection::begin(conn).await.map_err(fail)?;
+        self.lock_log(&mut tx).await?;
+        Ok(tx)
+    }
+
+    /// The log's lock: an advisory lock of the two-key kind (the chains' locks are one-key,
+    /// the leader's has other keys), taken after the chain's, so no two orders deadlock.
+    async fn lock_log<'t>(
+        &'t self,
+        tx: &'t mut sqlx::Transaction<'_, Postgres>,
+    ) -> Result<(), StoreError> {
+        sqlx::query("SELECT pg_advisory_xact_lock($1, $2)")
+            .bind(LOG_LOCK_KEYS.0)
+            .bind(LOG_LOCK_KEYS.1)
+            .execute(&mut **tx)
+            .await
+            .map_err(fail)?;
+        Ok(())
+    }
 }
 
 #[async_trait::async_trait]
@@ -320,8 +344,15 @@ impl Store for PostgresStore {
     async fn key_switches(&self) -> Result<Vec<crate::KeySwitch>, StoreError> {
         self.sql.key_switches().await
     }
-    async fn put_draw(&self, d: &crate::StoredDraw) -> Result<crate::StoredDraw, StoreError> {
-        self.sql.put_draw(d).await
+    async fn put_draw(
+        &self,
+        d: &crate::StoredDraw,
+        log_entry: &[u8],
+    ) -> Result<crate::StoredDraw, StoreError> {
+        self.sql.put_draw_logged(self, d, log_entry).await
+    }
+    fn log(&self) -> Result<&dyn crate::Log, StoreError> {
+        Ok(self)
     }
     async fn draw(&self, id: &Hash512) -> Result<Option<crate::StoredDraw>, StoreError> {
         self.sql.draw(id).await
@@ -387,3 +418,5 @@ mod tests {
         assert_eq!(w("postgres://h/db"), ("postgres://h/db".to_string(), false));
     }
 }
+
+crate::log::log_for!(PostgresStore);

@@ -351,6 +351,23 @@ impl BeginAppend<Sqlite> for SqliteStore {
             .await
             .map_err(fail)
     }
+    /// BEGIN IMMEDIATE: SQLite's one writer at a time is the log's lock.
+    async fn begin_log<'c>(
+        &'c self,
+        conn: &'c mut sqlx::SqliteConnection,
+    ) -> Result<sqlx::Transaction<'c, Sqlite>, StoreError> {
+        sqlx::Connection::begin_with(conn, "BEGIN IMMEDIATE")
+            .await
+            .map_err(fail)
+    }
+
+    /// Nothing to take: the append's BEGIN IMMEDIATE already excludes every other writer.
+    async fn lock_log<'t>(
+        &'t self,
+        _tx: &'t mut sqlx::Transaction<'_, Sqlite>,
+    ) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
 
 #[async_trait::async_trait]
@@ -417,8 +434,15 @@ impl Store for SqliteStore {
     async fn key_switches(&self) -> Result<Vec<crate::KeySwitch>, StoreError> {
         self.sql.key_switches().await
     }
-    async fn put_draw(&self, d: &crate::StoredDraw) -> Result<crate::StoredDraw, StoreError> {
-        self.sql.put_draw(d).await
+    async fn put_draw(
+        &self,
+        d: &crate::StoredDraw,
+        log_entry: &[u8],
+    ) -> Result<crate::StoredDraw, StoreError> {
+        self.sql.put_draw_logged(self, d, log_entry).await
+    }
+    fn log(&self) -> Result<&dyn crate::Log, StoreError> {
+        Ok(self)
     }
     async fn draw(&self, id: &Hash512) -> Result<Option<crate::StoredDraw>, StoreError> {
         self.sql.draw(id).await
@@ -559,3 +583,5 @@ async fn applied(pool: &SqlitePool) -> Result<schema::Applied, StoreError> {
         failed,
     })
 }
+
+crate::log::log_for!(SqliteStore);

@@ -304,14 +304,17 @@ async fn a_draw_is_registered_once_and_keeps_its_first_receipt(db: &Db) {
         target_ms: 1_800_000_120_000,
         registered_ms: 1_800_000_000_000,
     };
-    assert_eq!(db.store.put_draw(&first).await.unwrap(), first);
+    assert_eq!(
+        db.store.put_draw(&first, b"draw entry").await.unwrap(),
+        first
+    );
     let again = lavabeacon_store::StoredDraw {
         receipt: "{\"registeredAt\":\"second\"}".into(),
         registered_ms: 1_800_000_060_000,
         ..first.clone()
     };
     assert_eq!(
-        db.store.put_draw(&again).await.unwrap(),
+        db.store.put_draw(&again, b"draw entry").await.unwrap(),
         first,
         "a second registration gets the first receipt"
     );

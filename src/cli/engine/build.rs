@@ -6,6 +6,7 @@ use crate::config::{Config, SignerKind, SourceKind};
 use lavabeacon_engine::clock::{Clock, SystemClock};
 use lavabeacon_engine::engine::{Engine, EngineConfig};
 use lavabeacon_engine::keys::KeyRing;
+use lavabeacon_engine::log::{Checkpointer, WitnessPeer};
 use lavabeacon_engine::source::cpu::CpuSource;
 use lavabeacon_engine::source::external::ExternalBeacon;
 use lavabeacon_engine::source::hsm::HsmSource;
@@ -20,6 +21,7 @@ use lavabeacon_signer::pkcs11::{Pkcs11Config, Pkcs11Key};
 use lavabeacon_signer::software::SoftwareSigner;
 use lavabeacon_signer::{Signer, SignerError, Suite};
 use lavabeacon_store::{key_switch_followed, Role};
+use lavabeacon_tlog::note::{KeyKind, VerifierKey};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,6 +29,20 @@ use std::time::Duration;
 pub(super) struct BuiltEngine {
     pub engine: Engine,
     pub test_reason: Option<String>,
+    /// The transparency log, when it is on.
+    pub log: Option<BuiltLog>,
+}
+
+/// The log's parts the engine's thread and the API need.
+pub(super) struct BuiltLog {
+    /// The log's verifier key (`/log/key`).
+    pub vkey: String,
+    /// Told the size of each checkpoint stored.
+    pub wake: tokio::sync::watch::Receiver<u64>,
+    /// Where checkpoints go.
+    pub witnesses: Vec<WitnessPeer>,
+    /// The store, for the submitting task.
+    pub store: Arc<dyn lavabeacon_store::Store>,
 }
 
 /// Opens the store, the signer and the sources, and makes the engine of them. Its clock is the
@@ -102,10 +118,68 @@ pub(super) async fn build(c: &Config) -> Result<BuiltEngine, (&'static str, Stri
     if let Some(x) = external {
         engine = engine.with_external(x);
     }
+    let (engine, log) = with_log(c, engine)?;
     Ok(BuiltEngine {
         engine,
         test_reason,
+        log,
     })
+}
+
+/// The transparency log's checkpoints, when `[log]` is on: its key opened (made on first
+/// start), the witnesses read. A key that cannot be opened leaves the log without checkpoints
+/// (the entries are still kept), never the beacon without pulses; a witness that cannot be
+/// read is a configuration error.
+fn with_log(
+    c: &Config,
+    engine: Engine,
+) -> Result<(Engine, Option<BuiltLog>), (&'static str, String)> {
+    if !c.log.enabled {
+        return Ok((engine, None));
+    }
+    let witnesses = c
+        .log
+        .witnesses
+        .iter()
+        .map(|w| {
+            let key = VerifierKey::parse(&w.vkey)
+                .map_err(|e| ("log.witnesses", format!("{:?}: {e}", w.vkey)))?;
+            if key.kind != KeyKind::Cosignature {
+                return Err((
+                    "log.witnesses",
+                    format!("{:?} is not a cosignature/v1 key", w.vkey),
+                ));
+            }
+            Ok(WitnessPeer {
+                key,
+                url: w.url.clone(),
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let key = match crate::cli::notekeys::open(c, &c.log.key_label) {
+        Ok(k) => k,
+        Err(e) => {
+            tracing::warn!(
+                "the transparency log signs no checkpoints: its key cannot be opened: {e}"
+            );
+            return Ok((engine, None));
+        }
+    };
+    let origin = c.log_origin();
+    let checkpointer = Checkpointer::new(&origin, key).map_err(|e| ("log", e.to_string()))?;
+    let vkey = checkpointer.vkey().to_vkey();
+    tracing::info!("transparency log {origin}, key {vkey}");
+    let store = engine.store().clone();
+    let (engine, wake) = engine.with_log(checkpointer);
+    Ok((
+        engine,
+        Some(BuiltLog {
+            vkey,
+            wake,
+            witnesses,
+            store,
+        }),
+    ))
 }
 
 /// Why this is a test beacon, if it is: a software key or a TEST certificate, a synthetic

@@ -20,6 +20,8 @@ const EXIT_ENGINE_PANICKED: i32 = 70;
 pub struct EngineThread {
     /// Why this is a test beacon, if it is.
     pub test_reason: Option<String>,
+    /// The transparency log's verifier key, when the log signs checkpoints.
+    pub log_vkey: Option<String>,
     go: Option<tokio::sync::oneshot::Sender<Arc<dyn Observer>>>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     done: std::sync::mpsc::Receiver<()>,
@@ -64,8 +66,19 @@ impl EngineThread {
                                 return;
                             }
                         };
-                        let _ = ready_tx.send(Ok(built.test_reason.clone()));
+                        let vkey = built.log.as_ref().map(|l| l.vkey.clone());
+                        let _ = ready_tx.send(Ok((built.test_reason.clone(), vkey)));
                         let Ok(observer) = go_rx.await else { return };
+                        // The witnesses are asked beside the engine, never in its way.
+                        if let Some(log) = built.log {
+                            if !log.witnesses.is_empty() {
+                                tokio::spawn(lavabeacon_engine::log::submit(
+                                    log.store,
+                                    log.witnesses,
+                                    log.wake,
+                                ));
+                            }
+                        }
                         if let Some(why) = &built.test_reason {
                             tracing::warn!("{}", lavabeacon_format::test_beacon::warning(why));
                         }
@@ -87,8 +100,9 @@ impl EngineThread {
             return Err(fail("engine thread", e));
         }
         match ready_rx.recv() {
-            Ok(Ok(test_reason)) => Ok(EngineThread {
+            Ok(Ok((test_reason, log_vkey))) => Ok(EngineThread {
                 test_reason,
+                log_vkey,
                 go: Some(go_tx),
                 stop: Some(stop_tx),
                 done: done_rx,

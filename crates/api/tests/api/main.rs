@@ -9,6 +9,7 @@
 
 mod bulk;
 mod http;
+mod log;
 mod nist;
 mod page;
 mod pulses;
@@ -84,6 +85,18 @@ fn now_ms() -> i64 {
 /// A server on a free port over a fresh SQLite store holding `past` pulses one `period` apart,
 /// the last at the latest period boundary, then `future` pulses ten periods ahead.
 fn new_world(period: i64, past: u64, future: u64) -> World {
+    new_world_with(period, past, future, |_| {}, |_, _| {})
+}
+
+/// [`new_world`], with `configure` changing the beacon's settings and `register` given the
+/// beacon and its store before the server starts (a log, a witness).
+fn new_world_with(
+    period: i64,
+    past: u64,
+    future: u64,
+    configure: impl FnOnce(&mut BeaconInfo) + Send + 'static,
+    register: impl FnOnce(&Beacon, Arc<dyn Store>) + Send + 'static,
+) -> World {
     let dir = tempfile::tempdir().unwrap();
     let signer = Arc::new(SoftwareSigner::load_or_create(&dir.path().join("keys")).unwrap());
     let now = now_ms();
@@ -133,7 +146,9 @@ fn new_world(period: i64, past: u64, future: u64) -> World {
             info.test = Some("software signing key".into());
             info.bulk_max_periods = 100;
             info.max_chain_pulses = 250;
+            configure(&mut info);
             let beacon = Beacon::new(store.clone(), info);
+            register(&beacon, store.clone());
             let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             let base = format!("http://{}", listener.local_addr().unwrap());
             let server = lavabeacon_api::serve(beacon.clone(), listener, 2).unwrap();

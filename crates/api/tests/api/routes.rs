@@ -21,8 +21,10 @@ fn every_route_in_the_openapi_description_is_served_and_nothing_else_is() {
         .collect();
     assert_eq!(paths.len(), ROUTES.len());
     for r in ROUTES {
+        // A parameter that spans segments is {name:regex} in the table, {name} in the document.
+        let doc_path = r.path.replace("{path:.*}", "{path}");
         assert!(
-            paths.contains(&r.path),
+            paths.contains(&doc_path.as_str()),
             "{} missing from /openapi.json",
             r.path
         );
@@ -41,6 +43,7 @@ fn every_route_in_the_openapi_description_is_served_and_nothing_else_is() {
             .replace("{p}", &(PAST - 1).to_string())
             .replace("{version}", &super::page::assets_version())
             .replace("{file}", "explorer.js")
+            .replace("{path:.*}", "0/000")
             .replace(
                 "{id}",
                 if r.path.contains("externalSource") {
@@ -68,6 +71,15 @@ fn every_route_in_the_openapi_description_is_served_and_nothing_else_is() {
         if r.path.starts_with("/draws") {
             // No draw is registered in this world, and it has no registry to post to
             // (tests/draws.rs registers and reads draws on a real beacon).
+            assert_eq!(resp.status, 404, "{path}: {}", resp.body);
+            continue;
+        }
+        if r.path.starts_with("/log/")
+            || r.path.ends_with("/inclusion")
+            || r.path.starts_with("/witness/")
+        {
+            // This world keeps no log and witnesses nothing (tests/api/log.rs has a world that
+            // does).
             assert_eq!(resp.status, 404, "{path}: {}", resp.body);
             continue;
         }

@@ -1,6 +1,7 @@
 //! A long replay's position, written every so many pulses, so that a run that stops (or is
 //! stopped) resumes where it was and still ends with the whole report.
 
+use crate::log::entries::LogProgress;
 use lavabeacon_format::{Problem, Report};
 use std::path::Path;
 
@@ -16,6 +17,9 @@ pub(super) struct Checkpoint {
     pub pulses: u64,
     pub manifests_checked: u64,
     pub problems: Vec<Problem>,
+    /// With `--log-checkpoint`: where the log's entries stood.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log: Option<LogProgress>,
 }
 
 impl Checkpoint {

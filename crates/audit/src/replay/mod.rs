@@ -5,7 +5,8 @@
 //!
 //! The verifier checks the pulses in the order the source gives them; beside it, for each
 //! pulse, [`Bookkeeping::on_pulse`] does the replay's own work: the progress line, the pulse's
-//! manifest, the checkpoint.
+//! manifest, the transparency log's next entries (with `--log-checkpoint`, see
+//! [`crate::log::entries`]), the checkpoint.
 
 mod checkpoint;
 mod feed;
@@ -15,7 +16,9 @@ mod remote;
 
 use crate::exit::{EXIT_STOPPED, EXIT_USAGE};
 use crate::layout;
-use crate::output::{print_report, status};
+use crate::log::entries::{EntrySource, LogReplay};
+use crate::log::{self, LogSummary};
+use crate::output::status;
 use checkpoint::Checkpoint;
 use lavabeacon_format::authority::Authorities;
 use lavabeacon_format::cert::CertificateSet;
@@ -63,7 +66,8 @@ pub struct Args {
     /// Verify each Ed25519 signature alone (RFC 8032 strict) instead of in batches.
     #[arg(long)]
     strict: bool,
-    /// Keep progress in this file and, if it exists, resume from it.
+    /// Keep this replay's progress in this file and, if it exists, resume from it. (Not the
+    /// transparency log's checkpoint: that is --log-checkpoint.)
     #[arg(long)]
     checkpoint: Option<PathBuf>,
     /// Write the checkpoint every this many pulses.
@@ -72,6 +76,16 @@ pub struct Args {
     /// Stop as if interrupted after this many pulses, checkpoint written (for testing resumes).
     #[arg(long, hide = true)]
     stop_after: Option<u64>,
+    /// The transparency log's checkpoint (a C2SP signed note, witnesses' cosignature lines
+    /// included, as GET /log/checkpoint serves it): the log's entries up to its size are read
+    /// too (from --database, or --url's entry bundles; an export holds none), must be the
+    /// replayed pulses' outputValues in publication order (draw registrations between them
+    /// counted, and with --database matched to their receipts), and must hash to its root.
+    /// Needs --log-key; not with --from or --to.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["from", "to"])]
+    log_checkpoint: Option<PathBuf>,
+    #[command(flatten)]
+    trust: crate::log::TrustArgs,
 }
 
 /// Where the pulses come from.
@@ -133,6 +147,16 @@ pub struct Plan {
     pub checkpoint_every: u64,
     /// Stop as if interrupted after this many pulses, checkpoint written.
     pub stop_after: Option<u64>,
+    /// With a log checkpoint: the log's entries, replayed beside the pulses.
+    pub log: Option<PlanLog>,
+}
+
+/// The transparency log a replay checks beside the pulses.
+pub struct PlanLog {
+    /// Its checkpoint, read and its signatures checked.
+    pub checked: log::CheckedCheckpoint,
+    /// Where its entries are read.
+    pub source: EntrySource,
 }
 
 impl Plan {
@@ -147,6 +171,7 @@ impl Plan {
             checkpoint: None,
             checkpoint_every: 100_000,
             stop_after: None,
+            log: None,
         }
     }
 
@@ -172,7 +197,28 @@ impl Plan {
                 layout::load_beside(&mut certs, file)?;
             }
         }
+        let log = match &args.log_checkpoint {
+            None => {
+                log::refuse_unused(&args.trust, "--log-checkpoint")?;
+                None
+            }
+            Some(path) => {
+                let trust = log::Trust::from_args(&args.trust, "--log-checkpoint")?;
+                let source = match &source {
+                    Source::File(_) => {
+                        return Err("--log-checkpoint: an export holds no log entries; the log needs --database or --url".into())
+                    }
+                    Source::Database(url) => EntrySource::Database(url.clone()),
+                    Source::Url(base) => EntrySource::Url(base.trim_end_matches('/').to_string()),
+                };
+                Some(PlanLog {
+                    checked: log::read_checkpoint(path, &trust)?,
+                    source,
+                })
+            }
+        };
         Ok(Plan {
+            log,
             window,
             authorities: crate::load_authorities(args.ca.as_deref())?,
             strict: args.strict,
@@ -195,12 +241,12 @@ pub enum Outcome {
 /// `lavabeacon replay`: the report on standard output, and the exit status.
 pub fn run(args: Args) -> ExitCode {
     let _command = tracing::info_span!("replay").entered();
-    match Plan::from_args(&args).and_then(replay) {
-        Ok(Outcome::Finished(report)) => {
-            print_report(&report, args.json);
+    match Plan::from_args(&args).and_then(replay_with_log) {
+        Ok((Outcome::Finished(report), mut log)) => {
+            log::print(&report, log.as_mut(), args.json);
             status(&report)
         }
-        Ok(Outcome::Stopped) => ExitCode::from(EXIT_STOPPED),
+        Ok((Outcome::Stopped, _)) => ExitCode::from(EXIT_STOPPED),
         Err(e) => {
             // Any URL in a message (the libraries' errors name theirs) without its password.
             tracing::error!("{}", lavabeacon_store::redact_urls(&e));
@@ -211,11 +257,36 @@ pub fn run(args: Args) -> ExitCode {
 
 /// Runs a replay. An error is an input that cannot be read at all; everything else found is
 /// in the report.
-pub fn replay(mut plan: Plan) -> Result<Outcome, String> {
-    let source = plan.source.name();
+pub fn replay(plan: Plan) -> Result<Outcome, String> {
+    replay_with_log(plan).map(|(outcome, _)| outcome)
+}
+
+/// [`replay`], and with a log checkpoint the log's summary (its problems are in the report).
+pub fn replay_with_log(mut plan: Plan) -> Result<(Outcome, Option<LogSummary>), String> {
+    let log_checkpoint = plan.log.as_ref().and_then(|l| l.checked.checkpoint.clone());
+    // A run that checks a log can only resume one that checked the same log: its checkpoint
+    // carries where the log was.
+    let source = match &log_checkpoint {
+        Some(cp) => format!(
+            "{} with log {} size {} root {}",
+            plan.source.name(),
+            cp.origin,
+            cp.size,
+            log::b64(&cp.root)
+        ),
+        None => plan.source.name(),
+    };
     let resumed = match &plan.checkpoint {
         Some(path) => Checkpoint::load(path, &source)?,
         None => None,
+    };
+    let log_replay = match (&plan.log, &log_checkpoint) {
+        (Some(l), Some(cp)) => Some(LogReplay::start(
+            l.source.clone(),
+            cp,
+            resumed.as_ref().and_then(|c| c.log.as_ref()),
+        )?),
+        _ => None,
     };
     let mut window = plan.window;
     if let Some(c) = &resumed {
@@ -260,6 +331,7 @@ pub fn replay(mut plan: Plan) -> Result<Outcome, String> {
         checkpoint_every: plan.checkpoint_every.max(1),
         stop_after: plan.stop_after,
         stop,
+        log: log_replay,
     };
     let options = Options {
         strict: plan.strict,
@@ -274,12 +346,33 @@ pub fn replay(mut plan: Plan) -> Result<Outcome, String> {
     let report = verifier.verify_stream(items, Some(&mut hook));
     books.progress.finish(books.before + books.seen);
     if books.stop.load(Ordering::Relaxed) {
-        return Ok(Outcome::Stopped);
+        return Ok((Outcome::Stopped, None));
     }
     let mut report = report.map_err(|e| format!("{}: {e}", feed.name))?;
     report.manifests_checked = books.manifests.checked;
+    // The log's own findings, before `complete` merges in those of the runs resumed.
+    let summary = match plan.log.take() {
+        None => None,
+        Some(l) => {
+            let mut summary = LogSummary::of(&l.checked);
+            let mut problems = l.checked.problems;
+            if let Some(log_replay) = books.log.take() {
+                let totals = log_replay.finish(&mut problems)?;
+                summary.entries = Some(totals.entries);
+                summary.pulse_entries = Some(totals.pulse_entries);
+                summary.draws = Some(totals.draws);
+                summary.pulses_after = Some(totals.pulses_after);
+                summary.root_computed = totals.root.as_ref().map(log::b64);
+            } else {
+                report.note("the log's entries were not replayed: its checkpoint cannot be read");
+            }
+            log::add_problems(&mut report, problems);
+            Some(summary)
+        }
+    };
     complete(&mut report, &plan, books.resumed, &feed.name);
-    Ok(Outcome::Finished(Box::new(report)))
+    log::add_problems(&mut report, Vec::new());
+    Ok((Outcome::Finished(Box::new(report)), summary))
 }
 
 /// What a finished replay adds to the verifier's report: what the runs it resumed found, and
@@ -327,6 +420,8 @@ struct Bookkeeping {
     stop_after: Option<u64>,
     /// Set once `stop_after` pulses were checked; the feed reads no more.
     stop: Arc<AtomicBool>,
+    /// The transparency log's entries, compared with each pulse.
+    log: Option<LogReplay>,
 }
 
 impl Bookkeeping {
@@ -342,6 +437,9 @@ impl Bookkeeping {
         }
         if let Some(p) = self.manifests.check(f) {
             problems.push(p);
+        }
+        if let Some(log) = &mut self.log {
+            log.on_pulse(f, problems);
         }
         let stop = self.stop_after == Some(self.seen);
         if stop || self.seen.is_multiple_of(self.checkpoint_every) {
@@ -365,6 +463,7 @@ impl Bookkeeping {
                 Some(c) => c.with_problems(problems.to_vec()),
                 None => problems.to_vec(),
             },
+            log: self.log.as_ref().map(LogReplay::progress),
         }
         .save(path);
     }

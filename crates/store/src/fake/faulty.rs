@@ -274,9 +274,17 @@ impl<S: Store + ?Sized> Store for FaultyStore<S> {
         self.before(Call::ExternalSources).await?;
         self.inner.external_sources().await
     }
-    async fn put_draw(&self, d: &crate::StoredDraw) -> Result<crate::StoredDraw, StoreError> {
+    async fn put_draw(
+        &self,
+        d: &crate::StoredDraw,
+        log_entry: &[u8],
+    ) -> Result<crate::StoredDraw, StoreError> {
         self.before(Call::PutDraw).await?;
-        self.inner.put_draw(d).await
+        self.inner.put_draw(d, log_entry).await
+    }
+    /// The store's own log, without faults: the log's fault paths are those of the append.
+    fn log(&self) -> Result<&dyn crate::Log, StoreError> {
+        self.inner.log()
     }
     async fn draw(&self, id: &Hash512) -> Result<Option<crate::StoredDraw>, StoreError> {
         self.before(Call::Draw).await?;

@@ -253,7 +253,12 @@ impl Store for FakeStore {
         Ok(self.state().key_switches.clone())
     }
 
-    async fn put_draw(&self, d: &crate::StoredDraw) -> Result<crate::StoredDraw, StoreError> {
+    /// The fake keeps no transparency log (`log()` says so): the entry is not kept.
+    async fn put_draw(
+        &self,
+        d: &crate::StoredDraw,
+        _log_entry: &[u8],
+    ) -> Result<crate::StoredDraw, StoreError> {
         Ok(self
             .state()
             .draws

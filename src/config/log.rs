@@ -1,0 +1,93 @@
+//! `[log]`: the transparency log of pulses (docs/transparency.md) — its origin, its key in
+//! the HSM and the witnesses it submits checkpoints to; `[witness]`: this beacon as a witness
+//! of other logs.
+
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSection {
+    /// Sign a checkpoint of the log after each pulse (the entries are kept either way).
+    pub enabled: bool,
+    /// The log's name: its checkpoints' first line and its key's name, a schema-less URL
+    /// (`beacon.example.org/log`). Default: `beacon.base_uri`'s host and port, then `/log`.
+    pub origin: Option<String>,
+    /// The label of the log's Ed25519 key in the signer's token (made there on first start).
+    pub key_label: String,
+    /// On API nodes (no HSM): the log's verifier key to publish at `/log/key`.
+    pub vkey: Option<String>,
+    /// The witnesses checkpoints go to.
+    pub witnesses: Vec<WitnessPeerConfig>,
+    /// How many cosignatures a checkpoint needs to count (published at `/log/witnesses`,
+    /// what the explorer checks). Default: every witness.
+    pub witnesses_required: Option<usize>,
+}
+
+impl Default for LogSection {
+    fn default() -> Self {
+        LogSection {
+            enabled: true,
+            origin: None,
+            key_label: "log-key".into(),
+            vkey: None,
+            witnesses: Vec::new(),
+            witnesses_required: None,
+        }
+    }
+}
+
+/// A witness of this log.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct WitnessPeerConfig {
+    /// Its cosignature key, `<name>+<id>+<base64(0x04 ‖ key)>`.
+    pub vkey: String,
+    /// Its submission prefix (`<url>/add-checkpoint` takes checkpoints).
+    pub url: String,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct WitnessSection {
+    /// The logs this beacon witnesses, each by its verifier key (`<origin>+<id>+<base64(0x01 ‖
+    /// key)>`); the witness is on when there is one.
+    pub logs: Vec<String>,
+    /// The witness's name (its key's name). Default: `beacon.base_uri`'s host and port, then
+    /// `/witness`.
+    pub name: Option<String>,
+    /// The label of the witness's Ed25519 key in the signer's token (made on first start).
+    pub key_label: String,
+}
+
+impl Default for WitnessSection {
+    fn default() -> Self {
+        WitnessSection {
+            logs: Vec::new(),
+            name: None,
+            key_label: "witness-key".into(),
+        }
+    }
+}
+
+/// `base_uri`'s host and port: `http://localhost:8080/beacon/2.0` → `localhost:8080`.
+pub fn host_of(base_uri: &str) -> String {
+    let rest = base_uri.split_once("://").map_or(base_uri, |(_, r)| r);
+    rest.split('/').next().unwrap_or(rest).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_names_come_from_the_base_uri_host() {
+        assert_eq!(
+            host_of("https://beacon.example.org/beacon/2.0"),
+            "beacon.example.org"
+        );
+        assert_eq!(
+            host_of("http://127.0.0.1:9090/beacon/2.0"),
+            "127.0.0.1:9090"
+        );
+    }
+}
