@@ -36,6 +36,30 @@ impl Default for LogSection {
     }
 }
 
+impl LogSection {
+    /// What serde cannot check: each witness once, and no more required than there are.
+    pub fn check(&self) -> Result<(), String> {
+        let mut names = std::collections::HashSet::new();
+        for w in &self.witnesses {
+            let name = w.vkey.split('+').next().unwrap_or_default();
+            if !names.insert(name) {
+                return Err(format!(
+                    "log.witnesses names the witness {name:?} twice (cosignatures are kept by name)"
+                ));
+            }
+        }
+        if let Some(n) = self.witnesses_required {
+            if n > self.witnesses.len() {
+                return Err(format!(
+                    "log.witnesses_required is {n}, more than the {} witnesses listed",
+                    self.witnesses.len()
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// A witness of this log.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -78,6 +102,24 @@ pub fn host_of(base_uri: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_witness_twice_or_more_required_than_listed_is_refused() {
+        let w = |v: &str| WitnessPeerConfig {
+            vkey: v.into(),
+            url: "http://w".into(),
+        };
+        let mut s = LogSection {
+            witnesses: vec![w("a+1+x"), w("a+2+y")],
+            ..LogSection::default()
+        };
+        assert!(s.check().unwrap_err().contains("twice"));
+        s.witnesses.pop();
+        s.witnesses_required = Some(2);
+        assert!(s.check().unwrap_err().contains("more than the 1"));
+        s.witnesses_required = Some(1);
+        assert!(s.check().is_ok());
+    }
 
     #[test]
     fn the_default_names_come_from_the_base_uri_host() {

@@ -190,6 +190,13 @@ impl Config {
                 ));
             }
         }
+        c.log.check().map_err(|e| {
+            format!(
+                "{}{e}",
+                path.map(|p| format!("{}: ", p.display()))
+                    .unwrap_or_default()
+            )
+        })?;
         Ok(c)
     }
 

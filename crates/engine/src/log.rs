@@ -106,15 +106,23 @@ pub(crate) struct LogHook {
 }
 
 impl LogHook {
-    /// Signs the checkpoint after a pulse; failures are logged, never the engine's.
+    /// Signs the checkpoint after a pulse; failures are logged, never the engine's, and a
+    /// token or database that does not answer is given up on after [`CHECKPOINT_LIMIT`], so
+    /// the next slot is never held up by the log.
     pub(crate) async fn after_pulse(&self, store: &dyn Store) {
-        match self.checkpointer.checkpoint(store).await {
-            Ok(Some(size)) => {
+        let signed =
+            tokio::time::timeout(CHECKPOINT_LIMIT, self.checkpointer.checkpoint(store)).await;
+        match signed {
+            Ok(Ok(Some(size))) => {
                 self.stored.send_replace(size);
             }
-            Ok(None) => {}
-            Err(e) => tracing::warn!(
+            Ok(Ok(None)) => {}
+            Ok(Err(e)) => tracing::warn!(
                 "no checkpoint this period (the next one covers this pulse too): {e}"
+            ),
+            Err(_) => tracing::warn!(
+                "no checkpoint this period: not signed and stored within {} s (the next one covers this pulse too)",
+                CHECKPOINT_LIMIT.as_secs()
             ),
         }
     }
@@ -129,27 +137,45 @@ pub struct WitnessPeer {
     pub url: String,
 }
 
+/// How long a checkpoint may take after a pulse before the engine goes on without it.
+const CHECKPOINT_LIMIT: Duration = Duration::from_secs(2);
+
 /// How long one submission may take.
 const SUBMIT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Submits each new checkpoint to every witness until `wake` closes: woken (with the size) when
-/// a checkpoint was stored, it takes the newest one, so a backlog costs one submission.
+/// Submits each new checkpoint to every witness until `wake` closes, each witness on a task of
+/// its own (a slow one delays no other): woken (with the size) when a checkpoint was stored,
+/// each takes the newest one, so a backlog costs one submission.
 pub async fn submit(
     store: Arc<dyn Store>,
     witnesses: Vec<WitnessPeer>,
-    mut wake: tokio::sync::watch::Receiver<u64>,
+    wake: tokio::sync::watch::Receiver<u64>,
 ) {
     let agent = ureq::AgentBuilder::new()
         .timeout(SUBMIT_TIMEOUT)
         .redirects(0)
         .build();
-    // Where each witness stands, as far as we know: read from the store, corrected by 409s.
+    let tasks: Vec<_> = witnesses
+        .into_iter()
+        .map(|w| tokio::spawn(submit_to(store.clone(), agent.clone(), w, wake.clone())))
+        .collect();
+    for t in tasks {
+        let _ = t.await;
+    }
+}
+
+/// One witness's loop.
+async fn submit_to(
+    store: Arc<dyn Store>,
+    agent: ureq::Agent,
+    w: WitnessPeer,
+    mut wake: tokio::sync::watch::Receiver<u64>,
+) {
+    // Where the witness stands, as far as we know: read from the store, corrected by 409s.
     let mut known: HashMap<String, u64> = HashMap::new();
     loop {
-        for w in &witnesses {
-            if let Err(e) = submit_one(&store, &agent, w, &mut known).await {
-                tracing::warn!(witness = %w.key.name, "cosignature not obtained: {e}");
-            }
+        if let Err(e) = submit_one(&store, &agent, &w, &mut known).await {
+            tracing::warn!(witness = %w.key.name, "cosignature not obtained: {e}");
         }
         if wake.changed().await.is_err() {
             return;

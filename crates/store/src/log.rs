@@ -120,8 +120,9 @@ const COSIGNED_SIZE: &str = "SELECT MAX(tree_size) FROM log_cosignatures WHERE w
 const WITNESS_STATE: &str = "SELECT tree_size, root FROM witness_state WHERE origin = $1";
 const WITNESS_FIRST: &str = "INSERT INTO witness_state (origin, tree_size, root, updated_ms) VALUES ($1, $2, $3, $4) ON CONFLICT (origin) DO NOTHING";
 const WITNESS_MOVE: &str = "UPDATE witness_state SET tree_size = $1, root = $2, updated_ms = $3 WHERE origin = $4 AND tree_size = $5 AND root = $6";
-/// Is the newest pulse missing from the log? (A store made before the log existed.)
-const BEHIND: &str = "SELECT COUNT(*) FROM pulses p WHERE p.time_ms = (SELECT MAX(time_ms) FROM pulses) \
+/// Is the newest pulse before `$1` missing from the log? (A store made before the log
+/// existed.) Only that one is asked about: every append since writes its pulses' entries.
+const BEHIND: &str = "SELECT COUNT(*) FROM pulses p WHERE p.time_ms = (SELECT MAX(time_ms) FROM pulses WHERE time_ms < $1) \
     AND NOT EXISTS (SELECT 1 FROM log_entries l WHERE l.chain_index = p.chain_index AND l.pulse_index = p.pulse_index)";
 /// Every pulse not yet in the log, in publication order.
 const MISSING: &str = "SELECT chain_index, pulse_index, output_value FROM pulses p \
@@ -166,16 +167,18 @@ where
         &self,
         tx: &mut Transaction<'_, DB>,
         mut entries: Vec<NewEntry>,
+        new_pulses_from_ms: Option<i64>,
     ) -> Result<u64, StoreError> {
         let fail = self.fail();
-        // `entries`' pulses are already inserted: "behind" asks about the ones before them.
-        let first_new = entries.iter().find_map(|e| e.pulse);
+        // `entries`' pulses are already inserted: "behind" asks about the newest one before
+        // them (for a draw, the newest of all).
+        let before_ms = new_pulses_from_ms.unwrap_or(i64::MAX);
         let behind: i64 = sqlx::query_scalar(BEHIND)
+            .bind(before_ms)
             .fetch_one(&mut **tx)
             .await
             .map_err(fail)?;
-        let newest_is_new = behind == 1 && first_new.is_some() && entries.len() == 1;
-        if behind > 0 && !newest_is_new {
+        if behind > 0 {
             let missing: Vec<(i64, i64, Vec<u8>)> = sqlx::query_as(MISSING)
                 .fetch_all(&mut **tx)
                 .await
@@ -518,6 +521,7 @@ where
                         pulse: None,
                         draw: Some(d.id.0.to_vec()),
                     }],
+                    None,
                 )
                 .await?;
             }

@@ -138,7 +138,8 @@ where
                     draw: None,
                 })
                 .collect();
-            self.log_append_in(&mut tx, entries).await?;
+            let first_ms = pulses.first().and_then(|p| p.time_ms().ok());
+            self.log_append_in(&mut tx, entries, first_ms).await?;
             self.commit(tx).await?;
             Ok(pulses.len() as u64)
         }

@@ -45,6 +45,8 @@ contract!(
     bulk_load_checks_the_chain_and_loads_it,
     hand_made_updates_and_deletes_are_refused,
     foreign_and_unusual_pulses_are_stored_losslessly,
+    the_log_holds_every_pulse_and_draw_in_order_and_proves_it,
+    a_witness_state_only_moves_forward,
 );
 
 async fn foreign_and_unusual_pulses_are_stored_losslessly(db: &Db) {
@@ -552,4 +554,110 @@ async fn hand_made_updates_and_deletes_are_refused(db: &Db) {
         );
     }
     assert_eq!(db.store.counts().await.unwrap().pulses, 2);
+}
+
+async fn the_log_holds_every_pulse_and_draw_in_order_and_proves_it(db: &Db) {
+    use lavabeacon_tlog::merkle;
+    let (signer, _) = ed25519_identity(1);
+    let chain = build_chain(6, "2027-01-01T00:00:00.000Z", 60_000, &signer);
+    load(db, &chain[..3]).await;
+    let draw = lavabeacon_store::StoredDraw {
+        id: sha512(&[b"a spec"]),
+        spec: "{}".into(),
+        receipt: "{}".into(),
+        target_ms: 1_900_000_000_000,
+        registered_ms: 1_800_000_000_000,
+    };
+    db.store.put_draw(&draw, b"the draw's entry").await.unwrap();
+    // Registered again: no second entry.
+    db.store.put_draw(&draw, b"the draw's entry").await.unwrap();
+    load(db, &chain[3..]).await;
+    let log = db.store.log().unwrap();
+    let mut entries: Vec<Vec<u8>> = chain[..3]
+        .iter()
+        .map(|p| p.output_value.0.to_vec())
+        .collect();
+    entries.push(b"the draw's entry".to_vec());
+    entries.extend(chain[3..].iter().map(|p| p.output_value.0.to_vec()));
+    assert_eq!(log.size().await.unwrap(), 7);
+    assert_eq!(log.entries(0, 100).await.unwrap(), entries);
+    assert_eq!(log.leaf_of_pulse(1, 4).await.unwrap(), Some(4));
+    assert_eq!(log.leaf_of_draw(&draw.id).await.unwrap(), Some(3));
+    let leaves: Vec<merkle::Hash> = entries.iter().map(|e| merkle::leaf_hash(e)).collect();
+    for size in 1..=7u64 {
+        let root = log.root(size).await.unwrap();
+        assert_eq!(root, merkle::root(&leaves[..size as usize]), "size {size}");
+        for i in 0..size {
+            let proof = log.inclusion_proof(i, size).await.unwrap();
+            merkle::verify_inclusion(&leaves[i as usize], i, size, &proof, &root).unwrap();
+        }
+        let proof = log.consistency_proof(size, 7).await.unwrap();
+        let newest = log.root(7).await.unwrap();
+        merkle::verify_consistency(size, 7, &root, &newest, &proof).unwrap();
+    }
+    log.put_checkpoint(7, "note 7").await.unwrap();
+    log.put_checkpoint(7, "another note 7").await.unwrap();
+    assert_eq!(
+        log.checkpoint(None).await.unwrap(),
+        Some((7, "note 7".into()))
+    );
+    log.put_cosignature(7, "w", "line").await.unwrap();
+    assert_eq!(
+        log.cosignatures(7).await.unwrap(),
+        vec![("w".into(), "line".into())]
+    );
+    assert_eq!(log.cosigned_size("w").await.unwrap(), Some(7));
+}
+
+async fn a_witness_state_only_moves_forward(db: &Db) {
+    let log = db.store.log().unwrap();
+    let (a, b) = ([1u8; 32], [2u8; 32]);
+    assert!(log.advance_witness("o", None, (4, a)).await.unwrap());
+    // A second first time, or a move from a state that is not the stored one, does nothing.
+    assert!(!log.advance_witness("o", None, (5, b)).await.unwrap());
+    assert!(!log
+        .advance_witness("o", Some((3, a)), (5, b))
+        .await
+        .unwrap());
+    assert!(log
+        .advance_witness("o", Some((4, a)), (6, b))
+        .await
+        .unwrap());
+    assert_eq!(log.witness_state("o").await.unwrap(), Some((6, b)));
+    // The database itself refuses going back, even from the stored state.
+    assert!(log
+        .advance_witness("o", Some((6, b)), (5, a))
+        .await
+        .is_err());
+    assert!(log
+        .advance_witness("o", Some((6, b)), (6, a))
+        .await
+        .is_err());
+    assert_eq!(log.witness_state("o").await.unwrap(), Some((6, b)));
+}
+
+/// A store from before the log (its log emptied here, triggers and all): the next append takes
+/// every stored pulse into the log first, in publication order.
+#[tokio::test]
+async fn the_first_append_after_the_upgrade_takes_the_older_pulses_into_the_log() {
+    let db = common::sqlite().await;
+    let (signer, _) = ed25519_identity(1);
+    let chain = build_chain(4, "2027-01-01T00:00:00.000Z", 60_000, &signer);
+    load(&db, &chain[..3]).await;
+    let mut c = <sqlx::SqliteConnection as sqlx::Connection>::connect(&db.url)
+        .await
+        .unwrap();
+    for sql in [
+        "DROP TRIGGER log_entries_refuse_delete",
+        "DROP TRIGGER log_hashes_refuse_delete",
+        "DELETE FROM log_entries",
+        "DELETE FROM log_hashes",
+    ] {
+        sqlx::query(sql).execute(&mut c).await.unwrap();
+    }
+    let log = db.store.log().unwrap();
+    assert_eq!(log.size().await.unwrap(), 0);
+    load(&db, &chain[3..]).await;
+    let want: Vec<Vec<u8>> = chain.iter().map(|p| p.output_value.0.to_vec()).collect();
+    assert_eq!(log.entries(0, 10).await.unwrap(), want);
 }
