@@ -80,6 +80,8 @@ pub enum Example {
     CertificateId,
     /// The example pulse's external.sourceId.
     SourceId,
+    /// This value (where a pattern is too intricate for a client to make one up from).
+    Text(&'static str),
 }
 
 /// One parameter.
@@ -176,9 +178,12 @@ pub struct Examples {
 
 impl Examples {
     fn param(&self, which: Example) -> Option<Value> {
+        if let Example::Text(t) = which {
+            return Some(Value::from(t));
+        }
         let p = self.pulse.as_ref()?.get("pulse")?;
         match which {
-            Example::None => None,
+            Example::None | Example::Text(_) => None,
             Example::Chain => p.get("chainIndex").cloned(),
             Example::Pulse => p.get("pulseIndex").cloned(),
             Example::CertificateId => p.get("certificateId").cloned(),

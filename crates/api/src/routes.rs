@@ -342,7 +342,7 @@ routes! {
     }
     "/log/tile/{path:.*}" => log::tile {
         "getLogTile", "A C2SP tlog-tiles tile within the newest checkpoint's tree: hashes (<L>/<N>[.p/<W>], 32 bytes each) or an entry bundle (entries/<N>[.p/<W>]); kept for a year",
-        params: [path("path", Kind::Pattern(log::TILE_PATTERN), "the tile's path after tile/: <L>/<N>[.p/<W>] or entries/<N>[.p/<W>], N in groups of three digits, all but the last prefixed x", Example::None)],
+        params: [path("path", Kind::Pattern(log::TILE_PATTERN), "the tile's path after tile/: <L>/<N>[.p/<W>] or entries/<N>[.p/<W>], N in groups of three digits, all but the last prefixed x", Example::Text("0/000.p/1"))],
         answer: LogTile, statuses: [200, 400, 404, 503],
     }
     "/log/consistency" => log::consistency {
