@@ -199,6 +199,11 @@ pub(crate) async fn checkpoint(beacon: web::Data<Beacon>, req: HttpRequest) -> R
 /// stored hash or entry never changes, so neither do the bytes of any tile made of them.
 pub(crate) async fn tile(beacon: web::Data<Beacon>, path: web::Path<String>) -> Reply {
     log_info(&beacon)?;
+    // A tile served once is served again from memory: its bytes never change, and the tree
+    // only grows, so it is still within the newest checkpoint.
+    if let Some(body) = beacon.tiles.get(path.as_str()) {
+        return Ok(tile_answer(body));
+    }
     let log = store_log(&beacon)?;
     let tile = TilePath::parse(&format!("tile/{path}")).map_err(|e| {
         ApiError::BadRequest(format!(
@@ -226,10 +231,41 @@ pub(crate) async fn tile(beacon: web::Data<Beacon>, path: web::Path<String>) -> 
             tile::bundle(entries.iter().map(Vec::as_slice))
         }
     };
-    Ok(HttpResponse::Ok()
+    let body = actix_web::web::Bytes::from(body);
+    beacon.tiles.put(path.as_str(), body.clone());
+    Ok(tile_answer(body))
+}
+
+fn tile_answer(body: actix_web::web::Bytes) -> HttpResponse {
+    HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, IMMUTABLE))
         .content_type("application/octet-stream")
-        .body(body))
+        .body(body)
+}
+
+/// Tiles already served, by path: at most [`TileCache::MAX`] of them (a full entry bundle is
+/// about 17 kB, so at most about 35 MB), forgotten all at once when full — the tiles clients
+/// ask for most are the newest, which come back at once.
+#[derive(Default)]
+pub(crate) struct TileCache(
+    std::sync::RwLock<std::collections::HashMap<String, actix_web::web::Bytes>>,
+);
+
+impl TileCache {
+    const MAX: usize = 2048;
+
+    fn get(&self, path: &str) -> Option<actix_web::web::Bytes> {
+        self.0.read().ok()?.get(path).cloned()
+    }
+
+    fn put(&self, path: &str, body: actix_web::web::Bytes) {
+        if let Ok(mut m) = self.0.write() {
+            if m.len() >= Self::MAX {
+                m.clear();
+            }
+            m.insert(path.to_string(), body);
+        }
+    }
 }
 
 /// The `?size=` of the inclusion routes.

@@ -93,6 +93,8 @@ pub struct Beacon {
     receipts: OnceLock<DrawRegistry>,
     /// The witness of other logs this beacon is, when it is one.
     witness: OnceLock<Arc<crate::witness::Witness>>,
+    /// Tiles served already (their bytes never change).
+    pub(crate) tiles: crate::log::TileCache,
 }
 
 impl Beacon {
@@ -100,6 +102,7 @@ impl Beacon {
     pub fn new(store: Arc<dyn Store>, info: BeaconInfo) -> Arc<Beacon> {
         Arc::new(Beacon {
             store,
+            tiles: crate::log::TileCache::default(),
             limits: StreamLimits::new(info.max_streams_per_client, info.max_streams),
             info,
             last: RwLock::new(None),

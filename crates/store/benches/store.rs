@@ -232,7 +232,7 @@ fn main() {
             "PostgreSQL (loopback TCP)"
         };
         measure(how, &pg, &file, n).await;
-        sqlx::query("VACUUM ANALYZE pulses")
+        sqlx::query("VACUUM ANALYZE")
             .execute(pg.pool())
             .await
             .unwrap();
@@ -246,6 +246,18 @@ fn main() {
             "  storage: {:.0} bytes per pulse with indexes and TOAST ({:.0} in the table itself)",
             bytes as f64 / count as f64,
             heap as f64 / count as f64
+        );
+        // The transparency log's tables (entries, subtree hashes, checkpoints), beside it.
+        let log: i64 = sqlx::query_scalar(
+            "SELECT pg_total_relation_size('log_entries') + pg_total_relation_size('log_hashes') \
+             + pg_total_relation_size('log_checkpoints')",
+        )
+        .fetch_one(pg.pool())
+        .await
+        .unwrap();
+        println!(
+            "  the transparency log: {:.0} more bytes per pulse with indexes (entries, hashes, a checkpoint for each of the last 1,000)",
+            log as f64 / count as f64
         );
         pg.pool().close().await;
         sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)"))
