@@ -53,8 +53,8 @@ fn serve(config: &str, port: u16) -> Beacon {
         .arg(format!("127.0.0.1:{port}"))
         .stderr(std::process::Stdio::null());
     let beacon = Beacon::spawn(&mut cmd, Some(Duration::from_secs(30)));
-    // The witness's role is taken once the engine and the API are up: the first checkpoint
-    // says the start-up is over.
+    // The witness's role is taken once the engine and the API are up (until then
+    // add-checkpoint answers 503): the first checkpoint says the start-up is over.
     let started = Instant::now();
     while get(&format!("{}/log/checkpoint", beacon.base), &[]).0 != 200 {
         assert!(started.elapsed() < Duration::from_secs(30), "no checkpoint");
@@ -248,7 +248,8 @@ fn proof(leaves: &[Hash], old: u64) -> Vec<Hash> {
         .collect()
 }
 
-/// POST add-checkpoint: (status, body).
+/// POST add-checkpoint: (status, body). A 503 (the witness not ready yet, just after a start)
+/// is asked again after its Retry-After, as a log does, for at most 30 s.
 fn add_checkpoint(base: &str, old: u64, proof: Vec<Hash>, note: Vec<u8>) -> (u16, String) {
     let body = AddCheckpoint {
         old_size: old,
@@ -256,10 +257,18 @@ fn add_checkpoint(base: &str, old: u64, proof: Vec<Hash>, note: Vec<u8>) -> (u16
         checkpoint: note,
     }
     .to_bytes();
-    match ureq::post(&format!("{base}/witness/add-checkpoint")).send_bytes(&body) {
-        Ok(r) => (r.status(), r.into_string().unwrap()),
-        Err(ureq::Error::Status(s, r)) => (s, r.into_string().unwrap()),
-        Err(e) => panic!("add-checkpoint: {e}"),
+    let started = Instant::now();
+    loop {
+        let (status, text) =
+            match ureq::post(&format!("{base}/witness/add-checkpoint")).send_bytes(&body) {
+                Ok(r) => (r.status(), r.into_string().unwrap()),
+                Err(ureq::Error::Status(s, r)) => (s, r.into_string().unwrap()),
+                Err(e) => panic!("add-checkpoint: {e}"),
+            };
+        if status != 503 || started.elapsed() > Duration::from_secs(30) {
+            return (status, text);
+        }
+        std::thread::sleep(Duration::from_millis(200));
     }
 }
 

@@ -269,6 +269,8 @@ pub(super) fn start_api(
     let mut info = BeaconInfo::new(c.beacon.period_ms);
     info.test = test;
     info.log = log_vkey.map(|vkey| log_info(c, vkey));
+    // Only `serve` witnesses (it has the engine's database role); `api` nodes never do.
+    info.witness_configured = engine_feeds && !c.witness.logs.is_empty();
     info.trusted_proxies = c.api.trusted_proxies.clone();
     info.max_streams_per_client = c.api.max_streams_per_client;
     info.max_streams = c.api.max_streams;

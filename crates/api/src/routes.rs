@@ -359,7 +359,7 @@ routes! {
     "/witness/add-checkpoint" => witness::add_checkpoint {
         method: POST,
         "addCheckpoint",
-        "C2SP tlog-witness: a log's checkpoint with a consistency proof from the size this witness last cosigned; 200 with the witness's cosignature/v1 line, 409 with its size, 403, 404 (unknown log, or this beacon is no witness), 422 (inconsistent) as the spec says",
+        "C2SP tlog-witness: a log's checkpoint with a consistency proof from the size this witness last cosigned; 200 with the witness's cosignature/v1 line, 409 with its size, 403, 404 (unknown log, or this beacon is no witness), 422 (inconsistent) as the spec says; 503 while a configured witness is not ready",
         params: [],
         answer: Cosignature, statuses: [200, 400, 403, 404, 409, 413, 422, 503],
     }

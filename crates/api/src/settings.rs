@@ -44,6 +44,10 @@ pub struct BeaconInfo {
     /// The beacon's transparency log, when it keeps one (default `None`: every `/log/…` and
     /// `…/inclusion` route answers 404).
     pub log: Option<LogInfo>,
+    /// Whether this beacon is configured to witness other logs: until its witness is
+    /// registered ([`crate::Beacon::register_witness`], just after the API starts), or when
+    /// that failed, `add-checkpoint` answers 503 rather than "not a witness".
+    pub witness_configured: bool,
 }
 
 /// The beacon's transparency log, as the API describes it: what `/log/key` and
@@ -86,6 +90,7 @@ impl BeaconInfo {
             trusted_proxies: Vec::new(),
             certificate_warning_secs: DEFAULT_CERTIFICATE_WARNING_SECS,
             log: None,
+            witness_configured: false,
         }
     }
 }

@@ -178,6 +178,13 @@ pub(crate) async fn add_checkpoint(
     payload: web::Payload,
 ) -> Reply {
     let Some(w) = beacon.witness().cloned() else {
+        if beacon.info().witness_configured {
+            return Err(ApiError::NotNow(
+                "this beacon's witness is not ready (starting, or its key or database could not \
+                 be opened: its operator's log says which)"
+                    .into(),
+            ));
+        }
         return Err(ApiError::NotFound(
             "this beacon is not a witness of other logs".into(),
         ));

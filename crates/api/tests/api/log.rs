@@ -632,6 +632,21 @@ fn a_beacon_without_a_log_answers_404_on_every_log_route() {
     assert_eq!(r.header("Allow"), Some("POST, OPTIONS"));
 }
 
+#[test]
+fn a_configured_witness_not_yet_registered_answers_503_not_404() {
+    let w = new_world_with(
+        PERIOD,
+        2,
+        0,
+        |info| info.witness_configured = true,
+        |_, _| {},
+    );
+    let r = post_at(&w.base, b"old 0\n\n");
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert_eq!(r.header("Retry-After"), Some("1"));
+    assert!(r.text().contains("witness is not ready"), "{}", r.text());
+}
+
 // --- the witness -------------------------------------------------------------------------------
 
 /// Another log, whose checkpoints this beacon witnesses: `n` leaves made from `salt`, the first
