@@ -181,7 +181,7 @@ fn log_info(c: &Config, vkey: String) -> lavabeacon_api::LogInfo {
         .witnesses
         .iter()
         .map(|w| lavabeacon_api::WitnessInfo {
-            name: w.vkey.split('+').next().unwrap_or_default().to_string(),
+            name: w.name().to_string(),
             vkey: w.vkey.clone(),
             url: w.url.clone(),
         })

@@ -41,7 +41,7 @@ impl LogSection {
     pub fn check(&self) -> Result<(), String> {
         let mut names = std::collections::HashSet::new();
         for w in &self.witnesses {
-            let name = w.vkey.split('+').next().unwrap_or_default();
+            let name = w.name();
             if !names.insert(name) {
                 return Err(format!(
                     "log.witnesses names the witness {name:?} twice (cosignatures are kept by name)"
@@ -68,6 +68,13 @@ pub struct WitnessPeerConfig {
     pub vkey: String,
     /// Its submission prefix (`<url>/add-checkpoint` takes checkpoints).
     pub url: String,
+}
+
+impl WitnessPeerConfig {
+    /// The witness's name: its key's, the vkey up to the first `+` (names hold no `+`).
+    pub fn name(&self) -> &str {
+        self.vkey.split('+').next().unwrap_or_default()
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]

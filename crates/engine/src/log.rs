@@ -17,7 +17,6 @@ use lavabeacon_tlog::checkpoint::Checkpoint;
 use lavabeacon_tlog::note::{KeyKind, Note, NoteSignature, VerifierKey};
 use lavabeacon_tlog::witness::{self, AddCheckpoint};
 use lavabeacon_tlog::NoteSigner;
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -172,7 +171,7 @@ async fn submit_to(
     mut wake: tokio::sync::watch::Receiver<u64>,
 ) {
     // Where the witness stands, as far as we know: read from the store, corrected by 409s.
-    let mut known: HashMap<String, u64> = HashMap::new();
+    let mut known: Option<u64> = None;
     loop {
         if let Err(e) = submit_one(&store, &agent, &w, &mut known).await {
             tracing::warn!(witness = %w.key.name, "cosignature not obtained: {e}");
@@ -188,14 +187,14 @@ async fn submit_one(
     store: &Arc<dyn Store>,
     agent: &ureq::Agent,
     w: &WitnessPeer,
-    known: &mut HashMap<String, u64>,
+    known: &mut Option<u64>,
 ) -> Result<(), String> {
     let log = store.log().map_err(|e| e.to_string())?;
     let Some((size, note)) = log.checkpoint(None).await.map_err(|e| e.to_string())? else {
         return Ok(());
     };
-    let mut old = match known.get(&w.key.name) {
-        Some(s) => *s,
+    let mut old = match *known {
+        Some(s) => s,
         None => log
             .cosigned_size(&w.key.name)
             .await
@@ -236,7 +235,7 @@ async fn submit_one(
                 log.put_cosignature(size, &w.key.name, &line)
                     .await
                     .map_err(|e| e.to_string())?;
-                known.insert(w.key.name.clone(), size);
+                *known = Some(size);
                 tracing::debug!(witness = %w.key.name, size, "checkpoint cosigned");
                 return Ok(());
             }
@@ -248,7 +247,7 @@ async fn submit_one(
                     "the witness last cosigned size {theirs}, not {old}: sending from there"
                 );
                 old = theirs;
-                known.insert(w.key.name.clone(), theirs);
+                *known = Some(theirs);
             }
             Ok((status, bytes)) => {
                 return Err(format!(

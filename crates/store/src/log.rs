@@ -220,21 +220,17 @@ where
             .collect();
         let nodes = merkle::appended(size, &leaves, &mut |id| frontier[&id]);
         for (n, chunk) in entries.chunks(ROWS_PER_INSERT).enumerate() {
-            let mut statement = String::from(
-                "INSERT INTO log_entries (leaf_index, entry, chain_index, pulse_index, draw_id) VALUES ",
+            let statement = row::insert_rows::<DB>(
+                "log_entries",
+                &[
+                    "leaf_index",
+                    "entry",
+                    "chain_index",
+                    "pulse_index",
+                    "draw_id",
+                ],
+                chunk.len(),
             );
-            let mut p = 0;
-            for i in 0..chunk.len() {
-                statement.push_str(if i == 0 { "(" } else { ", (" });
-                for c in 0..5 {
-                    if c > 0 {
-                        statement.push_str(", ");
-                    }
-                    p += 1;
-                    DB::push(&mut statement, p);
-                }
-                statement.push(')');
-            }
             let mut q = sqlx::query(&statement);
             for (i, e) in chunk.iter().enumerate() {
                 let leaf = size + (n * ROWS_PER_INSERT + i) as u64;
@@ -248,19 +244,8 @@ where
             q.execute(&mut **tx).await.map_err(fail)?;
         }
         for chunk in nodes.chunks(ROWS_PER_INSERT) {
-            let mut statement = String::from("INSERT INTO log_hashes (level, idx, hash) VALUES ");
-            let mut p = 0;
-            for i in 0..chunk.len() {
-                statement.push_str(if i == 0 { "(" } else { ", (" });
-                for c in 0..3 {
-                    if c > 0 {
-                        statement.push_str(", ");
-                    }
-                    p += 1;
-                    DB::push(&mut statement, p);
-                }
-                statement.push(')');
-            }
+            let statement =
+                row::insert_rows::<DB>("log_hashes", &["level", "idx", "hash"], chunk.len());
             let mut q = sqlx::query(&statement);
             for (id, h) in chunk {
                 q = q
@@ -489,7 +474,7 @@ where
                 .await
                 .map_err(self.fail())?,
         };
-        Ok(sqlx_rows(&done) == 1)
+        Ok(done.rows() == 1)
     }
 
     /// Registers a draw and, when it is new, appends its log entry, in one transaction under
@@ -513,7 +498,7 @@ where
                 .execute(&mut *tx)
                 .await
                 .map_err(self.fail())?;
-            if sqlx_rows(&inserted) == 1 {
+            if inserted.rows() == 1 {
                 self.log_append_in(
                     &mut tx,
                     vec![NewEntry {
@@ -534,11 +519,6 @@ where
             .await?
             .ok_or_else(|| StoreError::corrupt("a draw just stored is not there"))
     }
-}
-
-/// Rows a statement changed, on either backend.
-fn sqlx_rows<R: RowsAffected>(r: &R) -> u64 {
-    r.rows()
 }
 
 /// `rows_affected` of both backends' query results.

@@ -492,14 +492,20 @@ impl<'a> RowView<'a> {
 /// The INSERT of `rows` rows into `pulses`: the column list from [`COLUMNS`] and one
 /// `($1, …, $27)` group of placeholders per row, for [`bind`] to fill.
 pub(crate) fn insert_statement<DB: Parameters>(rows: usize) -> String {
-    let mut sql = format!("INSERT INTO pulses ({}) VALUES ", COLUMNS.join(", "));
+    insert_rows::<DB>("pulses", &COLUMNS, rows)
+}
+
+/// The INSERT of `rows` rows of `columns` into `table`, one group of placeholders per row, in
+/// the backend's spelling ([`Parameters`]).
+pub(crate) fn insert_rows<DB: Parameters>(table: &str, columns: &[&str], rows: usize) -> String {
+    let mut sql = format!("INSERT INTO {table} ({}) VALUES ", columns.join(", "));
     for r in 0..rows {
         sql.push_str(if r == 0 { "(" } else { ", (" });
-        for c in 0..COLUMNS.len() {
+        for c in 0..columns.len() {
             if c > 0 {
                 sql.push_str(", ");
             }
-            DB::push(&mut sql, r * COLUMNS.len() + c + 1);
+            DB::push(&mut sql, r * columns.len() + c + 1);
         }
         sql.push(')');
     }

@@ -387,6 +387,36 @@ impl LogReplay {
         }
     }
 
+    /// A leaf that is not a pulse's: a draw registration is counted (its receipt's mismatch, if
+    /// any, reported); anything else is a problem.
+    fn not_a_pulse(
+        &mut self,
+        leaf: u64,
+        is_draw: bool,
+        len: usize,
+        draw_problem: Option<String>,
+        problems: &mut Vec<Problem>,
+    ) {
+        if !is_draw {
+            problems.push(problem(
+                Kind::Missing,
+                FIELD_ENTRY,
+                format!(
+                    "the log's leaf {leaf} is neither a pulse's outputValue nor a draw registration ({len} bytes)"
+                ),
+            ));
+            return;
+        }
+        self.draws += 1;
+        if let Some(why) = draw_problem {
+            problems.push(problem(
+                Kind::Fork,
+                FIELD_ENTRY,
+                format!("the log's leaf {leaf} is {why}"),
+            ));
+        }
+    }
+
     /// Takes entries up to the next pulse entry, which must be this pulse's outputValue;
     /// draws on the way are counted (and with a database checked against their receipts).
     pub fn on_pulse(&mut self, f: &Facts, problems: &mut Vec<Problem>) {
@@ -427,24 +457,9 @@ impl LogReplay {
                     }
                     return;
                 }
-                Some(Entry::Draw { .. }) => {
-                    self.draws += 1;
-                    if let Some(why) = draw_problem {
-                        problems.push(problem(
-                            Kind::Fork,
-                            FIELD_ENTRY,
-                            format!("the log's leaf {leaf} is {why}"),
-                        ));
-                    }
+                other => {
+                    self.not_a_pulse(leaf, other.is_some(), bytes.len(), draw_problem, problems)
                 }
-                None => problems.push(problem(
-                    Kind::Missing,
-                    FIELD_ENTRY,
-                    format!(
-                        "the log's leaf {leaf} is neither a pulse's outputValue nor a draw registration ({} bytes)",
-                        bytes.len()
-                    ),
-                )),
             }
         }
     }
@@ -461,24 +476,9 @@ impl LogReplay {
                     let u = unseen.get_or_insert((leaf, 0));
                     u.1 += 1;
                 }
-                Some(Entry::Draw { .. }) => {
-                    self.draws += 1;
-                    if let Some(why) = draw_problem {
-                        problems.push(problem(
-                            Kind::Fork,
-                            FIELD_ENTRY,
-                            format!("the log's leaf {leaf} is {why}"),
-                        ));
-                    }
+                other => {
+                    self.not_a_pulse(leaf, other.is_some(), bytes.len(), draw_problem, problems)
                 }
-                None => problems.push(problem(
-                    Kind::Missing,
-                    FIELD_ENTRY,
-                    format!(
-                        "the log's leaf {leaf} is neither a pulse's outputValue nor a draw registration ({} bytes)",
-                        bytes.len()
-                    ),
-                )),
             }
         }
         if let (Some((leaf, n)), false) = (unseen, self.diverged) {
